@@ -1,0 +1,3 @@
+"""Vigil: metrics as code, anomaly detection and alerting."""
+
+__version__ = "0.1.0"

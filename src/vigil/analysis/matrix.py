@@ -1,0 +1,60 @@
+"""A metric's series as one matrix: rows are segments, columns are consecutive buckets."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import numpy as np
+import pandas as pd
+
+from vigil.model import Segment
+from vigil.timeutil import Granularity, to_naive_utc
+
+
+@dataclass(frozen=True)
+class SeriesMatrix:
+    """Values of every segment of one metric on a regular bucket grid (NaN = no value)."""
+
+    metric: str
+    granularity: Granularity
+    segments: list[Segment]
+    times: list[datetime]
+    values: np.ndarray
+
+    @classmethod
+    def from_frame(
+        cls,
+        frame: pd.DataFrame,
+        metric: str,
+        granularity: Granularity,
+        start: datetime,
+        end: datetime,
+    ) -> SeriesMatrix:
+        """Pivot long (segment, bucket, value) rows of one metric onto the grid [start, end)."""
+        times = granularity.range(start, end)
+        rows = frame[frame["metric"] == metric] if "metric" in frame else frame
+        keys = sorted(rows["segment"].unique().tolist())
+        values = np.full((len(keys), len(times)), np.nan)
+        if keys and times:
+            grid = np.array([to_naive_utc(t) for t in times], dtype="datetime64[us]")
+            buckets = rows["bucket"].to_numpy(dtype="datetime64[us]")
+            cols = np.searchsorted(grid, buckets)
+            inside = cols < len(grid)
+            inside[inside] = grid[cols[inside]] == buckets[inside]
+            codes = pd.Categorical(rows["segment"], categories=keys).codes
+            values[codes[inside], cols[inside]] = rows["value"].to_numpy(dtype=float)[inside]
+        return cls(metric, granularity, [Segment.from_key(k) for k in keys], times, values)
+
+    def select(self, mask: np.ndarray) -> SeriesMatrix:
+        """Only the rows where `mask` is true."""
+        segments = [s for s, keep in zip(self.segments, mask, strict=True) if keep]
+        return SeriesMatrix(self.metric, self.granularity, segments, self.times, self.values[mask])
+
+    def index_of(self, start: datetime) -> int:
+        """Column of the bucket starting at `start`."""
+        return self.times.index(start)
+
+    def window(self, end: int, size: int) -> np.ndarray:
+        """Columns [end - size + 1, end] (clipped at 0), all rows."""
+        return self.values[:, max(0, end - size + 1) : end + 1]

@@ -1,0 +1,58 @@
+"""The application context: one project, its store, sources, channels and clock."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import TextIO
+
+from vigil.clock import Clock, SystemClock
+from vigil.config.project import Project
+from vigil.notify import Channel, build_channel
+from vigil.sources import Source, build_source
+from vigil.store import Store, open_store
+
+
+@dataclass
+class App:
+    """Everything a cycle needs; built once by `build_app` and passed down."""
+
+    project: Project
+    store: Store
+    sources: dict[str, Source]
+    channels: dict[str, Channel]
+    clock: Clock
+    out: TextIO | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def close(self) -> None:
+        """Release source connections."""
+        for source in self.sources.values():
+            source.close()
+
+
+def build_app(project: Project, clock: Clock | None = None, out: TextIO | None = None) -> App:
+    """Create the store (migrated), sources and channels the project configures."""
+    clock = clock or SystemClock()
+    store = open_store(project, clock.now)
+    sources = {
+        name: build_source(name, config, project.root)
+        for name, config in project.settings.sources.items()
+    }
+    channels = {
+        name: build_channel(name, config, out) for name, config in project.settings.channels.items()
+    }
+    return App(project, store, sources, channels, clock, out)
+
+
+@contextmanager
+def running_app(
+    project: Project, clock: Clock | None = None, out: TextIO | None = None
+) -> Iterator[App]:
+    """`build_app` as a context manager that closes the sources."""
+    app = build_app(project, clock, out)
+    try:
+        yield app
+    finally:
+        app.close()

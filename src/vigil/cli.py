@@ -1,0 +1,287 @@
+"""The `vigil` command line: thin commands that parse, call a stage, and render."""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import sys
+from collections.abc import Callable
+from datetime import datetime
+from functools import wraps
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from vigil.analysis.base import format_number
+from vigil.app import running_app
+from vigil.clock import SystemClock
+from vigil.config import Project, load_project
+from vigil.errors import ConfigError, VigilError
+from vigil.model import AlertStatus
+from vigil.scheduler.cycle import CycleReport, run_cycle
+from vigil.scheduler.loop import run_loop
+from vigil.scheduler.schedule import due_times
+from vigil.sources import build_source
+from vigil.store.base import AlertRow
+from vigil.timeutil import get_zone, parse_instant
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _fail(message: str) -> None:
+    for line in message.splitlines() or [message]:
+        click.echo(f"Error: {line}", err=True)
+    sys.exit(1)
+
+
+def handle_errors(func: F) -> F:
+    """Print Vigil errors as `Error: …` lines on stderr and exit 1, never a traceback."""
+
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except ConfigError as e:
+            _fail("\n".join(e.problems))
+        except VigilError as e:
+            _fail(str(e))
+
+    return wrapper  # type: ignore[return-value]
+
+
+class TimeParam(click.ParamType[str]):
+    """ISO 8601 time, `now` or `now-2h`; naive times are in the project's zone."""
+
+    name = "time"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        """Keep the text; it is parsed once the project's zone is known."""
+        if isinstance(value, str):
+            try:
+                parse_instant(value)
+            except ValueError as e:
+                self.fail(str(e), param, ctx)
+        return value
+
+
+TIME = TimeParam()
+
+
+@click.group()
+@click.option(
+    "--project",
+    "-p",
+    type=click.Path(path_type=Path),
+    default=".",
+    envvar="VIGIL_PROJECT",
+    show_default=True,
+    help="Project directory (with vigil.yaml).",
+)
+@click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
+@click.version_option(package_name="vigil")
+@click.pass_context
+def main(ctx: click.Context, project: Path, verbose: int) -> None:
+    """Vigil watches business and product metrics and alerts the right people."""
+    level = {0: logging.WARNING, 1: logging.INFO}.get(verbose, logging.DEBUG)
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    ctx.obj = project
+
+
+def _project(ctx: click.Context) -> Project:
+    return load_project(ctx.obj)
+
+
+def _time(text: str | None, project: Project) -> datetime | None:
+    return None if text is None else parse_instant(text, project.timezone)
+
+
+@main.command()
+@click.option("--offline", is_flag=True, help="Check the files only; do not query the sources.")
+@click.pass_context
+@handle_errors
+def validate(ctx: click.Context, offline: bool) -> None:
+    """Check the configuration and every formula against its source; exit 1 on any error."""
+    project = _project(ctx)
+    problems: list[str] = []
+    if not offline:
+        for dataset in project.datasets:
+            source = build_source(
+                dataset.config.source, project.settings.sources[dataset.config.source], project.root
+            )
+            try:
+                problems.extend(source.check(dataset))
+            finally:
+                source.close()
+    if problems:
+        raise ConfigError(problems)
+    metrics = sum(len(d.metrics) for d in project.datasets)
+    click.echo(
+        f"OK: {len(project.files)} files, {len(project.datasets)} datasets, {metrics} metrics,"
+        f" {len(project.analyzers)} analyzers, {len(project.monitors)} monitors"
+    )
+
+
+@main.command()
+@click.option("--at", "at_text", type=TIME, help="Evaluate as of this time (default: now).")
+@click.option("--no-notify", is_flag=True, help="Log alerts but send nothing.")
+@click.pass_context
+@handle_errors
+def check(ctx: click.Context, at_text: str | None, no_notify: bool) -> None:
+    """Run one cycle on the last complete bucket before --at."""
+    project = _project(ctx)
+    clock = SystemClock()
+    at = _time(at_text, project) or clock.now()
+    with running_app(project, clock) as app:
+        report = run_cycle(app, at, notify=not no_notify)
+    print_report(report, project, verbose=True)
+    if report.errors:
+        sys.exit(1)
+
+
+@main.command()
+@click.option("--from", "start_text", type=TIME, required=True, help="Replay from this time.")
+@click.option("--to", "end_text", type=TIME, required=True, help="Replay up to this time.")
+@click.option("--no-notify", is_flag=True, help="Log alerts but send nothing.")
+@click.pass_context
+@handle_errors
+def replay(ctx: click.Context, start_text: str, end_text: str, no_notify: bool) -> None:
+    """Run, in order, every cycle the scheduler would have run between --from and --to."""
+    project = _project(ctx)
+    start, end = _time(start_text, project), _time(end_text, project)
+    assert start is not None
+    assert end is not None
+    if end <= start:
+        raise VigilError(f"--to ({end_text}) must be after --from ({start_text})")
+    times = due_times(project, start, end)
+    with running_app(project, SystemClock()) as app, app.store.session():
+        alerts = 0
+        for at in times:
+            report = run_cycle(app, at, notify=not no_notify)
+            print_report(report, project, verbose=False)
+            alerts += len(report.sent_alerts)
+    click.echo(f"Replayed {len(times)} cycles; {alerts} alerts.")
+
+
+@main.command()
+@click.pass_context
+@handle_errors
+def run(ctx: click.Context) -> None:
+    """Run cycles on schedule until SIGTERM or Ctrl-C (the current cycle finishes first)."""
+    project = _project(ctx)
+    clock = SystemClock()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: clock.stop())
+    click.echo(f"vigil run: {len(project.datasets)} datasets; Ctrl-C to stop")
+    with running_app(project, clock) as app:
+        run_loop(app, on_cycle=lambda r: print_report(r, project, verbose=False))
+    click.echo("vigil run: stopped")
+
+
+@main.command()
+@click.option("--since", "since_text", type=TIME, help="Only alerts for buckets from this time.")
+@click.option("--until", "until_text", type=TIME, help="Only alerts for buckets before this time.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
+@click.pass_context
+@handle_errors
+def alerts(
+    ctx: click.Context, since_text: str | None, until_text: str | None, as_json: bool
+) -> None:
+    """List alerts from the log."""
+    project = _project(ctx)
+    with running_app(project, SystemClock()) as app:
+        rows = app.store.list_alerts(
+            since=_time(since_text, project), until=_time(until_text, project)
+        )
+    if as_json:
+        click.echo(json.dumps([alert_json(r) for r in rows], indent=2, ensure_ascii=False))
+        return
+    if not rows:
+        click.echo("No alerts.")
+    zone = get_zone(project.timezone)
+    for row in rows:
+        r = row.result
+        click.echo(
+            f"{r.bucket.start.astimezone(zone):%Y-%m-%d %H:%M}  {row.severity:<8} {row.status:<11}"
+            f" {r.series.label():<40} {format_number(r.value):>10}  {r.analyzer} → {row.monitor}"
+        )
+
+
+def alert_json(row: AlertRow) -> dict[str, Any]:
+    """The JSON form of an alert (documented in docs/cli.md)."""
+    r = row.result
+    return {
+        "time": r.bucket.start.isoformat(),
+        "bucket_end": r.bucket.end.isoformat(),
+        "granularity": r.bucket.granularity.name,
+        "metric": r.series.metric,
+        "segment": r.series.segment.as_dict(),
+        "value": r.value,
+        "baselines": r.baselines,
+        "expected_lower": r.expected_lower,
+        "expected_upper": r.expected_upper,
+        "deviation": r.deviation,
+        "analyzer": r.analyzer,
+        "analyzer_type": r.analyzer_type,
+        "monitor": row.monitor,
+        "severity": row.severity,
+        "status": row.status,
+        "reason": r.reason,
+    }
+
+
+def print_report(report: CycleReport, project: Project, *, verbose: bool) -> None:
+    """Human summary of a cycle: what was checked and what alerted."""
+    zone = get_zone(project.timezone)
+    at = report.at.astimezone(zone)
+    for outcome in report.outcomes:
+        if outcome.error:
+            click.echo(f"[{at:%Y-%m-%d %H:%M}] {outcome.error}", err=True)
+            continue
+        if verbose:
+            buckets = ", ".join(f"{b.astimezone(zone):%H:%M}" for b in outcome.buckets)
+            click.echo(
+                f"[{at:%Y-%m-%d %H:%M}] {outcome.dataset}: bucket {buckets},"
+                f" {outcome.rows_ingested} values ingested, {len(outcome.results)} checks,"
+                f" {len(outcome.anomalies)} anomalies"
+            )
+        for alert in outcome.alerts:
+            if alert.status is AlertStatus.NOTIFY and not verbose:
+                continue
+            r = alert.result
+            click.echo(
+                f"[{at:%Y-%m-%d %H:%M}] ALERT {r.series.label()} by {r.analyzer}"
+                f" → {alert.monitor}: {alert.status.value}"
+            )
+    for error in report.delivery.errors or []:
+        click.echo(f"[{at:%Y-%m-%d %H:%M}] delivery failed: {error}", err=True)
+
+
+@main.command()
+@click.option(
+    "--dir",
+    "directory",
+    type=click.Path(path_type=Path),
+    default="demo-project",
+    show_default=True,
+    help="Where to write the demo project.",
+)
+@click.option("--days", default=14, show_default=True, help="Days of simulated history (>= 10).")
+@click.option("--replay-days", default=3, show_default=True, help="Days replayed through monitors.")
+@click.option("--seed", default=7, show_default=True, help="Random seed of the simulation.")
+@handle_errors
+def demo(directory: Path, days: int, replay_days: int, seed: int) -> None:
+    """Simulate a social app with incidents, replay it through the monitors, report."""
+    from vigil.demo.run import run_demo
+
+    if days < replay_days + 8:
+        raise VigilError(
+            f"--days must be at least --replay-days + 8 (got {days}); the monitors"
+            " compare with a week ago"
+        )
+    run_demo(directory, days=days, replay_days=replay_days, seed=seed)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,302 @@
+"""Load a project directory: parse, validate, resolve inheritance, cross-check references."""
+
+from __future__ import annotations
+
+import glob
+import string
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, TypeAdapter, ValidationError
+
+from vigil.config.project import Dataset, Metric, Project, matches_any
+from vigil.config.schema import (
+    AnalyzerConfig,
+    DatasetConfig,
+    DefinitionsFile,
+    MonitorConfig,
+    ProjectFile,
+    PythonSourceConfig,
+)
+from vigil.config.validation import validate_document
+from vigil.config.yamlfile import YamlDocument, load_yaml
+from vigil.errors import ConfigError
+from vigil.timeutil import Granularity
+
+PROJECT_FILE = "vigil.yaml"
+LINK_FIELDS = {"metric", "segment", "bucket", "bucket_end", "granularity", "dataset", "value"}
+_ANALYZER_ADAPTER: TypeAdapter[AnalyzerConfig] = TypeAdapter(AnalyzerConfig)
+
+
+def load_project(root: Path | str, env: Mapping[str, str] | None = None) -> Project:
+    """Load and check the project in `root`; raise ConfigError listing every problem."""
+    root = Path(root)
+    main = root / PROJECT_FILE if root.is_dir() else root
+    root = main.parent
+    if not main.exists():
+        raise ConfigError([f"{main}: no such file; expected a project directory with vigil.yaml"])
+    doc = load_yaml(main, PROJECT_FILE, env)
+    settings, problems = validate_document(ProjectFile, doc)
+    if settings is None:
+        raise ConfigError(problems)
+    docs: list[tuple[YamlDocument, DefinitionsFile]] = [(doc, settings)]
+    for path in _included_files(root, settings.include):
+        display = str(path.relative_to(root))
+        try:
+            included = load_yaml(path, display, env)
+        except ConfigError as e:
+            problems.extend(e.problems)
+            continue
+        definitions, found = validate_document(DefinitionsFile, included)
+        problems.extend(found)
+        if definitions is not None:
+            docs.append((included, definitions))
+    if problems:
+        raise ConfigError(problems)
+    return _resolve(root, settings, docs)
+
+
+def _included_files(root: Path, patterns: list[str]) -> list[Path]:
+    files: list[Path] = []
+    for pattern in patterns:
+        files.extend(Path(p) for p in sorted(glob.glob(str(root / pattern), recursive=True)))
+    return [f for f in dict.fromkeys(files) if f.name != PROJECT_FILE and f.is_file()]
+
+
+def _resolve(
+    root: Path, settings: ProjectFile, docs: list[tuple[YamlDocument, DefinitionsFile]]
+) -> Project:
+    problems: list[str] = []
+    analyzers = _collect_unique(docs, "analyzers", problems)
+    monitors = _collect_unique(docs, "monitors", problems)
+    _collect_unique(docs, "datasets", problems)
+    datasets: list[Dataset] = []
+    seen_metrics: dict[str, str] = {}
+    for doc, definitions in docs:
+        for index, dataset in enumerate(definitions.datasets):
+            path = ("datasets", index)
+            _check_dataset(dataset, settings, doc, path, problems)
+            datasets.append(
+                _resolve_dataset(dataset, settings, analyzers, doc, path, seen_metrics, problems)
+            )
+    for doc, definitions in docs:
+        _check_analyzers(definitions, seen_metrics, doc, problems)
+        _check_monitors(definitions, settings, analyzers, doc, problems)
+    if problems:
+        raise ConfigError(problems)
+    secrets = frozenset(s for doc, _ in docs for s in doc.secrets)
+    return Project(
+        root=root,
+        settings=settings,
+        datasets=tuple(datasets),
+        analyzers=analyzers,
+        monitors=monitors,
+        secrets=secrets,
+        files=tuple(doc.file for doc, _ in docs),
+    )
+
+
+def _collect_unique(
+    docs: list[tuple[YamlDocument, DefinitionsFile]], kind: str, problems: list[str]
+) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    for doc, definitions in docs:
+        for index, item in enumerate(getattr(definitions, kind)):
+            key = item.name if kind == "datasets" else item.id
+            if key in found:
+                problems.append(f"{doc.where((kind, index))}: duplicate {kind[:-1]} '{key}'")
+            found[key] = item
+    return found
+
+
+def _check_dataset(
+    dataset: DatasetConfig,
+    settings: ProjectFile,
+    doc: YamlDocument,
+    path: tuple[str | int, ...],
+    problems: list[str],
+) -> None:
+    source = settings.sources.get(dataset.source)
+    if source is None:
+        known = ", ".join(sorted(settings.sources)) or "none defined"
+        problems.append(
+            f"{doc.where((*path, 'source'))}: unknown source '{dataset.source}';"
+            f" expected one of vigil.yaml's sources ({known})"
+        )
+        return
+    if isinstance(source, PythonSourceConfig):
+        for i, metric in enumerate(dataset.metrics):
+            if metric.formula is not None:
+                problems.append(
+                    f"{doc.where((*path, 'metrics', i, 'formula'))}: a Python source names its"
+                    " metrics itself; expected no formula"
+                )
+        return
+    if not dataset.table and not dataset.query:
+        problems.append(f"{doc.where(path)}: missing table or query for SQL source")
+    if not dataset.time_column:
+        problems.append(f"{doc.where(path)}: missing time_column for SQL source")
+    if not dataset.metrics:
+        problems.append(f"{doc.where(path)}: no metrics; expected at least one")
+    for i, metric in enumerate(dataset.metrics):
+        if not metric.formula:
+            problems.append(f"{doc.where((*path, 'metrics', i))}: missing formula")
+    dims = {d for s in dataset.slices for d in s.dimensions}
+    for i, rule in enumerate(dataset.segment_owners):
+        unknown = set(rule.segment) - dims
+        if unknown:
+            problems.append(
+                f"{doc.where((*path, 'segment_owners', i, 'segment'))}: '{sorted(unknown)[0]}'"
+                f" is not a slice dimension; expected one of: {', '.join(sorted(dims)) or 'none'}"
+            )
+
+
+def _resolve_dataset(
+    dataset: DatasetConfig,
+    settings: ProjectFile,
+    analyzers: dict[str, AnalyzerConfig],
+    doc: YamlDocument,
+    path: tuple[str | int, ...],
+    seen_metrics: dict[str, str],
+    problems: list[str],
+) -> Dataset:
+    defaults = settings.defaults
+    granularity = Granularity.parse(dataset.granularity or defaults.granularity, settings.timezone)
+    owners = dataset.owners if dataset.owners is not None else defaults.owners
+    links = dataset.links if dataset.links is not None else defaults.links
+    metrics: list[Metric] = []
+    formula_where: dict[str, str] = {}
+    for i, config in enumerate(dataset.metrics):
+        where = doc.where((*path, "metrics", i))
+        if config.name in seen_metrics:
+            problems.append(f"{where}: duplicate metric '{config.name}'")
+        seen_metrics[config.name] = where
+        formula_where[config.name] = doc.where((*path, "metrics", i, "formula"))
+        metric_links = config.links if config.links is not None else links
+        _check_links(metric_links, doc, (*path, "metrics", i), problems)
+        effective = _effective_analyzers(config, analyzers, doc, (*path, "metrics", i), problems)
+        metrics.append(
+            Metric(
+                name=config.name,
+                title=config.title or config.name.replace("_", " ").capitalize(),
+                dataset=dataset.name,
+                formula=config.formula,
+                owners=tuple(config.owners if config.owners is not None else owners),
+                links=metric_links,
+                fill=config.fill or dataset.fill or defaults.fill,
+                granularity=granularity,
+                analyzers=effective,
+                where=where,
+            )
+        )
+    return Dataset(
+        config=dataset,
+        granularity=granularity,
+        delay=dataset.delay if dataset.delay is not None else defaults.delay,
+        lookback=dataset.lookback if dataset.lookback is not None else defaults.lookback,
+        metrics=tuple(metrics),
+        segment_owners=tuple(dataset.segment_owners),
+        where=doc.where(path),
+        formula_where=formula_where,
+    )
+
+
+def _effective_analyzers(
+    metric: Any,
+    analyzers: dict[str, AnalyzerConfig],
+    doc: YamlDocument,
+    path: tuple[str | int, ...],
+    problems: list[str],
+) -> tuple[AnalyzerConfig, ...]:
+    """The analyzers that target the metric, with its overrides applied and validated."""
+    for key in ("overrides", "skip_analyzers"):
+        names = metric.overrides if key == "overrides" else metric.skip_analyzers
+        for name in names:
+            if name not in analyzers:
+                problems.append(
+                    f"{doc.where((*path, key))}: unknown analyzer '{name}';"
+                    f" expected one of: {', '.join(sorted(analyzers)) or 'none defined'}"
+                )
+    out: list[AnalyzerConfig] = []
+    for analyzer in analyzers.values():
+        if analyzer.id in metric.skip_analyzers:
+            continue
+        override = metric.overrides.get(analyzer.id)
+        if override is None:
+            if matches_any(metric.name, analyzer.metrics):
+                out.append(analyzer)
+            continue
+        merged = {**analyzer.model_dump(), **override}
+        try:
+            out.append(_ANALYZER_ADAPTER.validate_python(merged))
+        except ValidationError as e:
+            error = e.errors()[0]
+            loc = ".".join(str(p) for p in error["loc"][1:])
+            message = str(error["msg"]).removeprefix("Value error, ")
+            problems.append(
+                f"{doc.where((*path, 'overrides', analyzer.id))}: {loc}: {message}"
+                f" (got {error.get('input')!r})"
+            )
+    return tuple(out)
+
+
+def _check_links(
+    links: dict[str, str], doc: YamlDocument, path: tuple[str | int, ...], problems: list[str]
+) -> None:
+    for name, template in links.items():
+        try:
+            fields = {f for _, f, _, _ in string.Formatter().parse(template) if f is not None}
+        except ValueError as e:
+            problems.append(f"{doc.where((*path, 'links'))}: link '{name}': {e}")
+            continue
+        unknown = fields - LINK_FIELDS
+        if unknown:
+            problems.append(
+                f"{doc.where((*path, 'links'))}: link '{name}' uses {{{sorted(unknown)[0]}}};"
+                f" expected placeholders from: {', '.join(sorted(LINK_FIELDS))}"
+            )
+
+
+def _check_analyzers(
+    definitions: DefinitionsFile, metrics: dict[str, str], doc: YamlDocument, problems: list[str]
+) -> None:
+    for index, analyzer in enumerate(definitions.analyzers):
+        for pattern in analyzer.metrics:
+            if not any(c in pattern for c in "*?[") and pattern not in metrics:
+                problems.append(
+                    f"{doc.where(('analyzers', index, 'metrics'))}: unknown metric '{pattern}'"
+                )
+
+
+def _check_monitors(
+    definitions: DefinitionsFile,
+    settings: ProjectFile,
+    analyzers: dict[str, AnalyzerConfig],
+    doc: YamlDocument,
+    problems: list[str],
+) -> None:
+    for index, monitor in enumerate(definitions.monitors):
+        _check_refs(monitor, "analyzers", set(analyzers) | {"*"}, doc, index, problems)
+        _check_refs(monitor, "channels", set(settings.channels), doc, index, problems)
+
+
+def _check_refs(
+    monitor: MonitorConfig,
+    key: str,
+    known: set[str],
+    doc: YamlDocument,
+    index: int,
+    problems: list[str],
+) -> None:
+    for i, name in enumerate(getattr(monitor, key)):
+        if name not in known:
+            problems.append(
+                f"{doc.where(('monitors', index, key, i))}: unknown {key[:-1]} '{name}';"
+                f" expected one of: {', '.join(sorted(known - {'*'})) or 'none defined'}"
+            )
+
+
+def dump_model(model: BaseModel) -> dict[str, Any]:
+    """A JSON-safe dump with secrets masked."""
+    return model.model_dump(mode="json")

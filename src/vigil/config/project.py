@@ -1,0 +1,137 @@
+"""The resolved project: datasets and metrics with inherited settings filled in."""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import json
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from vigil.config.schema import (
+    AnalyzerConfig,
+    DatasetConfig,
+    MonitorConfig,
+    ProjectFile,
+    QuietHours,
+    SegmentOwners,
+    SliceConfig,
+)
+from vigil.model import Segment
+from vigil.timeutil import Granularity
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A metric with every inherited setting resolved."""
+
+    name: str
+    title: str
+    dataset: str
+    formula: str | None
+    owners: tuple[str, ...]
+    links: dict[str, str]
+    fill: str
+    granularity: Granularity
+    analyzers: tuple[AnalyzerConfig, ...]
+    where: str = ""
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A dataset with resolved granularity, timing and metrics."""
+
+    config: DatasetConfig
+    granularity: Granularity
+    delay: timedelta
+    lookback: int
+    metrics: tuple[Metric, ...]
+    segment_owners: tuple[SegmentOwners, ...]
+    where: str = ""
+    formula_where: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        """The dataset's name."""
+        return self.config.name
+
+    @property
+    def slices(self) -> list[SliceConfig]:
+        """Its slices."""
+        return self.config.slices
+
+    def owners_for(self, metric: Metric, segment: Segment) -> list[str]:
+        """The metric's owners plus the owners of any slice the segment matches, deduplicated."""
+        owners = list(metric.owners)
+        for rule in self.segment_owners:
+            if not segment.is_total and segment.matches(rule.segment):
+                owners.extend(rule.owners)
+        return list(dict.fromkeys(owners))
+
+
+@dataclass(frozen=True)
+class Project:
+    """Everything a run needs from the configuration."""
+
+    root: Path
+    settings: ProjectFile
+    datasets: tuple[Dataset, ...]
+    analyzers: dict[str, AnalyzerConfig]
+    monitors: dict[str, MonitorConfig]
+    secrets: frozenset[str] = frozenset()
+    files: tuple[str, ...] = ()
+
+    @property
+    def timezone(self) -> str:
+        """The project's IANA time zone."""
+        return self.settings.timezone
+
+    def metric(self, name: str) -> Metric:
+        """Look a metric up by name (KeyError if unknown)."""
+        for dataset in self.datasets:
+            for metric in dataset.metrics:
+                if metric.name == name:
+                    return metric
+        raise KeyError(name)
+
+    def dataset_of(self, metric_name: str) -> Dataset:
+        """The dataset that defines `metric_name`."""
+        for dataset in self.datasets:
+            if any(m.name == metric_name for m in dataset.metrics):
+                return dataset
+        raise KeyError(metric_name)
+
+    def monitors_for(self, analyzer_id: str) -> list[MonitorConfig]:
+        """Monitors that route the given analyzer's anomalies."""
+        return [
+            m for m in self.monitors.values() if "*" in m.analyzers or analyzer_id in m.analyzers
+        ]
+
+    def cooldown_for(self, monitor: MonitorConfig) -> timedelta:
+        """The monitor's cooldown, or the project default."""
+        return monitor.cooldown if monitor.cooldown is not None else self.settings.defaults.cooldown
+
+    def quiet_hours_for(self, monitor: MonitorConfig) -> QuietHours | None:
+        """The monitor's quiet hours, the project default, or None when switched off."""
+        if monitor.quiet_hours == "off":
+            return None
+        return monitor.quiet_hours or self.settings.defaults.quiet_hours
+
+    def resolve_path(self, relative: str) -> Path:
+        """A path from the config, relative to the project directory."""
+        path = Path(relative).expanduser()
+        return path if path.is_absolute() else self.root / path
+
+
+def matches_any(name: str, patterns: list[str]) -> bool:
+    """Whether a metric name matches one of the names or globs."""
+    return any(fnmatch.fnmatchcase(name, p) for p in patterns)
+
+
+def config_hash(config: AnalyzerConfig) -> str:
+    """A short stable hash of an effective analyzer configuration."""
+    payload: dict[str, Any] = config.model_dump(mode="json", exclude={"metrics", "segments"})
+    digest = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+    return digest[:16]

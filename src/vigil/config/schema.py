@@ -1,0 +1,460 @@
+"""The configuration schema: every key declared once with its type, default and help."""
+
+from __future__ import annotations
+
+import re
+from datetime import time, timedelta
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
+
+from vigil.model import Direction, Severity
+from vigil.timeutil import Granularity, format_duration, get_zone, parse_clock, parse_duration
+
+IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+QUALIFIED_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*(\.[A-Za-z_][A-Za-z0-9_$]*){0,2}$")
+
+
+def _to_duration(value: object) -> object:
+    if isinstance(value, str):
+        return parse_duration(value)
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        raise ValueError(f"{value} has no unit; expected a duration like 15m, 3h, 1d")
+    return value
+
+
+def _to_clock(value: object) -> object:
+    return parse_clock(value) if isinstance(value, str) else value
+
+
+def _check_identifier(value: str) -> str:
+    if not IDENTIFIER.match(value):
+        raise ValueError(
+            f"'{value}' is not a valid name;"
+            " expected letters, digits and _ (not starting with a digit)"
+        )
+    return value
+
+
+def _check_granularity(value: str) -> str:
+    Granularity.parse(value)
+    return value
+
+
+def _check_zone(value: str) -> str:
+    get_zone(value)
+    return value
+
+
+Duration = Annotated[
+    timedelta,
+    BeforeValidator(_to_duration),
+    PlainSerializer(format_duration, return_type=str),
+]
+ClockTime = Annotated[
+    time,
+    BeforeValidator(_to_clock),
+    PlainSerializer(lambda t: t.strftime("%H:%M"), return_type=str),
+]
+Name = Annotated[str, BeforeValidator(lambda v: _check_identifier(v) if isinstance(v, str) else v)]
+GranularityName = Annotated[
+    str, BeforeValidator(lambda v: _check_granularity(v) if isinstance(v, str) else v)
+]
+ZoneName = Annotated[str, BeforeValidator(lambda v: _check_zone(v) if isinstance(v, str) else v)]
+Fill = Literal["zero", "missing"]
+
+
+class Base(BaseModel):
+    """Strict base: unknown keys are errors, never silently ignored."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --- stores and sources -------------------------------------------------------------------
+
+
+class DuckDBStoreConfig(Base):
+    """The embedded DuckDB metric store: one file holds values, results and notifications."""
+
+    type: Literal["duckdb"] = Field("duckdb", description="Store backend.")
+    path: str = Field(
+        "vigil.duckdb", description="Database file, relative to the project directory."
+    )
+
+
+class DuckDBSourceConfig(Base):
+    """Read raw data from a DuckDB database file (or an in-memory one for tests)."""
+
+    type: Literal["duckdb"] = Field(description="Source backend.")
+    path: str = Field(description="Database file, relative to the project directory.")
+    timezone: ZoneName = Field(
+        "UTC", description="Time zone of naive (zone-less) timestamp columns in this source."
+    )
+    query_timeout: Duration = Field(
+        timedelta(minutes=5), description="Abort a source query that runs longer than this."
+    )
+
+
+class PythonSourceConfig(Base):
+    """Call a Python function that returns a DataFrame of metric values."""
+
+    type: Literal["python"] = Field(description="Source backend.")
+    function: str = Field(
+        description=(
+            "`package.module:function` or `path/to/file.py:function` (relative to the project)."
+            " Called as f(start, end) with UTC datetimes; returns a DataFrame with metric_name,"
+            " metric_value, metric_timestamp and optional dimension columns."
+        )
+    )
+
+    @field_validator("function")
+    @classmethod
+    def _has_colon(cls, value: str) -> str:
+        if ":" not in value:
+            raise ValueError(f"'{value}' names no function; expected module:function")
+        return value
+
+
+SourceConfig = Annotated[DuckDBSourceConfig | PythonSourceConfig, Field(discriminator="type")]
+
+
+# --- channels -----------------------------------------------------------------------------
+
+
+class ConsoleChannelConfig(Base):
+    """Print alerts to standard output."""
+
+    type: Literal["console"] = Field(description="Channel backend.")
+
+
+class TelegramChannelConfig(Base):
+    """Telegram Bot API: sendMessage with the alert text, sendPhoto with the chart."""
+
+    type: Literal["telegram"] = Field(description="Channel backend.")
+    token: SecretStr = Field(description="Bot token; give it as ${ENV_VAR}, never inline.")
+    chat_id: str = Field(description="Chat, group or channel id (or @channelname).")
+    api_url: str = Field(
+        "https://api.telegram.org", description="Bot API base URL (a local stand-in in tests)."
+    )
+    timeout: Duration = Field(timedelta(seconds=15), description="HTTP timeout per request.")
+    max_attempts: int = Field(
+        10, ge=1, description="Give up on a notification after this many failed deliveries."
+    )
+
+    @field_validator("chat_id", mode="before")
+    @classmethod
+    def _chat_id_as_text(cls, value: object) -> object:
+        return str(value) if isinstance(value, int) else value
+
+
+ChannelConfig = Annotated[ConsoleChannelConfig | TelegramChannelConfig, Field(discriminator="type")]
+
+
+# --- shared blocks ------------------------------------------------------------------------
+
+
+class QuietHours(Base):
+    """A daily window (project time zone) in which anomalies are logged but not sent."""
+
+    start: ClockTime = Field(description="Start of the window, HH:MM.")
+    end: ClockTime = Field(description="End of the window, HH:MM (may be past midnight).")
+
+
+class SegmentOwners(Base):
+    """Extra owners to @mention for series of one slice."""
+
+    segment: dict[str, str] = Field(description="Slice values, e.g. {os: iOS}; `*` = any value.")
+    owners: list[str] = Field(description="Handles to @mention, e.g. ['@ios_lead'].")
+
+
+class Defaults(Base):
+    """Settings every dataset and metric inherits unless it sets its own."""
+
+    granularity: GranularityName = Field("15m", description="Bucket width: 5m, 15m, 1h, 1d, 1w.")
+    delay: Duration = Field(
+        timedelta(minutes=2), description="Wait this long after a bucket ends for late data."
+    )
+    lookback: int = Field(
+        4, ge=0, description="Buckets before the newest that each cycle re-reads (late rows)."
+    )
+    fill: Fill = Field(
+        "zero",
+        description=(
+            "A known series with no rows in a bucket: `zero` (counts: nothing happened) or"
+            " `missing` (ratios: undefined)."
+        ),
+    )
+    owners: list[str] = Field(default_factory=list, description="Handles to @mention.")
+    links: dict[str, str] = Field(
+        default_factory=dict,
+        description=(
+            "Named URL templates; placeholders {metric}, {segment}, {bucket}, {bucket_end},"
+            " {granularity}, {dataset}."
+        ),
+    )
+    cooldown: Duration = Field(
+        timedelta(hours=3),
+        description="After an alert, the same analyzer and series stay quiet this long.",
+    )
+    quiet_hours: QuietHours | None = Field(
+        None, description="Daily window with no notifications (still logged)."
+    )
+    history: Duration = Field(
+        timedelta(days=8),
+        description="How much history the first cycle ingests when the store has none.",
+    )
+    catch_up: Duration = Field(
+        timedelta(days=1),
+        description="After downtime, analyse missed buckets up to this far back.",
+    )
+
+
+# --- datasets and metrics -----------------------------------------------------------------
+
+
+def _parse_slice(value: object) -> object:
+    """Accept `os`, `[os, country]` or `{os: [iOS, Android], country: '*'}`."""
+    if isinstance(value, str):
+        return {"dimensions": {value: "*"}}
+    if isinstance(value, list):
+        return {"dimensions": dict.fromkeys(value, "*")}
+    if isinstance(value, dict) and "dimensions" not in value:
+        return {"dimensions": value}
+    return value
+
+
+class SliceConfig(Base):
+    """A slice: one or more dimension columns, each with all values (`*`) or a list."""
+
+    dimensions: dict[str, Literal["*"] | list[str | int | bool]] = Field(
+        description="Dimension column → `*` or the values to keep."
+    )
+
+    @field_validator("dimensions")
+    @classmethod
+    def _valid_columns(cls, value: dict[str, Any]) -> dict[str, Any]:
+        if not value:
+            raise ValueError("a slice needs at least one dimension column")
+        for column in value:
+            if not QUALIFIED_NAME.match(column):
+                raise ValueError(f"'{column}' is not a column name")
+        return value
+
+
+Slice = Annotated[SliceConfig, BeforeValidator(_parse_slice)]
+
+
+class MetricConfig(Base):
+    """One metric: an aggregate formula in the source's SQL dialect."""
+
+    name: Name = Field(description="Unique metric name (letters, digits, _).")
+    formula: str | None = Field(
+        None,
+        description=(
+            "Aggregate SQL expression in the source's dialect, e.g. count(DISTINCT user_id)."
+            " Not used with Python sources."
+        ),
+    )
+    title: str | None = Field(None, description="Human title for alerts and charts.")
+    description: str = Field("", description="What the metric means.")
+    owners: list[str] | None = Field(None, description="Handles to @mention (default: dataset's).")
+    links: dict[str, str] | None = Field(None, description="URL templates (default: dataset's).")
+    fill: Fill | None = Field(None, description="Missing-bucket policy (default: dataset's).")
+    overrides: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="Analyzer id → parameters that differ for this metric, e.g. {threshold: 0.5}.",
+    )
+    skip_analyzers: list[str] = Field(
+        default_factory=list, description="Analyzer ids that must not run on this metric."
+    )
+
+
+class DatasetConfig(Base):
+    """A group of metrics read from one table in one query per window."""
+
+    name: Name = Field(description="Unique dataset name.")
+    source: str = Field(description="Name of a source defined in vigil.yaml.")
+    table: str | None = Field(None, description="Table (or schema.table) to read.")
+    query: str | None = Field(None, description="A SELECT to read instead of a table.")
+    time_column: str | None = Field(None, description="Event time column (required for SQL).")
+    granularity: GranularityName | None = Field(None, description="Bucket width.")
+    delay: Duration | None = Field(None, description="Wait after a bucket ends for late data.")
+    lookback: int | None = Field(None, ge=0, description="Buckets re-read each cycle.")
+    fill: Fill | None = Field(None, description="Missing-bucket policy for its metrics.")
+    filters: list[str] = Field(
+        default_factory=list, description="SQL predicates ANDed into the WHERE clause."
+    )
+    slices: list[Slice] = Field(
+        default_factory=list,
+        description="Slices computed besides the total: `os`, `[os, country]`, {os: [iOS]}.",
+    )
+    include_total: bool = Field(True, description="Also compute the unsliced total.")
+    owners: list[str] | None = Field(None, description="Handles to @mention.")
+    segment_owners: list[SegmentOwners] = Field(
+        default_factory=list, description="Extra owners per slice value."
+    )
+    links: dict[str, str] | None = Field(None, description="URL templates.")
+    metrics: list[MetricConfig] = Field(default_factory=list, description="The metrics.")
+
+    @field_validator("table")
+    @classmethod
+    def _valid_table(cls, value: str | None) -> str | None:
+        if value is not None and not QUALIFIED_NAME.match(value):
+            raise ValueError(f"'{value}' is not a table name; expected name or schema.name")
+        return value
+
+    @field_validator("time_column")
+    @classmethod
+    def _valid_time_column(cls, value: str | None) -> str | None:
+        if value is not None and not QUALIFIED_NAME.match(value):
+            raise ValueError(f"'{value}' is not a column name")
+        return value
+
+    @model_validator(mode="after")
+    def _table_or_query(self) -> DatasetConfig:
+        if self.table and self.query:
+            raise ValueError("give either table or query, not both")
+        return self
+
+
+# --- analyzers ----------------------------------------------------------------------------
+
+
+class AnalyzerBase(Base):
+    """Fields every analyzer has: its id and which series it checks."""
+
+    id: Name = Field(description="Unique analyzer id, referenced by monitors.")
+    metrics: list[str] = Field(
+        default_factory=lambda: ["*"], description="Metric names or globs (`likes*`) to check."
+    )
+    segments: Literal["all", "total", "slices"] | list[dict[str, str]] = Field(
+        "all",
+        description="`all`, `total`, `slices`, or a list of selectors ({os: iOS}, {os: '*'}).",
+    )
+
+
+class SameTimeComparisonConfig(AnalyzerBase):
+    """Now vs the same buckets k days earlier: mean of the last N buckets against each lag."""
+
+    type: Literal["same_time_comparison"]
+    buckets: int = Field(3, ge=1, description="Average the last N buckets (smooths noise).")
+    lags: list[Duration] = Field(
+        default_factory=lambda: [timedelta(days=1), timedelta(days=7)],
+        description="Compare with the same buckets this long ago (each lag).",
+        min_length=1,
+    )
+    threshold: float = Field(
+        0.3,
+        gt=0,
+        lt=1,
+        description="Symmetric relative deviation (x−b)/max(|x|,|b|) needed against every lag.",
+    )
+    direction: Direction = Field(Direction.BOTH, description="up, down or both.")
+    min_value: float = Field(
+        0.0,
+        ge=0,
+        description="Ignore the series while both now and every baseline are below this.",
+    )
+
+
+class FixedConfig(AnalyzerBase):
+    """Static bounds: anomaly when the value is above `upper` or below `lower`."""
+
+    type: Literal["fixed"]
+    upper: float | None = Field(None, description="Upper bound (inclusive is fine).")
+    lower: float | None = Field(None, description="Lower bound.")
+
+    @model_validator(mode="after")
+    def _has_bound(self) -> FixedConfig:
+        if self.upper is None and self.lower is None:
+            raise ValueError("a fixed analyzer needs upper, lower or both")
+        if self.upper is not None and self.lower is not None and self.lower > self.upper:
+            raise ValueError(f"lower ({self.lower}) is above upper ({self.upper})")
+        return self
+
+
+class StddevConfig(AnalyzerBase):
+    """Trailing-window band: mean ± factor · sample stddev of the previous buckets."""
+
+    type: Literal["stddev"]
+    factor: float = Field(3.0, gt=0, description="Width of the band in standard deviations.")
+    window: int = Field(96, ge=2, description="Baseline size: previous buckets.")
+    min_batch_size: int = Field(
+        8, ge=2, description="Fewer non-missing baseline values gives insufficient_baseline."
+    )
+    direction: Direction = Field(Direction.BOTH, description="up, down or both.")
+
+
+AnalyzerConfig = Annotated[
+    SameTimeComparisonConfig | FixedConfig | StddevConfig, Field(discriminator="type")
+]
+
+
+# --- monitors -----------------------------------------------------------------------------
+
+
+class MonitorConfig(Base):
+    """Which analyzers' anomalies reach which channels, and when to stay quiet."""
+
+    id: Name = Field(description="Unique monitor id.")
+    analyzers: list[str] = Field(description="Analyzer ids, or ['*'] for all.")
+    channels: list[str] = Field(
+        default_factory=lambda: ["console"], description="Channel names from vigil.yaml."
+    )
+    severity: Severity = Field(Severity.HIGH, description="critical, high, medium, low, info.")
+    cooldown: Duration | None = Field(None, description="Overrides defaults.cooldown.")
+    quiet_hours: QuietHours | Literal["off"] | None = Field(
+        None, description="Overrides defaults.quiet_hours; `off` disables them."
+    )
+    mention_owners: bool = Field(True, description="@mention metric and slice owners.")
+    chart: bool = Field(True, description="Attach the today/yesterday/week-ago chart.")
+
+
+# --- files --------------------------------------------------------------------------------
+
+
+class DefinitionsFile(Base):
+    """An included file: datasets, analyzers and monitors (any of them)."""
+
+    datasets: list[DatasetConfig] = Field(default_factory=list, description="Datasets.")
+    analyzers: list[AnalyzerConfig] = Field(default_factory=list, description="Analyzers.")
+    monitors: list[MonitorConfig] = Field(default_factory=list, description="Monitors.")
+
+
+def _console_only() -> dict[str, ChannelConfig]:
+    return {"console": ConsoleChannelConfig(type="console")}
+
+
+class ProjectFile(DefinitionsFile):
+    """vigil.yaml: the project's settings, plus optionally its own definitions."""
+
+    name: str = Field("vigil", description="Project name, shown in alerts.")
+    timezone: ZoneName = Field("UTC", description="IANA zone for days, quiet hours and charts.")
+    store: DuckDBStoreConfig = Field(
+        default_factory=lambda: DuckDBStoreConfig(), description="Metric store."
+    )
+    sources: dict[str, SourceConfig] = Field(default_factory=dict, description="Data sources.")
+    channels: dict[str, ChannelConfig] = Field(
+        default_factory=lambda: _console_only(),
+        description="Notification channels by name.",
+    )
+    defaults: Defaults = Field(default_factory=lambda: Defaults(), description="Inherited.")
+    include: list[str] = Field(
+        default_factory=lambda: ["metrics/*.yaml", "monitors/*.yaml"],
+        description="Glob patterns (relative to the project) of definition files.",
+    )
+    charts_dir: str | None = Field(
+        "charts", description="Where alert charts are also saved as PNG; null to not save."
+    )
+    public_url: str | None = Field(
+        None, description="Base URL of the Vigil dashboard, used in the default chart link."
+    )

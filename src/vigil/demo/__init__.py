@@ -1,0 +1,1 @@
+"""The built-in demo: a simulated social app with injected incidents."""

@@ -1,0 +1,136 @@
+"""`vigil demo`: simulate, write the project, replay the last days, report what was caught."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TextIO
+
+from vigil.app import running_app
+from vigil.clock import SystemClock
+from vigil.config import load_project
+from vigil.demo.project import write_project
+from vigil.demo.simulate import Incident, simulate
+from vigil.model import Alert, AlertStatus
+from vigil.scheduler.cycle import run_cycle
+from vigil.scheduler.schedule import due_times
+
+DETECTION_LIMIT = timedelta(minutes=30)
+AFTERMATH = timedelta(minutes=45)
+
+
+@dataclass(frozen=True)
+class Detection:
+    """How an injected incident was caught (or not)."""
+
+    incident: Incident
+    first_alert: Alert | None
+
+    @property
+    def delay(self) -> timedelta | None:
+        """From the incident's start to the end of the first alerting bucket."""
+        if self.first_alert is None:
+            return None
+        return self.first_alert.result.bucket.end - self.incident.start
+
+    @property
+    def caught(self) -> bool:
+        """Whether an alert came within the detection limit."""
+        return self.delay is not None and self.delay <= DETECTION_LIMIT
+
+
+def run_demo(
+    directory: Path, *, days: int, replay_days: int, seed: int, out: TextIO | None = None
+) -> dict[str, object]:
+    """Build and replay the demo; print alerts and a summary; return the summary."""
+    out = out or sys.stdout
+    began = time.monotonic()
+    end = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    start = end - timedelta(days=days)
+    for stale in ("vigil.duckdb", "vigil.duckdb.wal", "charts"):
+        path = directory / stale
+        shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
+    out.write(f"Simulating {days} days of a social app ({start:%Y-%m-%d} – {end:%Y-%m-%d})...\n")
+    incidents = simulate(directory / "data" / "app.duckdb", start, end, seed)
+    write_project(directory)
+    project = load_project(directory)
+    replay_from = end - timedelta(days=replay_days)
+    out.write(f"Replaying {replay_days} days through the monitors, every 15 minutes...\n")
+    alerts: list[Alert] = []
+    with running_app(project, SystemClock(), out) as app, app.store.session():
+        for at in due_times(project, replay_from, end):
+            alerts.extend(run_cycle(app, at).alerts)
+    summary = summarize(incidents, alerts, replay_days, time.monotonic() - began, directory)
+    (directory / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
+    _print_summary(summary, out)
+    return summary
+
+
+def _is_related(alert: Alert, incident: Incident) -> bool:
+    bucket = alert.result.bucket
+    in_window = bucket.end > incident.start and bucket.start < incident.end + AFTERMATH
+    return in_window and alert.result.series.metric in incident.metrics
+
+
+def summarize(
+    incidents: Sequence[Incident],
+    alerts: Sequence[Alert],
+    replay_days: int,
+    seconds: float,
+    directory: Path,
+) -> dict[str, object]:
+    """Which incidents were caught, how fast, and how many alerts were false."""
+    sent = [a for a in alerts if a.status is AlertStatus.NOTIFY]
+    detections = []
+    for incident in incidents:
+        related = sorted(
+            (a for a in sent if _is_related(a, incident)), key=lambda a: a.result.bucket.start
+        )
+        detections.append(Detection(incident, related[0] if related else None))
+    false = [a for a in sent if not any(_is_related(a, i) for i in incidents)]
+    return {
+        "incidents": [
+            {
+                "name": d.incident.name,
+                "description": d.incident.description,
+                "start": d.incident.start.isoformat(),
+                "caught": d.caught,
+                "delay_minutes": d.delay.total_seconds() / 60 if d.delay is not None else None,
+                "first_alert": d.first_alert.result.series.label() if d.first_alert else None,
+            }
+            for d in detections
+        ],
+        "alerts_sent": len(sent),
+        "alerts_suppressed": len(alerts) - len(sent),
+        "false_alerts": [
+            f"{a.result.bucket.start.isoformat()} {a.result.series.label()} ({a.result.analyzer})"
+            for a in false
+        ],
+        "false_alerts_per_day": len(false) / replay_days,
+        "charts_dir": str(directory / "charts"),
+        "seconds": round(seconds, 1),
+    }
+
+
+def _print_summary(summary: dict[str, object], out: TextIO) -> None:
+    out.write("\n=== Demo summary ===\n")
+    for item in summary["incidents"]:  # type: ignore[attr-defined]
+        mark = "caught" if item["caught"] else "MISSED"
+        delay = item["delay_minutes"]
+        when = f"after {delay:.0f} min by {item['first_alert']}" if delay is not None else ""
+        out.write(f"  [{mark}] {item['name']}: {item['description']} {when}\n")
+    false = summary["false_alerts"]
+    out.write(
+        f"Alerts sent: {summary['alerts_sent']} (plus {summary['alerts_suppressed']} suppressed by"
+        f" cooldown or quiet hours); false alerts: {len(false)}"  # type: ignore[arg-type]
+        f" ({summary['false_alerts_per_day']:.2f} per day)\n"
+    )
+    for line in false:  # type: ignore[attr-defined]
+        out.write(f"  false: {line}\n")
+    out.write(f"Charts: {summary['charts_dir']}   Took {summary['seconds']} s\n")

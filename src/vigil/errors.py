@@ -1,0 +1,36 @@
+"""The one error hierarchy of Vigil."""
+
+from __future__ import annotations
+
+
+class VigilError(Exception):
+    """Base of every error Vigil raises on purpose; the CLI prints it without a traceback."""
+
+
+class ConfigError(VigilError):
+    """A project configuration is invalid; the message names file, line, key and expectation."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(problems))
+
+
+class SourceError(VigilError):
+    """A source failed to deliver data (connection, SQL, or a user function)."""
+
+
+class StoreError(VigilError):
+    """The metric store could not be read or written."""
+
+
+class AnalysisError(VigilError):
+    """An analyzer could not evaluate a batch of series."""
+
+
+class NotifyError(VigilError):
+    """A channel failed to deliver a notification."""
+
+    def __init__(self, message: str, *, retryable: bool = True, parts_sent: int = 0) -> None:
+        self.retryable = retryable
+        self.parts_sent = parts_sent
+        super().__init__(message)

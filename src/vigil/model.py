@@ -1,0 +1,174 @@
+"""Small typed records shared by every stage: series keys, buckets, results, alerts."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+
+from vigil.timeutil import Granularity
+
+
+@dataclass(frozen=True, order=True)
+class Segment:
+    """The slice a series belongs to: sorted (dimension, value) pairs; empty for the total."""
+
+    tags: tuple[tuple[str, str], ...] = ()
+
+    @classmethod
+    def of(cls, tags: Mapping[str, object]) -> Segment:
+        """Build a segment from a mapping of dimension to value."""
+        return cls(tuple(sorted((str(k), str(v)) for k, v in tags.items())))
+
+    @classmethod
+    def from_key(cls, key: str) -> Segment:
+        """Parse the canonical JSON form used in the store."""
+        return cls.of(json.loads(key)) if key else cls()
+
+    @property
+    def key(self) -> str:
+        """Canonical JSON form, stable across processes; `{}` for the total."""
+        return json.dumps(dict(self.tags), sort_keys=True, ensure_ascii=False)
+
+    @property
+    def is_total(self) -> bool:
+        """Whether this is the overall (unsliced) segment."""
+        return not self.tags
+
+    def as_dict(self) -> dict[str, str]:
+        """The tags as a plain dict."""
+        return dict(self.tags)
+
+    def label(self) -> str:
+        """Human-readable form: `os=iOS, country=RU`, or `total`."""
+        return ", ".join(f"{k}={v}" for k, v in self.tags) if self.tags else "total"
+
+    def matches(self, selector: Mapping[str, str]) -> bool:
+        """Whether every key of `selector` has the given value in this segment (`*` = any)."""
+        tags = dict(self.tags)
+        return all(k in tags and (v == "*" or tags[k] == v) for k, v in selector.items())
+
+
+@dataclass(frozen=True, order=True)
+class SeriesKey:
+    """One time series: a metric in one segment."""
+
+    metric: str
+    segment: Segment = field(default_factory=Segment)
+
+    def label(self) -> str:
+        """Human-readable `metric [segment]`."""
+        return f"{self.metric} [{self.segment.label()}]"
+
+
+@dataclass(frozen=True, order=True)
+class Bucket:
+    """A time bucket: its start (UTC) and its granularity."""
+
+    start: datetime
+    granularity: Granularity
+
+    @property
+    def end(self) -> datetime:
+        """The exclusive end of the bucket."""
+        return self.granularity.next(self.start)
+
+
+class Status(StrEnum):
+    """Outcome of one analysis of one series at one bucket."""
+
+    OK = "ok"
+    ANOMALY = "anomaly"
+    INSUFFICIENT = "insufficient_baseline"
+    NO_DATA = "no_data"
+
+
+class Direction(StrEnum):
+    """Which side of the expectation counts as anomalous."""
+
+    UP = "up"
+    DOWN = "down"
+    BOTH = "both"
+
+
+class Severity(StrEnum):
+    """How urgent an alert is."""
+
+    CRITICAL = "critical"
+    HIGH = "high"
+    MEDIUM = "medium"
+    LOW = "low"
+    INFO = "info"
+
+
+@dataclass(frozen=True)
+class AnalysisResult:
+    """One check of one series at one bucket by one analyzer: the alert log's row."""
+
+    analyzer: str
+    analyzer_type: str
+    series: SeriesKey
+    bucket: Bucket
+    value: float | None
+    status: Status
+    expected_lower: float | None = None
+    expected_upper: float | None = None
+    deviation: float | None = None
+    baselines: dict[str, float | None] = field(default_factory=dict)
+    reason: str = ""
+    config_hash: str = ""
+
+    @property
+    def is_anomaly(self) -> bool:
+        """Whether this result flags an anomaly."""
+        return self.status is Status.ANOMALY
+
+
+class AlertStatus(StrEnum):
+    """What a monitor decided to do with an anomaly."""
+
+    NOTIFY = "notify"
+    COOLDOWN = "cooldown"
+    QUIET_HOURS = "quiet_hours"
+    MUTED = "muted"
+
+
+@dataclass(frozen=True)
+class Alert:
+    """A monitor's decision about one anomalous result."""
+
+    monitor: str
+    severity: Severity
+    result: AnalysisResult
+    status: AlertStatus
+    created_at: datetime
+
+
+class DeliveryStatus(StrEnum):
+    """Where a notification is in the outbox."""
+
+    PENDING = "pending"
+    SENT = "sent"
+    FAILED = "failed"
+    GAVE_UP = "gave_up"
+
+
+@dataclass(frozen=True)
+class Notification:
+    """One message for one channel about one series at one bucket (one or more alerts)."""
+
+    key: str
+    monitor: str
+    channel: str
+    series: SeriesKey
+    bucket: Bucket
+    title: str
+    text: str
+    html: str
+    image: bytes | None
+    status: DeliveryStatus = DeliveryStatus.PENDING
+    attempts: int = 0
+    parts_sent: int = 0
+    last_error: str = ""

@@ -1,0 +1,94 @@
+"""Compose the alert message: metric, slice, value, baselines, deviation, owners, links."""
+
+from __future__ import annotations
+
+import html
+import string
+from dataclasses import dataclass
+from urllib.parse import quote
+
+from vigil.analysis.base import format_number
+from vigil.config.project import Metric
+from vigil.model import Alert, Bucket, SeriesKey, Severity
+from vigil.timeutil import get_zone
+
+SEVERITY_MARK = {
+    Severity.CRITICAL: "🔴",
+    Severity.HIGH: "🟠",
+    Severity.MEDIUM: "🟡",
+    Severity.LOW: "🔵",
+    Severity.INFO: "⚪",
+}
+
+
+@dataclass(frozen=True)
+class Message:
+    """One alert message in plain text and Telegram-style HTML."""
+
+    title: str
+    text: str
+    html: str
+
+
+def render_links(
+    templates: dict[str, str], series: SeriesKey, bucket: Bucket, dataset: str
+) -> dict[str, str]:
+    """Fill each link template; values are URL-encoded."""
+    fields = {
+        "metric": series.metric,
+        "segment": series.segment.label(),
+        "bucket": bucket.start.isoformat(),
+        "bucket_end": bucket.end.isoformat(),
+        "granularity": bucket.granularity.name,
+        "dataset": dataset,
+    }
+    encoded = {k: quote(v, safe="") for k, v in fields.items()}
+    out = {}
+    for name, template in templates.items():
+        names = {f for _, f, _, _ in string.Formatter().parse(template) if f}
+        out[name] = template.format(**{k: encoded.get(k, "") for k in names})
+    return out
+
+
+def compose_message(
+    *,
+    project_name: str,
+    metric: Metric,
+    alerts: list[Alert],
+    owners: list[str],
+    links: dict[str, str],
+    tz: str,
+) -> Message:
+    """The message for all alerts of one monitor on one series and bucket."""
+    first = alerts[0].result
+    series, bucket = first.series, first.bucket
+    severity = min((a.severity for a in alerts), key=list(Severity).index)
+    local = bucket.start.astimezone(get_zone(tz))
+    when = f"{local:%Y-%m-%d %H:%M} ({bucket.granularity.name} bucket, {tz})"
+    title = f"{metric.title} · {series.segment.label()}"
+    lines = [f"{SEVERITY_MARK[severity]} {title}", f"Value: {format_number(first.value)} at {when}"]
+    html_lines = [
+        f"{SEVERITY_MARK[severity]} <b>{html.escape(metric.title)}</b> · "
+        f"<i>{html.escape(series.segment.label())}</i>",
+        f"Value: <b>{format_number(first.value)}</b> at {html.escape(when)}",
+    ]
+    for alert in alerts:
+        r = alert.result
+        expected = ""
+        if r.expected_lower is not None or r.expected_upper is not None:
+            expected = (
+                f"; expected {format_number(r.expected_lower)} – {format_number(r.expected_upper)}"
+            )
+        deviation = f"; deviation {r.deviation * 100:+.1f}%" if r.deviation is not None else ""
+        line = f"{r.analyzer} ({r.analyzer_type}): {r.reason}{expected}{deviation}"
+        lines.append(line)
+        html_lines.append(html.escape(line))
+    lines.append(f"Severity: {severity.value} · monitor {alerts[0].monitor} · {project_name}")
+    html_lines.append(html.escape(lines[-1]))
+    if owners:
+        lines.append("Owners: " + " ".join(owners))
+        html_lines.append("Owners: " + html.escape(" ".join(owners)))
+    for name, url in links.items():
+        lines.append(f"{name}: {url}")
+        html_lines.append(f'<a href="{html.escape(url, quote=True)}">{html.escape(name)}</a>')
+    return Message(title=title, text="\n".join(lines), html="\n".join(html_lines))

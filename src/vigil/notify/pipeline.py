@@ -1,0 +1,251 @@
+"""Route anomalies through monitors, compose notifications, and deliver the outbox."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+
+from vigil.analysis.matrix import SeriesMatrix
+from vigil.config.project import Project
+from vigil.config.schema import MonitorConfig
+from vigil.errors import NotifyError
+from vigil.model import (
+    Alert,
+    AlertStatus,
+    AnalysisResult,
+    Bucket,
+    DeliveryStatus,
+    Notification,
+    SeriesKey,
+)
+from vigil.notify.channels import Channel
+from vigil.notify.chart import ChartData, render_chart
+from vigil.notify.message import Message, compose_message, render_links
+from vigil.notify.rules import decide
+from vigil.store.base import Store
+
+log = logging.getLogger(__name__)
+MAX_ATTEMPTS = 10
+
+
+def route(
+    project: Project,
+    store: Store,
+    results: Iterable[AnalysisResult],
+    at: datetime,
+    now: datetime,
+    *,
+    notify: bool = True,
+) -> list[Alert]:
+    """Each monitor's decision for each anomaly it routes."""
+    alerts = []
+    for result in results:
+        if not result.is_anomaly:
+            continue
+        for monitor in project.monitors_for(result.analyzer):
+            last = store.last_notified(
+                monitor.id, result.analyzer, result.series, result.bucket.start
+            )
+            status = decide(
+                bucket=result.bucket.start,
+                at=at,
+                last_notified=last,
+                cooldown=project.cooldown_for(monitor),
+                quiet=project.quiet_hours_for(monitor),
+                tz=project.timezone,
+                notify=notify,
+            )
+            alerts.append(Alert(monitor.id, monitor.severity, result, status, now))
+    return alerts
+
+
+@dataclass(frozen=True)
+class Composed:
+    """Notifications ready for the outbox, and the chart files saved alongside."""
+
+    notifications: list[Notification]
+    charts: list[Path]
+
+
+def compose(project: Project, store: Store, alerts: list[Alert]) -> Composed:
+    """One notification per monitor, series, bucket and channel, with its chart."""
+    groups: dict[tuple[str, SeriesKey, Bucket], list[Alert]] = defaultdict(list)
+    for alert in alerts:
+        if alert.status is AlertStatus.NOTIFY:
+            groups[(alert.monitor, alert.result.series, alert.result.bucket)].append(alert)
+    notifications: list[Notification] = []
+    charts: list[Path] = []
+    for (monitor_id, series, bucket), group in groups.items():
+        monitor = project.monitors[monitor_id]
+        message, image = _message_and_chart(project, store, monitor, group)
+        if image is not None:
+            charts.append(_save_chart(project, series, bucket, image))
+        for channel in monitor.channels:
+            notifications.append(
+                Notification(
+                    key=notification_key(monitor_id, channel, series, bucket),
+                    monitor=monitor_id,
+                    channel=channel,
+                    series=series,
+                    bucket=bucket,
+                    title=message.title,
+                    text=message.text,
+                    html=message.html,
+                    image=image,
+                )
+            )
+    return Composed(notifications, charts)
+
+
+def _message_and_chart(
+    project: Project, store: Store, monitor: MonitorConfig, group: list[Alert]
+) -> tuple[Message, bytes | None]:
+    first = group[0].result
+    metric = project.metric(first.series.metric)
+    dataset = project.dataset_of(metric.name)
+    owners = dataset.owners_for(metric, first.series.segment) if monitor.mention_owners else []
+    templates = dict(metric.links)
+    if project.settings.public_url:
+        templates.setdefault(
+            "chart",
+            project.settings.public_url.rstrip("/")
+            + "/metrics/{metric}?segment={segment}&at={bucket}",
+        )
+    links = render_links(templates, first.series, first.bucket, dataset.name)
+    message = compose_message(
+        project_name=project.settings.name,
+        metric=metric,
+        alerts=group,
+        owners=owners,
+        links=links,
+        tz=project.timezone,
+    )
+    image = None
+    if monitor.chart:
+        data = chart_data(store, metric.title, first)
+        image = render_chart(data, project.timezone)
+    return message, image
+
+
+def chart_data(store: Store, title: str, result: AnalysisResult) -> ChartData:
+    """Today up to the alert, yesterday and a week ago over the same times (sub-daily data);
+    the last four weeks with the week-ago line for daily and weekly data."""
+    granularity = result.bucket.granularity
+    end = result.bucket.end
+    if granularity.is_calendar:
+        start, after = granularity.shift(result.bucket.start, -27), end
+        lags = {"week ago": max(1, 7 * 86400 // granularity.seconds)}
+        label = "last 4 weeks"
+    else:
+        per_day = 86400 // granularity.seconds
+        start = end - timedelta(days=1)
+        after = end + min(timedelta(hours=3), timedelta(days=1) / 8)
+        lags = {"yesterday": per_day, "week ago": 7 * per_day}
+        label = "last 24 h"
+    deepest = max(lags.values())
+    times = granularity.range(start, after)
+    load_from = granularity.shift(times[0], -deepest)
+    frame = store.load_values([result.series.metric], granularity, load_from, after)
+    frame = frame[frame["segment"] == result.series.segment.key]
+    matrix = SeriesMatrix.from_frame(frame, result.series.metric, granularity, load_from, after)
+    row = matrix.values[0] if len(matrix.segments) else np.full(len(matrix.times), np.nan)
+    offset = deepest
+    current = row[offset : offset + len(times)].copy()
+    current[[t >= end for t in times]] = np.nan
+    overlays = {label: row[offset - lag : offset - lag + len(times)] for label, lag in lags.items()}
+    return ChartData(
+        title=title,
+        subtitle=f"{result.series.metric} · {result.series.segment.label()}",
+        times=times,
+        current=current,
+        overlays=overlays,
+        anomaly_at=result.bucket.start,
+        lower=result.expected_lower,
+        upper=result.expected_upper,
+        current_label=label,
+    )
+
+
+def notification_key(monitor: str, channel: str, series: SeriesKey, bucket: Bucket) -> str:
+    """Idempotency key: one notification per monitor, channel, series and bucket, ever."""
+    raw = "|".join(
+        [
+            monitor,
+            channel,
+            series.metric,
+            series.segment.key,
+            bucket.granularity.name,
+            bucket.start.isoformat(),
+        ]
+    )
+    return hashlib.sha256(raw.encode()).hexdigest()[:32]
+
+
+def _save_chart(project: Project, series: SeriesKey, bucket: Bucket, image: bytes) -> Path:
+    folder = project.resolve_path(project.settings.charts_dir or "charts")
+    folder.mkdir(parents=True, exist_ok=True)
+    segment = re.sub(r"[^A-Za-z0-9_.=-]+", "_", series.segment.label())
+    path = folder / f"{bucket.start:%Y%m%dT%H%M}_{series.metric}_{segment}.png"
+    if project.settings.charts_dir is not None:
+        path.write_bytes(image)
+    return path
+
+
+@dataclass
+class DeliveryReport:
+    """What one pass over the outbox did."""
+
+    sent: int = 0
+    failed: int = 0
+    errors: list[str] | None = None
+
+
+def deliver_outbox(
+    store: Store, channels: Mapping[str, Channel], secrets: Iterable[str] = ()
+) -> DeliveryReport:
+    """Send every pending (or retryable failed) notification; record each outcome."""
+    report = DeliveryReport(errors=[])
+    hidden = [s for s in secrets if s]
+    for item in list(store.outbox((DeliveryStatus.PENDING, DeliveryStatus.FAILED))):
+        channel = channels.get(item.channel)
+        attempts = item.attempts + 1
+        if channel is None:
+            store.update_delivery(
+                item.key,
+                DeliveryStatus.GAVE_UP,
+                attempts,
+                item.parts_sent,
+                f"channel '{item.channel}' is not configured",
+            )
+            continue
+        try:
+            parts = channel.deliver(item)
+        except NotifyError as e:
+            text = redact(str(e), hidden)
+            given_up = not e.retryable or attempts >= MAX_ATTEMPTS
+            status = DeliveryStatus.GAVE_UP if given_up else DeliveryStatus.FAILED
+            store.update_delivery(
+                item.key, status, attempts, max(item.parts_sent, e.parts_sent), text
+            )
+            report.failed += 1
+            report.errors.append(f"{item.channel}: {item.title}: {text}")  # type: ignore[union-attr]
+            log.warning("delivery to %s failed: %s", item.channel, text)
+            continue
+        store.update_delivery(item.key, DeliveryStatus.SENT, attempts, parts, "")
+        report.sent += 1
+    return report
+
+
+def redact(text: str, secrets: Iterable[str]) -> str:
+    """Replace every secret in `text` with ***."""
+    for secret in secrets:
+        text = text.replace(secret, "***")
+    return text

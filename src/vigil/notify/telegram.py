@@ -1,0 +1,80 @@
+"""Telegram Bot API channel: sendMessage with the text, then sendPhoto with the chart."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from vigil.config.schema import TelegramChannelConfig
+from vigil.errors import NotifyError
+from vigil.model import Notification
+
+CAPTION_LIMIT = 1024
+
+
+class TelegramChannel:
+    """Sends HTML text and the PNG chart to one chat; the token never appears in errors."""
+
+    def __init__(self, name: str, config: TelegramChannelConfig) -> None:
+        self.name = name
+        self.config = config
+
+    def deliver(self, notification: Notification) -> int:
+        """Part 1 is the message, part 2 the photo; parts already sent are skipped."""
+        parts = notification.parts_sent
+        with httpx.Client(timeout=self.config.timeout.total_seconds()) as client:
+            if parts < 1:
+                self._call(
+                    client,
+                    "sendMessage",
+                    parts,
+                    json={
+                        "chat_id": self.config.chat_id,
+                        "text": notification.html,
+                        "parse_mode": "HTML",
+                        "disable_web_page_preview": True,
+                    },
+                )
+                parts = 1
+            if parts < 2 and notification.image:
+                self._call(
+                    client,
+                    "sendPhoto",
+                    parts,
+                    data={
+                        "chat_id": self.config.chat_id,
+                        "caption": notification.title[:CAPTION_LIMIT],
+                    },
+                    files={"photo": ("chart.png", notification.image, "image/png")},
+                )
+                parts = 2
+        return parts
+
+    def _call(self, client: httpx.Client, method: str, parts: int, **kwargs: Any) -> None:
+        token = self.config.token.get_secret_value()
+        url = f"{self.config.api_url.rstrip('/')}/bot{token}/{method}"
+        try:
+            response = client.post(url, **kwargs)
+        except httpx.HTTPError as e:
+            # httpx messages may contain the URL, and with it the token: name the type only.
+            raise _error(f"telegram {method}: {type(e).__name__}", parts, retryable=True) from None
+        if response.status_code == 200:
+            return
+        description = _description(response)
+        retryable = response.status_code >= 500 or response.status_code == 429
+        raise _error(
+            f"telegram {method}: HTTP {response.status_code}: {description}", parts, retryable
+        )
+
+
+def _description(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text[:200]
+    return str(body.get("description", body))[:200] if isinstance(body, dict) else str(body)[:200]
+
+
+def _error(message: str, parts: int, retryable: bool) -> NotifyError:
+    return NotifyError(message, retryable=retryable, parts_sent=parts)

@@ -1,0 +1,1 @@
+"""Scheduler: evaluation cycles, replay and the run loop."""

@@ -1,0 +1,132 @@
+"""The metric store interface: values, analysis results, alerts and the notification outbox."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+import pandas as pd
+
+from vigil.model import Alert, AnalysisResult, DeliveryStatus, Notification, SeriesKey
+from vigil.timeutil import Granularity
+
+
+@dataclass(frozen=True)
+class AlertRow:
+    """An alert as read back from the log, joined with its analysis result."""
+
+    monitor: str
+    severity: str
+    status: str
+    created_at: datetime
+    result: AnalysisResult
+
+
+class Store(Protocol):
+    """Persists every value, check, alert and notification; answers what stages ask."""
+
+    def session(self) -> AbstractContextManager[Any]:
+        """Keep one connection open for a batch of calls (a cycle)."""
+        ...
+
+    def transaction(self) -> AbstractContextManager[None]:
+        """Everything inside commits together or not at all."""
+        ...
+
+    def migrate(self) -> list[str]:
+        """Apply pending schema migrations; return the names applied."""
+        ...
+
+    def schema_version(self) -> int:
+        """The newest applied migration."""
+        ...
+
+    # values
+    def upsert_values(self, frame: pd.DataFrame, granularity: Granularity) -> int:
+        """Insert or replace (metric, segment, bucket) values; return rows written."""
+        ...
+
+    def load_values(
+        self, metrics: list[str], granularity: Granularity, start: datetime, end: datetime
+    ) -> pd.DataFrame:
+        """Values with buckets in [start, end): columns metric, segment, bucket, value."""
+        ...
+
+    def known_segments(
+        self, metrics: list[str], granularity: Granularity, since: datetime
+    ) -> dict[str, set[str]]:
+        """Segments each metric has had non-zero values for since `since`."""
+        ...
+
+    def ingested_until(self, dataset: str) -> datetime | None:
+        """End of the newest window ingested for the dataset."""
+        ...
+
+    def set_ingested_until(self, dataset: str, until: datetime) -> None:
+        """Record the ingest watermark (it only moves forward)."""
+        ...
+
+    # results
+    def analyzed_keys(
+        self, metrics: list[str], granularity: Granularity, bucket: datetime
+    ) -> set[tuple[str, str, str]]:
+        """(analyzer, metric, segment) triples already analysed at this bucket."""
+        ...
+
+    def last_analyzed(self, metrics: list[str], granularity: Granularity) -> datetime | None:
+        """Newest bucket with any result for these metrics."""
+        ...
+
+    def save_results(self, results: Iterable[AnalysisResult]) -> int:
+        """Persist results; an existing (analyzer, series, bucket) is kept as it was."""
+        ...
+
+    def list_results(
+        self,
+        *,
+        metric: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        anomalies_only: bool = False,
+    ) -> list[AnalysisResult]:
+        """Results in bucket order."""
+        ...
+
+    # alerts
+    def save_alerts(self, alerts: Iterable[Alert]) -> int:
+        """Persist monitor decisions; an existing one is kept."""
+        ...
+
+    def last_notified(
+        self, monitor: str, analyzer: str, series: SeriesKey, before: datetime
+    ) -> datetime | None:
+        """Bucket of the newest alert that was (or would have been) sent, before `before`."""
+        ...
+
+    def list_alerts(
+        self, *, since: datetime | None = None, until: datetime | None = None
+    ) -> list[AlertRow]:
+        """Alerts joined with their results, oldest first."""
+        ...
+
+    # outbox
+    def enqueue(self, notifications: Iterable[Notification]) -> int:
+        """Add notifications; one whose key exists is not added again."""
+        ...
+
+    def outbox(self, statuses: tuple[DeliveryStatus, ...]) -> Iterator[Notification]:
+        """Notifications in the given states, oldest first."""
+        ...
+
+    def update_delivery(
+        self, key: str, status: DeliveryStatus, attempts: int, parts_sent: int, error: str
+    ) -> None:
+        """Record a delivery attempt's outcome."""
+        ...
+
+    def notification_rows(self) -> list[dict[str, Any]]:
+        """Every notification without its image, oldest first."""
+        ...

@@ -1,0 +1,467 @@
+"""The embedded DuckDB metric store: one file, short-lived connections, versioned schema."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pandas as pd
+
+from vigil.errors import StoreError
+from vigil.model import (
+    Alert,
+    AnalysisResult,
+    Bucket,
+    DeliveryStatus,
+    Notification,
+    Segment,
+    SeriesKey,
+    Status,
+)
+from vigil.store.base import AlertRow
+from vigil.store.migrations import MIGRATIONS
+from vigil.timeutil import Granularity, as_utc, to_naive_utc
+
+Clock = Callable[[], datetime]
+LOCK_WAIT_SECONDS = 30.0
+
+_RESULT_COLUMNS = (
+    "analyzer, analyzer_type, metric, segment, granularity, bucket, value, status,"
+    " expected_lower, expected_upper, deviation, baselines, reason, config_hash"
+)
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class DuckDBStore:
+    """Metric store in one DuckDB file; other processes can read between cycles."""
+
+    def __init__(self, path: Path | str, tz: str = "UTC", clock: Clock = _utc_now) -> None:
+        self.path = str(path)
+        self.tz = tz
+        self.clock = clock
+        self._conn: duckdb.DuckDBPyConnection | None = None
+        self._depth = 0
+        self._in_transaction = False
+
+    # --- connections ---------------------------------------------------------------------
+
+    @contextmanager
+    def session(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """Hold one connection for a batch of calls; nested sessions share it."""
+        if self._conn is None:
+            self._conn = self._open()
+        self._depth += 1
+        try:
+            yield self._conn
+        finally:
+            self._depth -= 1
+            if self._depth == 0 and self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Everything inside commits together or not at all; nested blocks join the outer one."""
+        with self.session() as conn:
+            if self._in_transaction:
+                yield
+                return
+            conn.execute("BEGIN TRANSACTION")
+            self._in_transaction = True
+            try:
+                yield
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            else:
+                conn.execute("COMMIT")
+            finally:
+                self._in_transaction = False
+
+    def _open(self) -> duckdb.DuckDBPyConnection:
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        deadline = time.monotonic() + LOCK_WAIT_SECONDS
+        while True:
+            try:
+                conn = duckdb.connect(self.path)
+                conn.execute("SET TimeZone = 'UTC'")
+                return conn
+            except duckdb.IOException as e:
+                # Another Vigil process holds the file; it releases it between cycles.
+                if "lock" not in str(e).lower() or time.monotonic() > deadline:
+                    raise StoreError(f"cannot open metric store {self.path}: {e}") from e
+                time.sleep(0.2)
+            except duckdb.Error as e:
+                raise StoreError(f"cannot open metric store {self.path}: {e}") from e
+
+    def _run(self, sql: str, params: Iterable[Any] = ()) -> duckdb.DuckDBPyConnection:
+        with self.session() as conn:
+            try:
+                return conn.execute(sql, list(params))
+            except duckdb.Error as e:
+                raise StoreError(f"metric store query failed: {e}") from e
+
+    def _rows(self, sql: str, params: Iterable[Any] = ()) -> list[tuple[Any, ...]]:
+        with self.session():
+            return self._run(sql, params).fetchall()
+
+    def _frame(self, sql: str, params: Iterable[Any] = ()) -> pd.DataFrame:
+        with self.session():
+            return self._run(sql, params).df()
+
+    # --- schema --------------------------------------------------------------------------
+
+    def migrate(self) -> list[str]:
+        """Apply every migration newer than the stored version, each in a transaction."""
+        applied = []
+        with self.session() as conn:
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations"
+                " (version INTEGER PRIMARY KEY, name VARCHAR, applied_at TIMESTAMP)"
+            )
+            current = self.schema_version()
+            for migration in MIGRATIONS:
+                if migration.version <= current:
+                    continue
+                conn.execute("BEGIN TRANSACTION")
+                try:
+                    for statement in migration.statements:
+                        conn.execute(statement)
+                    conn.execute(
+                        "INSERT INTO schema_migrations VALUES (?, ?, ?)",
+                        [migration.version, migration.name, to_naive_utc(self.clock())],
+                    )
+                    conn.execute("COMMIT")
+                except duckdb.Error as e:
+                    conn.execute("ROLLBACK")
+                    raise StoreError(f"migration {migration.version} failed: {e}") from e
+                applied.append(f"{migration.version}: {migration.name}")
+        return applied
+
+    def schema_version(self) -> int:
+        """The newest applied migration (0 for an empty store)."""
+        rows = self._rows("SELECT coalesce(max(version), 0) FROM schema_migrations")
+        return int(rows[0][0])
+
+    # --- values --------------------------------------------------------------------------
+
+    def upsert_values(self, frame: pd.DataFrame, granularity: Granularity) -> int:
+        """Insert or replace values; late or corrected data overwrites the bucket."""
+        if frame.empty:
+            return 0
+        incoming = frame[["metric", "segment", "bucket", "value"]].copy()
+        incoming["granularity"] = granularity.seconds
+        incoming["updated_at"] = to_naive_utc(self.clock())
+        with self.session() as conn:
+            conn.register("incoming_values", incoming)
+            try:
+                self._run(
+                    "INSERT INTO metric_values"
+                    " SELECT metric, segment, granularity, bucket, value, updated_at"
+                    " FROM incoming_values"
+                    " ON CONFLICT (metric, segment, granularity, bucket)"
+                    " DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at"
+                )
+            finally:
+                conn.unregister("incoming_values")
+        return len(incoming)
+
+    def load_values(
+        self, metrics: list[str], granularity: Granularity, start: datetime, end: datetime
+    ) -> pd.DataFrame:
+        """Values with buckets in [start, end), naive UTC buckets."""
+        return self._frame(
+            "SELECT metric, segment, bucket, value FROM metric_values"
+            " WHERE granularity = ? AND bucket >= ? AND bucket < ? AND list_contains(?, metric)"
+            " ORDER BY metric, segment, bucket",
+            [granularity.seconds, to_naive_utc(start), to_naive_utc(end), metrics],
+        )
+
+    def known_segments(
+        self, metrics: list[str], granularity: Granularity, since: datetime
+    ) -> dict[str, set[str]]:
+        """Segments with a non-zero value since `since` (zero-filled ones fade out)."""
+        rows = self._rows(
+            "SELECT DISTINCT metric, segment FROM metric_values WHERE granularity = ?"
+            " AND bucket >= ? AND list_contains(?, metric) AND coalesce(value, 0) <> 0",
+            [granularity.seconds, to_naive_utc(since), metrics],
+        )
+        out: dict[str, set[str]] = {m: set() for m in metrics}
+        for metric, segment in rows:
+            out[metric].add(segment)
+        return out
+
+    def ingested_until(self, dataset: str) -> datetime | None:
+        """End of the newest ingested window of the dataset."""
+        rows = self._rows("SELECT ingested_until FROM ingest_state WHERE dataset = ?", [dataset])
+        return as_utc(rows[0][0]) if rows else None
+
+    def set_ingested_until(self, dataset: str, until: datetime) -> None:
+        """Move the dataset's watermark forward (never back)."""
+        self._run(
+            "INSERT INTO ingest_state VALUES (?, ?, ?) ON CONFLICT (dataset) DO UPDATE SET"
+            " ingested_until = greatest(ingest_state.ingested_until, excluded.ingested_until),"
+            " updated_at = excluded.updated_at",
+            [dataset, to_naive_utc(until), to_naive_utc(self.clock())],
+        )
+
+    # --- analysis results ----------------------------------------------------------------
+
+    def analyzed_keys(
+        self, metrics: list[str], granularity: Granularity, bucket: datetime
+    ) -> set[tuple[str, str, str]]:
+        """(analyzer, metric, segment) triples already analysed at this bucket."""
+        rows = self._rows(
+            "SELECT analyzer, metric, segment FROM analysis_results"
+            " WHERE granularity = ? AND bucket = ? AND list_contains(?, metric)",
+            [granularity.seconds, to_naive_utc(bucket), metrics],
+        )
+        return {(r[0], r[1], r[2]) for r in rows}
+
+    def last_analyzed(self, metrics: list[str], granularity: Granularity) -> datetime | None:
+        """Newest bucket with any result for these metrics."""
+        rows = self._rows(
+            "SELECT max(bucket) FROM analysis_results"
+            " WHERE granularity = ? AND list_contains(?, metric)",
+            [granularity.seconds, metrics],
+        )
+        return as_utc(rows[0][0]) if rows and rows[0][0] is not None else None
+
+    def save_results(self, results: Iterable[AnalysisResult]) -> int:
+        """Insert results; an (analyzer, series, bucket) already present is left alone."""
+        rows = [_result_row(r) for r in results]
+        if not rows:
+            return 0
+        frame = pd.DataFrame(rows, columns=[c.strip() for c in _RESULT_COLUMNS.split(",")])
+        frame["created_at"] = to_naive_utc(self.clock())
+        with self.session() as conn:
+            conn.register("incoming_results", frame)
+            try:
+                self._run(
+                    f"INSERT OR IGNORE INTO analysis_results SELECT {_RESULT_COLUMNS}, created_at"
+                    " FROM incoming_results"
+                )
+            finally:
+                conn.unregister("incoming_results")
+        return len(rows)
+
+    def list_results(
+        self,
+        *,
+        metric: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        anomalies_only: bool = False,
+    ) -> list[AnalysisResult]:
+        """Results in bucket order, filtered."""
+        where, params = _time_filter("bucket", since, until)
+        if metric is not None:
+            where.append("metric = ?")
+            params.append(metric)
+        if anomalies_only:
+            where.append("status = 'anomaly'")
+        clause = f"WHERE {' AND '.join(where)}" if where else ""
+        rows = self._rows(
+            f"SELECT {_RESULT_COLUMNS} FROM analysis_results {clause}"
+            " ORDER BY bucket, metric, segment, analyzer",
+            params,
+        )
+        return [_result_from_row(row, self.tz) for row in rows]
+
+    # --- alerts --------------------------------------------------------------------------
+
+    def save_alerts(self, alerts: Iterable[Alert]) -> int:
+        """Insert monitor decisions; existing ones are kept."""
+        count = 0
+        with self.session():
+            for alert in alerts:
+                r = alert.result
+                self._run(
+                    "INSERT OR IGNORE INTO alerts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [
+                        alert.monitor,
+                        r.analyzer,
+                        r.series.metric,
+                        r.series.segment.key,
+                        r.bucket.granularity.seconds,
+                        to_naive_utc(r.bucket.start),
+                        alert.severity.value,
+                        alert.status.value,
+                        to_naive_utc(alert.created_at),
+                    ],
+                )
+                count += 1
+        return count
+
+    def last_notified(
+        self, monitor: str, analyzer: str, series: SeriesKey, before: datetime
+    ) -> datetime | None:
+        """Bucket of the newest sent (or muted) alert for this monitor, analyzer and series."""
+        rows = self._rows(
+            "SELECT max(bucket) FROM alerts WHERE monitor = ? AND analyzer = ? AND metric = ?"
+            " AND segment = ? AND bucket < ? AND status IN ('notify', 'muted')",
+            [monitor, analyzer, series.metric, series.segment.key, to_naive_utc(before)],
+        )
+        return as_utc(rows[0][0]) if rows and rows[0][0] is not None else None
+
+    def list_alerts(
+        self, *, since: datetime | None = None, until: datetime | None = None
+    ) -> list[AlertRow]:
+        """Alerts with their analysis results, oldest first."""
+        where, params = _time_filter("a.bucket", since, until)
+        clause = f"WHERE {' AND '.join(where)}" if where else ""
+        columns = ", ".join(f"r.{c.strip()}" for c in _RESULT_COLUMNS.split(","))
+        rows = self._rows(
+            f"SELECT a.monitor, a.severity, a.status, a.created_at, {columns}"
+            " FROM alerts a JOIN analysis_results r USING"
+            " (analyzer, metric, segment, granularity, bucket)"
+            f" {clause} ORDER BY a.bucket, a.metric, a.segment, a.monitor, a.analyzer",
+            params,
+        )
+        return [
+            AlertRow(row[0], row[1], row[2], as_utc(row[3]), _result_from_row(row[4:], self.tz))
+            for row in rows
+        ]
+
+    # --- outbox --------------------------------------------------------------------------
+
+    def enqueue(self, notifications: Iterable[Notification]) -> int:
+        """Persist notifications before any is sent; an existing key is not added again."""
+        count = 0
+        now = to_naive_utc(self.clock())
+        with self.session():
+            for n in notifications:
+                self._run(
+                    "INSERT OR IGNORE INTO notifications VALUES"
+                    " (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [
+                        n.key,
+                        n.monitor,
+                        n.channel,
+                        n.series.metric,
+                        n.series.segment.key,
+                        n.bucket.granularity.seconds,
+                        to_naive_utc(n.bucket.start),
+                        n.title,
+                        n.text,
+                        n.html,
+                        n.image,
+                        n.status.value,
+                        n.attempts,
+                        n.parts_sent,
+                        n.last_error,
+                        now,
+                        now,
+                    ],
+                )
+                count += 1
+        return count
+
+    def outbox(self, statuses: tuple[DeliveryStatus, ...]) -> Iterator[Notification]:
+        """Notifications in the given states, oldest first."""
+        rows = self._rows(
+            "SELECT key, monitor, channel, metric, segment, granularity, bucket, title, text,"
+            " html, image, status, attempts, parts_sent, last_error FROM notifications"
+            " WHERE list_contains(?, status) ORDER BY bucket, created_at, key",
+            [[s.value for s in statuses]],
+        )
+        for row in rows:
+            granularity = Granularity(int(row[5]), self.tz)
+            yield Notification(
+                key=row[0],
+                monitor=row[1],
+                channel=row[2],
+                series=SeriesKey(row[3], Segment.from_key(row[4])),
+                bucket=Bucket(as_utc(row[6]), granularity),
+                title=row[7],
+                text=row[8],
+                html=row[9],
+                image=bytes(row[10]) if row[10] is not None else None,
+                status=DeliveryStatus(row[11]),
+                attempts=int(row[12]),
+                parts_sent=int(row[13]),
+                last_error=row[14],
+            )
+
+    def update_delivery(
+        self, key: str, status: DeliveryStatus, attempts: int, parts_sent: int, error: str
+    ) -> None:
+        """Record the outcome of a delivery attempt."""
+        self._run(
+            "UPDATE notifications SET status = ?, attempts = ?, parts_sent = ?, last_error = ?,"
+            " updated_at = ? WHERE key = ?",
+            [status.value, attempts, parts_sent, error, to_naive_utc(self.clock()), key],
+        )
+
+    def notification_rows(self) -> list[dict[str, Any]]:
+        """Every notification without its image, for listings and tests."""
+        frame = self._frame(
+            "SELECT key, monitor, channel, metric, segment, bucket, status, attempts, parts_sent,"
+            " last_error, title FROM notifications ORDER BY bucket, key"
+        )
+        return frame.to_dict("records")  # type: ignore[return-value]
+
+
+def _time_filter(
+    column: str, since: datetime | None, until: datetime | None
+) -> tuple[list[str], list[Any]]:
+    where: list[str] = []
+    params: list[Any] = []
+    if since is not None:
+        where.append(f"{column} >= ?")
+        params.append(to_naive_utc(since))
+    if until is not None:
+        where.append(f"{column} < ?")
+        params.append(to_naive_utc(until))
+    return where, params
+
+
+def _clean(value: float | None) -> float | None:
+    return None if value is None or value != value else float(value)
+
+
+def _result_row(r: AnalysisResult) -> tuple[Any, ...]:
+    return (
+        r.analyzer,
+        r.analyzer_type,
+        r.series.metric,
+        r.series.segment.key,
+        r.bucket.granularity.seconds,
+        to_naive_utc(r.bucket.start),
+        _clean(r.value),
+        r.status.value,
+        _clean(r.expected_lower),
+        _clean(r.expected_upper),
+        _clean(r.deviation),
+        json.dumps({k: _clean(v) for k, v in r.baselines.items()}),
+        r.reason,
+        r.config_hash,
+    )
+
+
+def _result_from_row(row: tuple[Any, ...], tz: str) -> AnalysisResult:
+    granularity = Granularity(int(row[4]), tz)
+    return AnalysisResult(
+        analyzer=row[0],
+        analyzer_type=row[1],
+        series=SeriesKey(row[2], Segment.from_key(row[3])),
+        bucket=Bucket(as_utc(row[5]), granularity),
+        value=_clean(row[6]),
+        status=Status(row[7]),
+        expected_lower=_clean(row[8]),
+        expected_upper=_clean(row[9]),
+        deviation=_clean(row[10]),
+        baselines=json.loads(row[11]),
+        reason=row[12],
+        config_hash=row[13],
+    )

@@ -1,0 +1,87 @@
+"""Versioned schema migrations of the metric store; each runs once, in order."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Migration:
+    """One schema step."""
+
+    version: int
+    name: str
+    statements: tuple[str, ...]
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(
+        1,
+        "initial schema",
+        (
+            """CREATE TABLE metric_values (
+                metric VARCHAR NOT NULL,
+                segment VARCHAR NOT NULL,
+                granularity INTEGER NOT NULL,
+                bucket TIMESTAMP NOT NULL,
+                value DOUBLE,
+                updated_at TIMESTAMP NOT NULL,
+                PRIMARY KEY (metric, segment, granularity, bucket)
+            )""",
+            """CREATE TABLE ingest_state (
+                dataset VARCHAR PRIMARY KEY,
+                ingested_until TIMESTAMP NOT NULL,
+                updated_at TIMESTAMP NOT NULL
+            )""",
+            """CREATE TABLE analysis_results (
+                analyzer VARCHAR NOT NULL,
+                analyzer_type VARCHAR NOT NULL,
+                metric VARCHAR NOT NULL,
+                segment VARCHAR NOT NULL,
+                granularity INTEGER NOT NULL,
+                bucket TIMESTAMP NOT NULL,
+                value DOUBLE,
+                status VARCHAR NOT NULL,
+                expected_lower DOUBLE,
+                expected_upper DOUBLE,
+                deviation DOUBLE,
+                baselines VARCHAR NOT NULL,
+                reason VARCHAR NOT NULL,
+                config_hash VARCHAR NOT NULL,
+                created_at TIMESTAMP NOT NULL,
+                PRIMARY KEY (analyzer, metric, segment, granularity, bucket)
+            )""",
+            """CREATE TABLE alerts (
+                monitor VARCHAR NOT NULL,
+                analyzer VARCHAR NOT NULL,
+                metric VARCHAR NOT NULL,
+                segment VARCHAR NOT NULL,
+                granularity INTEGER NOT NULL,
+                bucket TIMESTAMP NOT NULL,
+                severity VARCHAR NOT NULL,
+                status VARCHAR NOT NULL,
+                created_at TIMESTAMP NOT NULL,
+                PRIMARY KEY (monitor, analyzer, metric, segment, granularity, bucket)
+            )""",
+            """CREATE TABLE notifications (
+                key VARCHAR PRIMARY KEY,
+                monitor VARCHAR NOT NULL,
+                channel VARCHAR NOT NULL,
+                metric VARCHAR NOT NULL,
+                segment VARCHAR NOT NULL,
+                granularity INTEGER NOT NULL,
+                bucket TIMESTAMP NOT NULL,
+                title VARCHAR NOT NULL,
+                text VARCHAR NOT NULL,
+                html VARCHAR NOT NULL,
+                image BLOB,
+                status VARCHAR NOT NULL,
+                attempts INTEGER NOT NULL,
+                parts_sent INTEGER NOT NULL,
+                last_error VARCHAR NOT NULL,
+                created_at TIMESTAMP NOT NULL,
+                updated_at TIMESTAMP NOT NULL
+            )""",
+        ),
+    ),
+)
