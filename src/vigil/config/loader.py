@@ -38,10 +38,10 @@ def load_project(root: Path | str, env: Mapping[str, str] | None = None) -> Proj
         raise ConfigError([f"{main}: no such file; expected a project directory with vigil.yaml"])
     doc = load_yaml(main, PROJECT_FILE, env)
     settings, problems = validate_document(ProjectFile, doc)
-    if settings is None:
-        raise ConfigError(problems)
-    docs: list[tuple[YamlDocument, DefinitionsFile]] = [(doc, settings)]
-    for path in _included_files(root, settings.include):
+    problems = doc.problems + problems
+    docs: list[tuple[YamlDocument, DefinitionsFile]] = [(doc, settings)] if settings else []
+    patterns = settings.include if settings else _include_patterns(doc)
+    for path in _included_files(root, patterns):
         display = str(path.relative_to(root))
         try:
             included = load_yaml(path, display, env)
@@ -49,12 +49,20 @@ def load_project(root: Path | str, env: Mapping[str, str] | None = None) -> Proj
             problems.extend(e.problems)
             continue
         definitions, found = validate_document(DefinitionsFile, included)
-        problems.extend(found)
+        problems.extend(included.problems + found)
         if definitions is not None:
             docs.append((included, definitions))
-    if problems:
+    if problems or settings is None:
         raise ConfigError(problems)
     return _resolve(root, settings, docs)
+
+
+def _include_patterns(doc: YamlDocument) -> list[str]:
+    """The include patterns of a vigil.yaml that failed validation (to check those files too)."""
+    given = doc.data.get("include") if isinstance(doc.data, dict) else None
+    if isinstance(given, list) and all(isinstance(p, str) for p in given):
+        return given
+    return list(ProjectFile.model_fields["include"].get_default(call_default_factory=True))
 
 
 def _included_files(root: Path, patterns: list[str]) -> list[Path]:

@@ -37,6 +37,13 @@ def _describe(error: Any, model: type[BaseModel], doc: YamlDocument) -> str:
         return f"{where}: unknown key '{key}'{hint}{expected}"
     if kind == "missing":
         return f"{where}: missing required key"
+    if kind == "union_tag_invalid":
+        ctx = error.get("ctx", {})
+        tag_path = (*path, str(ctx.get("discriminator", "type")).strip("'"))
+        return (
+            f"{doc.file}:{doc.line_of(tag_path)}: {format_path(tag_path)}: got {ctx.get('tag')!r};"
+            f" expected one of {ctx.get('expected_tags')}"
+        )
     message = str(error["msg"])
     for prefix in ("Value error, ", "Assertion failed, "):
         message = message.removeprefix(prefix)

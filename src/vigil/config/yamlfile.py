@@ -35,6 +35,7 @@ class YamlDocument:
     data: Any
     lines: dict[Path_, int] = field(default_factory=dict)
     secrets: set[str] = field(default_factory=set)
+    problems: list[str] = field(default_factory=list)
 
     def line_of(self, path: Path_) -> int:
         """Line of the deepest prefix of `path` that the file has (1 if none)."""
@@ -49,7 +50,10 @@ class YamlDocument:
 
 
 def load_yaml(path: Path, display: str, env: Mapping[str, str] | None = None) -> YamlDocument:
-    """Parse `path`; raise ConfigError naming the line for syntax errors or unset env vars."""
+    """Parse `path`; raise ConfigError on unreadable files or bad syntax.
+
+    Unset environment variables are collected in `problems` so validation still reports the rest.
+    """
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as e:
@@ -60,10 +64,7 @@ def load_yaml(path: Path, display: str, env: Mapping[str, str] | None = None) ->
         line = e.problem_mark.line + 1 if e.problem_mark else 1
         raise ConfigError([f"{display}:{line}: invalid YAML: {e.problem}"]) from e
     doc = YamlDocument(display, None)
-    problems: list[str] = []
-    doc.data = _plain(raw, (), doc, os.environ if env is None else env, problems)
-    if problems:
-        raise ConfigError(problems)
+    doc.data = _plain(raw, (), doc, os.environ if env is None else env, doc.problems)
     if doc.data is None:
         doc.data = {}
     if not isinstance(doc.data, dict):

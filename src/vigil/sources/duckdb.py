@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
@@ -26,28 +28,40 @@ class DuckDBSource:
         self.config = config
         path = Path(config.path)
         self.path = path if path.is_absolute() or config.path == ":memory:" else root / path
-        self._conn: duckdb.DuckDBPyConnection | None = None
+        self._memory: duckdb.DuckDBPyConnection | None = None
 
-    def _connection(self) -> duckdb.DuckDBPyConnection:
-        if self._conn is None:
-            target = str(self.path)
-            if target != ":memory:" and not Path(target).exists():
-                raise SourceError(f"source '{self.name}': database file {target} does not exist")
-            try:
-                self._conn = duckdb.connect(target, read_only=target != ":memory:")
-                self._conn.execute("SET TimeZone = 'UTC'")
-            except duckdb.Error as e:
-                raise SourceError(f"source '{self.name}': cannot open {target}: {e}") from e
-        return self._conn
+    @contextmanager
+    def _connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A read-only connection for one use: the file is free for its writers in between."""
+        target = str(self.path)
+        if target == ":memory:":
+            if self._memory is None:
+                self._memory = duckdb.connect(target)
+                self._memory.execute("SET TimeZone = 'UTC'")
+            yield self._memory
+            return
+        if not Path(target).exists():
+            raise SourceError(f"source '{self.name}': database file {target} does not exist")
+        try:
+            conn = duckdb.connect(target, read_only=True)
+            conn.execute("SET TimeZone = 'UTC'")
+        except duckdb.Error as e:
+            raise SourceError(f"source '{self.name}': cannot open {target}: {e}") from e
+        try:
+            yield conn
+        finally:
+            conn.close()
 
     def fetch(self, dataset: Dataset, start: datetime, end: datetime) -> pd.DataFrame:
         """Run the dataset's query for [start, end) and return the long frame."""
         query = build_query(dataset, self.dialect, start, end, self.config.timezone)
-        result = self._execute(dataset, query.sql, query.params)
+        with self._connection() as conn:
+            result = self._execute(conn, dataset, query.sql, query.params)
         return frame_from_rows(result, query)
 
-    def _execute(self, dataset: Dataset, sql: str, params: list[object]) -> pd.DataFrame:
-        conn = self._connection()
+    def _execute(
+        self, conn: duckdb.DuckDBPyConnection, dataset: Dataset, sql: str, params: list[object]
+    ) -> pd.DataFrame:
         timer = threading.Timer(self.config.query_timeout.total_seconds(), conn.interrupt)
         timer.start()
         try:
@@ -62,24 +76,23 @@ class DuckDBSource:
 
     def check(self, dataset: Dataset) -> list[str]:
         """Compile each metric's formula against the real table; report what DuckDB rejects."""
-        try:
-            self._connection()
-        except SourceError as e:
-            return [f"{dataset.where}: {e}"]
         end = datetime(2000, 1, 1)
         problems = []
-        for metric in dataset.metrics:
-            query = build_query(dataset, self.dialect, end - DAY, end, "UTC", [metric.name])
-            try:
-                self._connection().execute(f"EXPLAIN {query.sql}", query.params)
-            except duckdb.Error as e:
-                message = str(e).splitlines()[0]
-                where = dataset.formula_where.get(metric.name, dataset.where)
-                problems.append(f"{where}: {message}")
+        try:
+            with self._connection() as conn:
+                for metric in dataset.metrics:
+                    query = build_query(dataset, self.dialect, end - DAY, end, "UTC", [metric.name])
+                    try:
+                        conn.execute(f"EXPLAIN {query.sql}", query.params)
+                    except duckdb.Error as e:
+                        where = dataset.formula_where.get(metric.name, dataset.where)
+                        problems.append(f"{where}: {str(e).splitlines()[0]}")
+        except SourceError as e:
+            return [f"{dataset.where}: {e}"]
         return problems
 
     def close(self) -> None:
-        """Close the connection."""
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+        """Close the in-memory connection, if any."""
+        if self._memory is not None:
+            self._memory.close()
+            self._memory = None

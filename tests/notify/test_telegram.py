@@ -1,0 +1,129 @@
+"""Telegram delivery against a local server that speaks the Bot API shapes."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import TelegramStandIn, is_png
+from vigil.config.schema import TelegramChannelConfig
+from vigil.errors import NotifyError
+from vigil.model import Bucket, DeliveryStatus, Notification, Segment, SeriesKey
+from vigil.notify.chart import ChartData, render_chart
+from vigil.notify.pipeline import deliver_outbox
+from vigil.notify.telegram import TelegramChannel
+from vigil.store.duckdb import DuckDBStore
+from vigil.timeutil import Granularity
+
+TOKEN = "123456:secret-bot-token"
+T0 = datetime(2024, 5, 1, 12, tzinfo=UTC)
+
+
+def channel(url: str) -> TelegramChannel:
+    config = TelegramChannelConfig.model_validate(
+        {"type": "telegram", "token": TOKEN, "chat_id": -1001, "api_url": url}
+    )
+    return TelegramChannel("tg", config)
+
+
+@pytest.fixture
+def png() -> bytes:
+    import numpy as np
+
+    g = Granularity.parse("15m")
+    times = g.range(T0.replace(hour=0), T0)
+    data = ChartData(
+        "Likes",
+        "likes · total",
+        times,
+        np.arange(len(times), dtype=float),
+        {"yesterday": np.ones(len(times))},
+        times[-1],
+        1.0,
+        5.0,
+    )
+    return render_chart(data, "UTC")
+
+
+def note(png: bytes, key: str = "k", parts_sent: int = 0) -> Notification:
+    return Notification(
+        key=key,
+        monitor="m",
+        channel="tg",
+        series=SeriesKey("likes", Segment.of({"os": "iOS"})),
+        bucket=Bucket(T0, Granularity.parse("15m")),
+        title="Likes · os=iOS",
+        text="Likes dropped",
+        html="<b>Likes</b> dropped &lt;50%",
+        image=png,
+        parts_sent=parts_sent,
+    )
+
+
+def test_message_then_chart_photo_arrive(telegram: TelegramStandIn, png: bytes) -> None:
+    assert is_png(png)
+    assert channel(telegram.url).deliver(note(png)) == 2
+    message, photo = telegram.calls
+    assert message.method == "sendMessage"
+    assert message.token == TOKEN
+    assert message.fields == {
+        "chat_id": "-1001",
+        "text": "<b>Likes</b> dropped &lt;50%",
+        "parse_mode": "HTML",
+        "disable_web_page_preview": True,
+    }
+    assert photo.method == "sendPhoto"
+    assert photo.fields == {"chat_id": "-1001", "caption": "Likes · os=iOS"}
+    assert photo.files["photo"] == png
+
+
+def test_outbox_resumes_from_the_part_that_failed(
+    tmp_path: Path, telegram: TelegramStandIn, png: bytes
+) -> None:
+    store = DuckDBStore(tmp_path / "v.duckdb")
+    store.migrate()
+    store.enqueue([note(png)])
+    tg = channel(telegram.url)
+    # First pass: sendMessage succeeds, sendPhoto is rate limited (retryable).
+    telegram.fail_next(
+        429, "Too Many Requests: retry after 1", method="sendPhoto", parameters={"retry_after": 1}
+    )
+    report = deliver_outbox(store, {"tg": tg}, [TOKEN])
+    assert (report.sent, report.failed) == (0, 1)
+    (row,) = store.notification_rows()
+    assert (row["status"], row["attempts"], row["parts_sent"]) == ("failed", 1, 1)
+    assert "HTTP 429" in row["last_error"]
+    # Next cycle: only the photo is sent.
+    report = deliver_outbox(store, {"tg": tg}, [TOKEN])
+    assert (report.sent, report.failed) == (1, 0)
+    assert [c.method for c in telegram.calls] == ["sendMessage", "sendPhoto"]
+    (row,) = store.notification_rows()
+    assert (row["status"], row["attempts"], row["parts_sent"]) == ("sent", 2, 2)
+    # A third pass sends nothing again.
+    assert deliver_outbox(store, {"tg": tg}, [TOKEN]).sent == 0
+    assert len(telegram.calls) == 2
+
+
+def test_client_error_gives_up_and_keeps_the_reason(
+    tmp_path: Path, telegram: TelegramStandIn, png: bytes
+) -> None:
+    store = DuckDBStore(tmp_path / "v.duckdb")
+    store.migrate()
+    store.enqueue([note(png)])
+    telegram.fail_next(400, "Bad Request: chat not found")
+    deliver_outbox(store, {"tg": channel(telegram.url)}, [TOKEN])
+    (row,) = store.notification_rows()
+    assert row["status"] == DeliveryStatus.GAVE_UP.value
+    assert row["last_error"] == "telegram sendMessage: HTTP 400: Bad Request: chat not found"
+    assert deliver_outbox(store, {"tg": channel(telegram.url)}, [TOKEN]).sent == 0
+
+
+def test_unreachable_server_error_never_contains_the_token(png: bytes) -> None:
+    tg = channel("http://127.0.0.1:9")  # nothing listens on the discard port
+    with pytest.raises(NotifyError) as info:
+        tg.deliver(note(png))
+    assert TOKEN not in str(info.value)
+    assert "secret" not in str(info.value)
+    assert info.value.retryable

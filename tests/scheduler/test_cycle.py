@@ -1,0 +1,269 @@
+"""Whole cycles on a real project: ingest, analyse, alert, deliver — exactly once."""
+
+from __future__ import annotations
+
+import io
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import duckdb
+
+from tests.conftest import (
+    METRICS_YAML,
+    MONITORS_YAML,
+    START,
+    STEP,
+    VIGIL_YAML,
+    ProjectFactory,
+    TelegramStandIn,
+    event_rows,
+    is_png,
+    write_events,
+)
+from vigil.app import App, build_app
+from vigil.clock import ManualClock
+from vigil.config import load_project
+from vigil.model import AlertStatus, Status
+from vigil.scheduler.cycle import run_cycle
+
+DROP = START + timedelta(days=8, hours=12)
+
+
+def app_for(root: Path, env: dict[str, str] | None = None) -> tuple[App, io.StringIO]:
+    out = io.StringIO()
+    project = load_project(root, env=env or {})
+    return build_app(project, ManualClock(DROP), out), out
+
+
+def with_drop(project_dir: ProjectFactory, buckets: int = 1, factor: float = 0.2) -> None:
+    drop = {DROP + i * STEP: factor for i in range(buckets)}
+    write_events(
+        project_dir.root / "app.duckdb", event_rows(START, 9, {"iOS": 10, "Android": 20}, drop)
+    )
+
+
+def test_steady_data_is_checked_without_alerts(project_dir: ProjectFactory) -> None:
+    app, out = app_for(project_dir.root)
+    report = run_cycle(app, DROP)
+    (outcome,) = report.outcomes
+    assert outcome.error is None
+    assert outcome.buckets == [DROP - STEP]
+    # 3 series (total, iOS, Android) × 1 analyzer
+    assert len(outcome.results) == 3
+    assert {r.status for r in outcome.results} == {Status.OK}
+    assert report.alerts == []
+    assert out.getvalue() == ""
+    # Every check is logged, not only anomalies.
+    assert len(app.store.list_results()) == 3
+
+
+def test_drop_alerts_once_with_value_baselines_owners_and_links(
+    project_dir: ProjectFactory,
+) -> None:
+    with_drop(project_dir)
+    metrics = METRICS_YAML.replace(
+        '    owners: ["@owner"]\n',
+        '    owners: ["@owner"]\n    links: {dashboard: "https://bi/d?m={metric}&s={segment}"}\n',
+    )
+    app, out = app_for(project_dir.write({"metrics/events.yaml": metrics}))
+    report = run_cycle(app, DROP + STEP)
+    sent = [a for a in report.alerts if a.status is AlertStatus.NOTIFY]
+    assert {(a.result.series.metric, a.result.series.segment.label()) for a in sent} == {
+        ("actions", "total"),
+        ("actions", "os=iOS"),
+        ("actions", "os=Android"),
+    }
+    assert report.delivery.sent == 3
+    text = out.getvalue()
+    assert "Actions · os=iOS" in text
+    assert "Value: 2 at 2024-05-09 12:00" in text
+    assert "1d ago 10 (-80.0%), 1w ago 10 (-80.0%)" in text
+    assert "Owners: @owner @ios" in text
+    assert "dashboard: https://bi/d?m=actions&s=os%3DiOS" in text
+    assert (project_dir.root / "charts").is_dir()
+    # The same cycle again neither re-analyses nor re-sends.
+    again = run_cycle(app, DROP + STEP)
+    assert again.outcomes[0].results == []
+    assert again.delivery.sent == 0
+    assert len(app.store.notification_rows()) == 3
+
+
+def test_cooldown_keeps_a_continuing_incident_quiet(project_dir: ProjectFactory) -> None:
+    with_drop(project_dir, buckets=3)
+    app, _ = app_for(project_dir.root)
+    statuses = []
+    for i in range(1, 4):
+        report = run_cycle(app, DROP + i * STEP)
+        statuses.append({a.status for a in report.alerts})
+    assert statuses == [{AlertStatus.NOTIFY}, {AlertStatus.COOLDOWN}, {AlertStatus.COOLDOWN}]
+    assert len(app.store.notification_rows()) == 3
+
+
+def test_quiet_hours_log_but_do_not_send(project_dir: ProjectFactory) -> None:
+    with_drop(project_dir)
+    vigil = VIGIL_YAML + "  quiet_hours: {start: '12:00', end: '12:30'}\n"
+    app, out = app_for(project_dir.write({"vigil.yaml": vigil}))
+    report = run_cycle(app, DROP + STEP)
+    assert {a.status for a in report.alerts} == {AlertStatus.QUIET_HOURS}
+    assert out.getvalue() == ""
+    assert [r.status for r in app.store.list_alerts()] == ["quiet_hours"] * 3
+
+
+def test_no_notify_mutes_but_keeps_cooldown(project_dir: ProjectFactory) -> None:
+    with_drop(project_dir, buckets=2)
+    app, out = app_for(project_dir.root)
+    first = run_cycle(app, DROP + STEP, notify=False)
+    second = run_cycle(app, DROP + 2 * STEP, notify=False)
+    assert {a.status for a in first.alerts} == {AlertStatus.MUTED}
+    assert {a.status for a in second.alerts} == {AlertStatus.COOLDOWN}
+    assert out.getvalue() == ""
+    assert app.store.notification_rows() == []
+
+
+def test_vanished_series_is_zero_filled_and_alerts(project_dir: ProjectFactory) -> None:
+    rows = event_rows(START, 9, {"iOS": 10, "Android": 20})
+    rows = rows[
+        ~(
+            (rows["os"] == "iOS")
+            & (rows["time"] >= DROP.replace(tzinfo=None))
+            & (rows["time"] < (DROP + STEP).replace(tzinfo=None))
+        )
+    ]
+    write_events(project_dir.root / "app.duckdb", rows)
+    app, _ = app_for(project_dir.root)
+    report = run_cycle(app, DROP + STEP)
+    ios = [
+        r
+        for r in report.outcomes[0].results
+        if r.series.segment.label() == "os=iOS" and r.series.metric == "actions"
+    ]
+    assert ios[0].value == 0
+    assert ios[0].status is Status.ANOMALY
+
+
+def test_ratio_metrics_with_fill_missing_report_no_data(project_dir: ProjectFactory) -> None:
+    metrics = METRICS_YAML.replace(
+        "        formula: count(DISTINCT user_id)\n",
+        "        formula: count(DISTINCT user_id)\n        fill: missing\n",
+    )
+    monitors = MONITORS_YAML.replace("metrics: [actions]", "metrics: [users]")
+    rows = event_rows(START, 9, {"iOS": 10, "Android": 20})
+    rows = rows[
+        ~(
+            (rows["os"] == "iOS")
+            & (rows["time"] >= DROP.replace(tzinfo=None))
+            & (rows["time"] < (DROP + STEP).replace(tzinfo=None))
+        )
+    ]
+    write_events(project_dir.root / "app.duckdb", rows)
+    app, _ = app_for(
+        project_dir.write({"metrics/events.yaml": metrics, "monitors/main.yaml": monitors})
+    )
+    report = run_cycle(app, DROP + STEP)
+    (users_ios,) = [r for r in report.outcomes[0].results if r.series.segment.label() == "os=iOS"]
+    assert users_ios.value is None
+    assert users_ios.status is Status.NO_DATA
+    assert report.alerts == []
+
+
+def test_late_rows_are_picked_up_by_the_lookback(project_dir: ProjectFactory) -> None:
+    app, _ = app_for(project_dir.root)
+    run_cycle(app, DROP)
+    late_bucket = DROP - 2 * STEP
+    with duckdb.connect(str(project_dir.root / "app.duckdb")) as conn:
+        conn.execute(
+            "INSERT INTO events VALUES (?, 'iOS', 99)",
+            [late_bucket.replace(tzinfo=None) + timedelta(minutes=1)],
+        )
+    run_cycle(app, DROP + STEP)
+    values = app.store.load_values(
+        ["actions"], app.project.datasets[0].granularity, late_bucket, late_bucket + STEP
+    )
+    assert dict(zip(values["segment"], values["value"], strict=True))['{"os": "iOS"}'] == 11
+
+
+def test_missed_buckets_are_caught_up_after_downtime(project_dir: ProjectFactory) -> None:
+    app, _ = app_for(project_dir.root)
+    run_cycle(app, DROP - 4 * STEP)
+    report = run_cycle(app, DROP)
+    assert report.outcomes[0].buckets == [DROP - i * STEP for i in (4, 3, 2, 1)]
+    analysed = {r.bucket.start for r in app.store.list_results()}
+    assert analysed == {DROP - i * STEP for i in (5, 4, 3, 2, 1)}
+
+
+def test_failing_source_is_reported_and_leaves_the_store_intact(
+    project_dir: ProjectFactory,
+) -> None:
+    app, _ = app_for(project_dir.root)
+    run_cycle(app, DROP)
+    before = len(app.store.list_results())
+    with duckdb.connect(str(project_dir.root / "app.duckdb")) as conn:
+        conn.execute("ALTER TABLE events RENAME COLUMN user_id TO uid")
+    report = run_cycle(app, DROP + STEP)
+    assert report.outcomes[0].error is not None
+    assert "dataset 'events'" in report.outcomes[0].error
+    assert "user_id" in report.outcomes[0].error
+    assert len(app.store.list_results()) == before
+
+
+def test_telegram_alert_carries_text_and_chart(
+    project_dir: ProjectFactory, telegram: TelegramStandIn
+) -> None:
+    with_drop(project_dir)
+    vigil = VIGIL_YAML.replace(
+        "  console: {type: console}\n",
+        "  console: {type: console}\n"
+        "  tg: {type: telegram, token: '${TG_TOKEN}', chat_id: '42', api_url: '${TG_URL}'}\n",
+    )
+    monitors = MONITORS_YAML.replace("channels: [console]", "channels: [tg]")
+    root = project_dir.write({"vigil.yaml": vigil, "monitors/main.yaml": monitors})
+    app, _ = app_for(root, env={"TG_TOKEN": "777:token-xyz", "TG_URL": telegram.url})
+    report = run_cycle(app, DROP + STEP)
+    assert report.delivery.sent == 3
+    methods = [c.method for c in telegram.calls]
+    assert methods == ["sendMessage", "sendPhoto"] * 3
+    texts = [c.fields["text"] for c in telegram.calls if c.method == "sendMessage"]
+    ios = next(t for t in texts if "os=iOS" in t)
+    assert "<b>Actions</b>" in ios
+    assert "Value: <b>2</b>" in ios
+    assert "@owner @ios" in ios
+    photos = [c.files["photo"] for c in telegram.calls if c.method == "sendPhoto"]
+    assert all(is_png(p) for p in photos)
+    assert all(c.token == "777:token-xyz" for c in telegram.calls)
+
+
+def test_results_commit_with_their_alerts_and_notifications(project_dir: ProjectFactory) -> None:
+    """A crash after analysis but before the outbox write leaves no trace, so a rerun alerts."""
+    with_drop(project_dir)
+    app, _ = app_for(project_dir.root)
+    original = app.store.enqueue
+
+    def crash(_: object) -> int:
+        raise KeyboardInterrupt("killed mid-cycle")
+
+    app.store.enqueue = crash  # type: ignore[method-assign]
+    try:
+        run_cycle(app, DROP + STEP)
+    except KeyboardInterrupt:
+        pass
+    assert app.store.list_results() == []
+    app.store.enqueue = original  # type: ignore[method-assign]
+    report = run_cycle(app, DROP + STEP)
+    assert report.delivery.sent == 3
+
+
+def test_loop_runs_at_bucket_boundaries_plus_delay(project_dir: ProjectFactory) -> None:
+    from vigil.scheduler.loop import run_loop
+
+    vigil = VIGIL_YAML.replace("delay: 0m", "delay: 2m")
+    app, _ = app_for(project_dir.write({"vigil.yaml": vigil}))
+    clock = app.clock
+    assert isinstance(clock, ManualClock)
+    clock.set(DROP + timedelta(minutes=7))
+    seen: list[datetime] = []
+    run_loop(app, on_cycle=lambda r: seen.append(r.at), max_cycles=3)
+    assert seen == [
+        DROP + timedelta(minutes=7),
+        DROP + STEP + timedelta(minutes=2),
+        DROP + 2 * STEP + timedelta(minutes=2),
+    ]

@@ -1,0 +1,166 @@
+"""The DuckDB metric store against a real database file."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from vigil.model import (
+    Alert,
+    AlertStatus,
+    AnalysisResult,
+    Bucket,
+    DeliveryStatus,
+    Notification,
+    Segment,
+    SeriesKey,
+    Severity,
+    Status,
+)
+from vigil.store.duckdb import DuckDBStore
+from vigil.store.migrations import MIGRATIONS
+from vigil.timeutil import Granularity
+
+G = Granularity.parse("15m")
+T0 = datetime(2024, 5, 1, tzinfo=UTC)
+IOS = SeriesKey("likes", Segment.of({"os": "iOS"}))
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> DuckDBStore:
+    store = DuckDBStore(tmp_path / "vigil.duckdb", clock=lambda: T0)
+    store.migrate()
+    return store
+
+
+def values(*rows: tuple[str, str, datetime, float]) -> pd.DataFrame:
+    frame = pd.DataFrame(rows, columns=["metric", "segment", "bucket", "value"])
+    frame["bucket"] = pd.to_datetime(frame["bucket"]).dt.tz_localize(None).astype("datetime64[us]")
+    return frame
+
+
+def result(bucket: datetime, status: Status = Status.ANOMALY, value: float = 1.0) -> AnalysisResult:
+    return AnalysisResult(
+        analyzer="a",
+        analyzer_type="fixed",
+        series=IOS,
+        bucket=Bucket(bucket, G),
+        value=value,
+        status=status,
+        expected_lower=2.0,
+        expected_upper=None,
+        deviation=-0.5,
+        baselines={"mean": 2.0},
+        reason="below",
+        config_hash="h",
+    )
+
+
+def test_migrations_are_versioned_and_run_once(tmp_path: Path) -> None:
+    store = DuckDBStore(tmp_path / "s.duckdb")
+    assert store.migrate() == [f"{m.version}: {m.name}" for m in MIGRATIONS]
+    assert store.migrate() == []
+    assert store.schema_version() == MIGRATIONS[-1].version
+
+
+def test_upsert_replaces_late_or_corrected_values(store: DuckDBStore) -> None:
+    store.upsert_values(values(("likes", IOS.segment.key, T0, 5.0)), G)
+    store.upsert_values(values(("likes", IOS.segment.key, T0, 7.0), ("likes", "{}", T0, 9.0)), G)
+    loaded = store.load_values(["likes"], G, T0, T0 + timedelta(hours=1))
+    assert dict(zip(loaded["segment"], loaded["value"], strict=True)) == {
+        "{}": 9.0,
+        IOS.segment.key: 7.0,
+    }
+
+
+def test_known_segments_ignore_all_zero_series(store: DuckDBStore) -> None:
+    store.upsert_values(values(("likes", "{}", T0, 3.0), ("likes", IOS.segment.key, T0, 0.0)), G)
+    assert store.known_segments(["likes", "views"], G, T0) == {"likes": {"{}"}, "views": set()}
+
+
+def test_ingest_watermark_only_moves_forward(store: DuckDBStore) -> None:
+    assert store.ingested_until("feed") is None
+    store.set_ingested_until("feed", T0 + timedelta(hours=2))
+    store.set_ingested_until("feed", T0)
+    assert store.ingested_until("feed") == T0 + timedelta(hours=2)
+
+
+def test_results_are_written_once_per_analyzer_series_and_bucket(store: DuckDBStore) -> None:
+    store.save_results([result(T0, Status.ANOMALY, 1.0)])
+    store.save_results([result(T0, Status.OK, 99.0)])
+    saved = store.list_results()
+    assert len(saved) == 1
+    assert saved[0].value == 1.0
+    assert saved[0].status is Status.ANOMALY
+    assert saved[0].series == IOS
+    assert saved[0].bucket.start == T0
+    assert saved[0].expected_upper is None
+    assert saved[0].baselines == {"mean": 2.0}
+    assert store.analyzed_keys(["likes"], G, T0) == {("a", "likes", IOS.segment.key)}
+    assert store.last_analyzed(["likes"], G) == T0
+
+
+def test_last_notified_counts_sent_and_muted_alerts_only(store: DuckDBStore) -> None:
+    r1, r2, r3 = (result(T0 + i * G.step) for i in range(3))
+    store.save_results([r1, r2, r3])
+    store.save_alerts(
+        [
+            Alert("m", Severity.HIGH, r1, AlertStatus.NOTIFY, T0),
+            Alert("m", Severity.HIGH, r2, AlertStatus.MUTED, T0),
+            Alert("m", Severity.HIGH, r3, AlertStatus.QUIET_HOURS, T0),
+        ]
+    )
+    end = T0 + timedelta(hours=1)
+    assert store.last_notified("m", "a", IOS, end) == r2.bucket.start
+    assert store.last_notified("m", "a", IOS, r2.bucket.start) == T0
+    assert store.last_notified("other", "a", IOS, end) is None
+    rows = store.list_alerts(since=T0 + G.step)
+    assert [(r.status, r.result.bucket.start) for r in rows] == [
+        ("muted", r2.bucket.start),
+        ("quiet_hours", r3.bucket.start),
+    ]
+
+
+def notification(key: str = "k1") -> Notification:
+    return Notification(
+        key=key,
+        monitor="m",
+        channel="console",
+        series=IOS,
+        bucket=Bucket(T0, G),
+        title="t",
+        text="text",
+        html="<b>t</b>",
+        image=b"\x89PNG....",
+    )
+
+
+def test_outbox_adds_a_key_once_and_records_attempts(store: DuckDBStore) -> None:
+    store.enqueue([notification()])
+    store.enqueue([notification()])
+    pending = list(store.outbox((DeliveryStatus.PENDING,)))
+    assert [n.key for n in pending] == ["k1"]
+    assert pending[0].image == b"\x89PNG...."
+    store.update_delivery("k1", DeliveryStatus.FAILED, 1, 1, "HTTP 500")
+    failed = list(store.outbox((DeliveryStatus.FAILED,)))
+    assert (failed[0].attempts, failed[0].parts_sent, failed[0].last_error) == (1, 1, "HTTP 500")
+    assert list(store.outbox((DeliveryStatus.PENDING,))) == []
+
+
+def test_transaction_rolls_back_everything_on_error(store: DuckDBStore) -> None:
+    with pytest.raises(RuntimeError), store.transaction():
+        store.save_results([result(T0)])
+        store.enqueue([notification()])
+        raise RuntimeError("crash in the middle")
+    assert store.list_results() == []
+    assert store.notification_rows() == []
+
+
+def test_other_processes_can_open_the_store_between_sessions(store: DuckDBStore) -> None:
+    other = DuckDBStore(store.path)
+    with store.session():
+        store.save_results([result(T0)])
+    assert len(other.list_results()) == 1
