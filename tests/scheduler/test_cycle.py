@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -242,10 +243,8 @@ def test_results_commit_with_their_alerts_and_notifications(project_dir: Project
         raise KeyboardInterrupt("killed mid-cycle")
 
     app.store.enqueue = crash  # type: ignore[method-assign]
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         run_cycle(app, DROP + STEP)
-    except KeyboardInterrupt:
-        pass
     assert app.store.list_results() == []
     app.store.enqueue = original  # type: ignore[method-assign]
     report = run_cycle(app, DROP + STEP)

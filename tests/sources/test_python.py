@@ -35,7 +35,8 @@ def python_project(project_dir: ProjectFactory, function: str) -> ProjectFactory
         .read_text()
         .replace(
             "  app: {type: duckdb, path: app.duckdb}\n",
-            f"  app: {{type: duckdb, path: app.duckdb}}\n  py: {{type: python, function: '{function}'}}\n",
+            "  app: {type: duckdb, path: app.duckdb}\n"
+            f"  py: {{type: python, function: '{function}'}}\n",
         )
     )
     metrics = "datasets:\n  - name: custom\n    source: py\n    metrics:\n      - name: signups\n"

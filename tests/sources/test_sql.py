@@ -168,5 +168,5 @@ def test_missing_database_file_is_a_clear_error(
 ) -> None:
     (project_dir.root / "app.duckdb").unlink()
     project = load_project(project_dir.root, env={})
-    with pytest.raises(Exception, match="database file .*app.duckdb does not exist"):
+    with pytest.raises(Exception, match=r"database file .*app\.duckdb does not exist"):
         fetch(project)

@@ -150,11 +150,16 @@ def test_outbox_adds_a_key_once_and_records_attempts(store: DuckDBStore) -> None
     assert list(store.outbox((DeliveryStatus.PENDING,))) == []
 
 
-def test_transaction_rolls_back_everything_on_error(store: DuckDBStore) -> None:
-    with pytest.raises(RuntimeError), store.transaction():
+def write_then_crash(store: DuckDBStore) -> None:
+    with store.transaction():
         store.save_results([result(T0)])
         store.enqueue([notification()])
         raise RuntimeError("crash in the middle")
+
+
+def test_transaction_rolls_back_everything_on_error(store: DuckDBStore) -> None:
+    with pytest.raises(RuntimeError, match="crash in the middle"):
+        write_then_crash(store)
     assert store.list_results() == []
     assert store.notification_rows() == []
 
