@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from typing import TextIO
 
@@ -25,6 +25,15 @@ class App:
     clock: Clock
     out: TextIO | None = None
     notes: list[str] = field(default_factory=list)
+
+    @contextmanager
+    def session(self) -> Iterator[None]:
+        """Hold the store and every source open for a batch of cycles."""
+        with ExitStack() as stack:
+            stack.enter_context(self.store.session())
+            for source in self.sources.values():
+                stack.enter_context(source.session())
+            yield
 
     def close(self) -> None:
         """Release source connections."""

@@ -155,7 +155,7 @@ def replay(ctx: click.Context, start_text: str, end_text: str, no_notify: bool) 
     if end <= start:
         raise VigilError(f"--to ({end_text}) must be after --from ({start_text})")
     times = due_times(project, start, end)
-    with running_app(project, SystemClock()) as app, app.store.session():
+    with running_app(project, SystemClock()) as app, app.session():
         alerts = 0
         for at in times:
             report = run_cycle(app, at, notify=not no_notify)

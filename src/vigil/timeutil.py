@@ -120,7 +120,8 @@ class Granularity:
         end = as_utc(end)
         if not self.is_calendar:
             count = max(0, -(-int((end - current).total_seconds()) // self.seconds))
-            return [current + i * self.step for i in range(count)]
+            step = self.step
+            return [current + i * step for i in range(count)]
         out: list[datetime] = []
         while current < end:
             out.append(current)

@@ -37,7 +37,7 @@ class SeriesMatrix:
         keys = sorted(rows["segment"].unique().tolist())
         values = np.full((len(keys), len(times)), np.nan)
         if keys and times:
-            grid = np.array([to_naive_utc(t) for t in times], dtype="datetime64[us]")
+            grid = _grid(times, granularity)
             buckets = rows["bucket"].to_numpy(dtype="datetime64[us]")
             cols = np.searchsorted(grid, buckets)
             inside = cols < len(grid)
@@ -58,3 +58,11 @@ class SeriesMatrix:
     def window(self, end: int, size: int) -> np.ndarray:
         """Columns [end - size + 1, end] (clipped at 0), all rows."""
         return self.values[:, max(0, end - size + 1) : end + 1]
+
+
+def _grid(times: list[datetime], granularity: Granularity) -> np.ndarray:
+    """Bucket starts as naive-UTC datetime64, computed arithmetically where the step is fixed."""
+    if granularity.is_calendar:
+        return np.array([to_naive_utc(t) for t in times], dtype="datetime64[us]")
+    first = np.datetime64(to_naive_utc(times[0]), "us")
+    return first + np.arange(len(times)) * np.timedelta64(granularity.seconds, "s")

@@ -63,7 +63,7 @@ def run_demo(
     replay_from = end - timedelta(days=replay_days)
     out.write(f"Replaying {replay_days} days through the monitors, every 15 minutes...\n")
     alerts: list[Alert] = []
-    with running_app(project, SystemClock(), out) as app, app.store.session():
+    with running_app(project, SystemClock(), out) as app, app.session():
         for at in due_times(project, replay_from, end):
             alerts.extend(run_cycle(app, at).alerts)
     summary = summarize(incidents, alerts, replay_days, time.monotonic() - began, directory)

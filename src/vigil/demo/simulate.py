@@ -88,7 +88,7 @@ def _shape(times: pd.DatetimeIndex, start: datetime) -> np.ndarray:
     daily = (
         0.55 - 0.45 * np.cos(2 * np.pi * (hours - 4) / 24) + 0.08 * np.exp(-((hours - 21) ** 2) / 4)
     )
-    weekend = np.where(times.dayofweek >= 5, 1.12, 1.0)
+    weekend = np.where(times.day_of_week >= 5, 1.12, 1.0)
     days = (times - times[0]).total_seconds() / 86400
     growth = 1 + 0.008 * days
     return np.asarray(daily * weekend * growth)

@@ -66,7 +66,7 @@ def run_cycle(app: App, at: datetime, *, notify: bool = True) -> CycleReport:
     A failing dataset is reported and skipped; the others still run.
     """
     outcomes = []
-    with app.store.session():
+    with app.session():
         for dataset in app.project.datasets:
             outcome = DatasetOutcome(dataset.name)
             try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Protocol
 
@@ -21,6 +22,10 @@ class Source(Protocol):
 
         `segment` is the canonical segment key, `bucket` a naive UTC timestamp.
         """
+        ...
+
+    def session(self) -> AbstractContextManager[None]:
+        """Hold connections open for a batch of fetches; release them afterwards."""
         ...
 
     def check(self, dataset: Dataset) -> list[str]:

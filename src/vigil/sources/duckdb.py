@@ -29,10 +29,32 @@ class DuckDBSource:
         path = Path(config.path)
         self.path = path if path.is_absolute() or config.path == ":memory:" else root / path
         self._memory: duckdb.DuckDBPyConnection | None = None
+        self._session: duckdb.DuckDBPyConnection | None = None
+
+    @contextmanager
+    def session(self) -> Iterator[None]:
+        """Keep one read-only connection for a batch of queries (a cycle, a replay)."""
+        if self._session is not None:
+            yield
+            return
+        with self._open() as conn:
+            self._session = conn
+            try:
+                yield
+            finally:
+                self._session = None
 
     @contextmanager
     def _connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """A read-only connection for one use: the file is free for its writers in between."""
+        """The session's connection, or one for this use only: writers get the file in between."""
+        if self._session is not None:
+            yield self._session
+            return
+        with self._open() as conn:
+            yield conn
+
+    @contextmanager
+    def _open(self) -> Iterator[duckdb.DuckDBPyConnection]:
         target = str(self.path)
         if target == ":memory:":
             if self._memory is None:

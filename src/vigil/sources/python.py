@@ -6,7 +6,8 @@ import importlib
 import importlib.util
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -94,6 +95,11 @@ class PythonSource:
         # Several rows in one bucket: the latest reported value wins.
         long = long.drop_duplicates(subset=["metric", "segment", "bucket"], keep="last")
         return long[FRAME_COLUMNS].reset_index(drop=True)
+
+    @contextmanager
+    def session(self) -> Iterator[None]:
+        """Nothing to hold open."""
+        yield
 
     def check(self, dataset: Dataset) -> list[str]:
         """The function must be importable."""

@@ -1,0 +1,106 @@
+"""The `vigil` command as a user runs it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from datetime import timedelta
+
+from click.testing import CliRunner
+
+from tests.conftest import METRICS_YAML, START, STEP, ProjectFactory, event_rows, write_events
+from vigil.cli import main
+
+DROP = START + timedelta(days=8, hours=12)
+
+
+def vigil(project: ProjectFactory, *args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(main, ["--project", str(project.root), *args])
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_validate_reports_ok_with_counts(project_dir: ProjectFactory) -> None:
+    code, out, _ = vigil(project_dir, "validate")
+    assert code == 0
+    assert out == "OK: 3 files, 1 datasets, 2 metrics, 1 analyzers, 1 monitors\n"
+
+
+def test_validate_names_an_unknown_column_without_a_traceback(project_dir: ProjectFactory) -> None:
+    project_dir.write(
+        {"metrics/events.yaml": METRICS_YAML.replace("DISTINCT user_id", "DISTINCT uid")}
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "vigil.cli", "--project", str(project_dir.root), "validate"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith("Error: metrics/events.yaml:15: datasets[0].metrics[1].formula:")
+    assert '"uid" not found' in lines[0]
+    assert "Traceback" not in result.stderr
+
+
+def test_bad_time_option_is_a_usage_error(project_dir: ProjectFactory) -> None:
+    code, _, err = vigil(project_dir, "check", "--at", "yesterday-ish")
+    assert code == 2
+    assert "expected ISO 8601" in err
+
+
+def test_check_prints_what_it_checked_and_alerted(project_dir: ProjectFactory) -> None:
+    write_events(
+        project_dir.root / "app.duckdb",
+        event_rows(START, 9, {"iOS": 10, "Android": 20}, {DROP: 0.2}),
+    )
+    code, out, _ = vigil(project_dir, "check", "--at", (DROP + STEP).isoformat())
+    assert code == 0
+    assert "[2024-05-09 12:15] events: bucket 12:00," in out
+    assert "3 checks, 3 anomalies" in out
+    assert "ALERT actions [os=iOS] by day_week → main: notify" in out
+    assert "Value: 2 at 2024-05-09 12:00" in out
+
+
+def test_replay_then_alerts_json(project_dir: ProjectFactory) -> None:
+    write_events(
+        project_dir.root / "app.duckdb",
+        event_rows(START, 9, {"iOS": 10, "Android": 20}, {DROP: 0.2, DROP + STEP: 0.2}),
+    )
+    code, out, _ = vigil(
+        project_dir,
+        "replay",
+        "--from",
+        "2024-05-09T11:00",
+        "--to",
+        "2024-05-09T13:00",
+        "--no-notify",
+    )
+    assert code == 0
+    assert out.strip().endswith("Replayed 8 cycles; 3 alerts.")
+    code, out, _ = vigil(project_dir, "alerts", "--json")
+    assert code == 0
+    alerts = json.loads(out)
+    assert len(alerts) == 6  # 3 muted at 12:00, 3 in cooldown at 12:15
+    first = alerts[0]
+    assert first["time"] == "2024-05-09T12:00:00+00:00"
+    assert first["metric"] == "actions"
+    assert first["segment"] == {"os": "Android"}
+    assert first["value"] == 4
+    assert first["baselines"] == {"current_mean": 4.0, "lag_1d": 20.0, "lag_1w": 20.0}
+    assert first["deviation"] == -0.8
+    assert (first["analyzer"], first["monitor"], first["severity"]) == ("day_week", "main", "high")
+    assert first["status"] == "muted"
+    assert {a["status"] for a in alerts[3:]} == {"cooldown"}
+    code, out, _ = vigil(project_dir, "alerts", "--since", "2024-05-09T12:10")
+    assert code == 0
+    assert len(out.strip().splitlines()) == 3
+
+
+def test_replay_rejects_an_empty_range(project_dir: ProjectFactory) -> None:
+    code, _, err = vigil(
+        project_dir, "replay", "--from", "2024-05-09T13:00", "--to", "2024-05-09T11:00"
+    )
+    assert code == 1
+    assert err.startswith("Error: --to (2024-05-09T11:00) must be after --from")
