@@ -345,7 +345,7 @@ class AnalyzerBase(Base):
 class SameTimeComparisonConfig(AnalyzerBase):
     """Now vs the same buckets k days earlier: mean of the last N buckets against each lag."""
 
-    type: Literal["same_time_comparison"]
+    type: Literal["same_time_comparison"] = Field(description="Analysis type.")
     buckets: int = Field(3, ge=1, description="Average the last N buckets (smooths noise).")
     lags: list[Duration] = Field(
         default_factory=lambda: [timedelta(days=1), timedelta(days=7)],
@@ -369,7 +369,7 @@ class SameTimeComparisonConfig(AnalyzerBase):
 class FixedConfig(AnalyzerBase):
     """Static bounds: anomaly when the value is above `upper` or below `lower`."""
 
-    type: Literal["fixed"]
+    type: Literal["fixed"] = Field(description="Analysis type.")
     upper: float | None = Field(None, description="Upper bound (inclusive is fine).")
     lower: float | None = Field(None, description="Lower bound.")
 
@@ -385,7 +385,7 @@ class FixedConfig(AnalyzerBase):
 class StddevConfig(AnalyzerBase):
     """Trailing-window band: mean ± factor · sample stddev of the previous buckets."""
 
-    type: Literal["stddev"]
+    type: Literal["stddev"] = Field(description="Analysis type.")
     factor: float = Field(3.0, gt=0, description="Width of the band in standard deviations.")
     window: int = Field(96, ge=2, description="Baseline size: previous buckets.")
     min_batch_size: int = Field(

@@ -1,0 +1,70 @@
+"""Benchmark: analyzers over 10,000 series × 5 weeks of 15-minute buckets, latest bucket.
+
+Run with `make bench` (or `python bench/analyzers.py --series 10000`). Prints one line per
+analyzer with the time to evaluate the latest bucket of every series, and the peak memory of
+the matrix. No thresholds are asserted here; the numbers are reported in docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from datetime import UTC, datetime
+
+import numpy as np
+
+from vigil.analysis import build_analyzer
+from vigil.analysis.matrix import SeriesMatrix
+from vigil.config.schema import SameTimeComparisonConfig, StddevConfig
+from vigil.model import Segment
+from vigil.timeutil import Granularity
+
+
+def build_matrix(series: int, weeks: int, seed: int = 1) -> SeriesMatrix:
+    """Daily-cyclic noisy series, as a store would hand them to the analyzers."""
+    g = Granularity.parse("15m")
+    buckets = weeks * 7 * 96
+    rng = np.random.default_rng(seed)
+    phase = np.sin(2 * np.pi * np.arange(buckets) / 96)
+    level = rng.uniform(100, 10_000, size=(series, 1))
+    values = level * (1 + 0.5 * phase) * rng.normal(1, 0.05, size=(series, buckets))
+    start = datetime(2024, 1, 1, tzinfo=UTC)
+    times = g.range(start, g.shift(start, buckets))
+    segments = [Segment.of({"id": str(i)}) for i in range(series)]
+    return SeriesMatrix("bench", g, segments, times, values)
+
+
+def time_analyzer(name: str, config: object, matrix: SeriesMatrix, repeat: int) -> None:
+    analyzer = build_analyzer(config)  # type: ignore[arg-type]
+    target = len(matrix.times) - 1
+    best = float("inf")
+    for _ in range(repeat):
+        began = time.perf_counter()
+        evaluation = analyzer.evaluate(matrix, target)
+        best = min(best, time.perf_counter() - began)
+    flagged = int((evaluation.status == 1).sum())
+    print(f"{name:<22} {len(matrix.segments):>7} series  {best * 1000:8.1f} ms  ({flagged} flagged)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--series", type=int, default=10_000)
+    parser.add_argument("--weeks", type=int, default=5)
+    parser.add_argument("--repeat", type=int, default=5)
+    args = parser.parse_args()
+    began = time.perf_counter()
+    matrix = build_matrix(args.series, args.weeks)
+    print(
+        f"matrix {matrix.values.shape[0]} × {matrix.values.shape[1]} buckets,"
+        f" {matrix.values.nbytes / 2**20:.0f} MiB, built in {time.perf_counter() - began:.1f} s"
+    )
+    same_time = SameTimeComparisonConfig(id="st", type="same_time_comparison")
+    stddev = StddevConfig(id="sd", type="stddev", window=96)
+    time_analyzer("same_time_comparison", same_time, matrix, args.repeat)
+    time_analyzer("stddev (window 96)", stddev, matrix, args.repeat)
+    stddev_week = StddevConfig(id="sd", type="stddev", window=7 * 96)
+    time_analyzer("stddev (window 1w)", stddev_week, matrix, args.repeat)
+
+
+if __name__ == "__main__":
+    main()
