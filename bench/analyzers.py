@@ -43,7 +43,9 @@ def time_analyzer(name: str, config: object, matrix: SeriesMatrix, repeat: int) 
         evaluation = analyzer.evaluate(matrix, target)
         best = min(best, time.perf_counter() - began)
     flagged = int((evaluation.status == 1).sum())
-    print(f"{name:<22} {len(matrix.segments):>7} series  {best * 1000:8.1f} ms  ({flagged} flagged)")
+    print(
+        f"{name:<22} {len(matrix.segments):>7} series  {best * 1000:8.1f} ms  ({flagged} flagged)"
+    )
 
 
 def main() -> None:

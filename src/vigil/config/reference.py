@@ -121,7 +121,14 @@ def _yaml_value(value: Any) -> str:
 def model_table(model: type[BaseModel]) -> str:
     """A markdown table of a model's keys."""
     doc = (model.__doc__ or "").strip().splitlines()[0]
-    lines = [f"### {model.__name__}", "", doc, "", "| key | type | default | meaning |", "|---|---|---|---|"]
+    lines = [
+        f"### {model.__name__}",
+        "",
+        doc,
+        "",
+        "| key | type | default | meaning |",
+        "|---|---|---|---|",
+    ]
     for name, field in model.model_fields.items():
         lines.append(
             f"| `{name}` | {type_name(field.annotation)} | {default_text(field)} |"
