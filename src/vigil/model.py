@@ -172,3 +172,4 @@ class Notification:
     attempts: int = 0
     parts_sent: int = 0
     last_error: str = ""
+    recipients: str = ""

@@ -82,6 +82,10 @@ def test_drop_alerts_once_with_value_baselines_owners_and_links(
     assert "Owners: @owner @ios" in text
     assert "dashboard: https://bi/d?m=actions&s=os%3DiOS" in text
     assert (project_dir.root / "charts").is_dir()
+    rows = {r["segment"]: r for r in app.store.notification_rows()}
+    ios = rows['{"os": "iOS"}']
+    assert (ios["channel"], ios["status"], ios["recipients"]) == ("console", "sent", "@owner @ios")
+    assert ios["sent_at"] is not None
     # The same cycle again neither re-analyses nor re-sends.
     again = run_cycle(app, DROP + STEP)
     assert again.outcomes[0].results == []

@@ -66,6 +66,19 @@ def test_migrations_are_versioned_and_run_once(tmp_path: Path) -> None:
     assert store.schema_version() == MIGRATIONS[-1].version
 
 
+def test_upgrade_keeps_existing_rows(tmp_path: Path) -> None:
+    store = DuckDBStore(tmp_path / "old.duckdb")
+    store.migrate(MIGRATIONS[:1])
+    with store.session() as conn:
+        conn.execute(
+            "INSERT INTO notifications VALUES ('k', 'm', 'console', 'likes', '{}', 900,"
+            " '2024-05-01', 't', 'x', 'x', NULL, 'sent', 1, 1, '', '2024-05-01', '2024-05-01')"
+        )
+    assert store.migrate() == ["2: notifications record recipients and send time"]
+    (row,) = store.notification_rows()
+    assert (row["key"], row["status"], row["recipients"]) == ("k", "sent", "")
+
+
 def test_upsert_replaces_late_or_corrected_values(store: DuckDBStore) -> None:
     store.upsert_values(values(("likes", IOS.segment.key, T0, 5.0)), G)
     store.upsert_values(values(("likes", IOS.segment.key, T0, 7.0), ("likes", "{}", T0, 9.0)), G)

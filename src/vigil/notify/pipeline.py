@@ -85,7 +85,7 @@ def compose(project: Project, store: Store, alerts: list[Alert]) -> Composed:
     charts: list[Path] = []
     for (monitor_id, series, bucket), group in groups.items():
         monitor = project.monitors[monitor_id]
-        message, image = _message_and_chart(project, store, monitor, group)
+        message, image, owners = _message_and_chart(project, store, monitor, group)
         if image is not None:
             charts.append(_save_chart(project, series, bucket, image))
         for channel in monitor.channels:
@@ -100,6 +100,7 @@ def compose(project: Project, store: Store, alerts: list[Alert]) -> Composed:
                     text=message.text,
                     html=message.html,
                     image=image,
+                    recipients=" ".join(owners),
                 )
             )
     return Composed(notifications, charts)
@@ -107,7 +108,7 @@ def compose(project: Project, store: Store, alerts: list[Alert]) -> Composed:
 
 def _message_and_chart(
     project: Project, store: Store, monitor: MonitorConfig, group: list[Alert]
-) -> tuple[Message, bytes | None]:
+) -> tuple[Message, bytes | None, list[str]]:
     first = group[0].result
     metric = project.metric(first.series.metric)
     dataset = project.dataset_of(metric.name)
@@ -132,7 +133,7 @@ def _message_and_chart(
     if monitor.chart:
         data = chart_data(store, metric.title, first)
         image = render_chart(data, project.timezone)
-    return message, image
+    return message, image, owners
 
 
 def chart_data(store: Store, title: str, result: AnalysisResult) -> ChartData:

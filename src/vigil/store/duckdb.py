@@ -25,7 +25,7 @@ from vigil.model import (
     Status,
 )
 from vigil.store.base import AlertRow
-from vigil.store.migrations import MIGRATIONS
+from vigil.store.migrations import MIGRATIONS, Migration
 from vigil.timeutil import Granularity, as_utc, to_naive_utc
 
 Clock = Callable[[], datetime]
@@ -121,7 +121,7 @@ class DuckDBStore:
 
     # --- schema --------------------------------------------------------------------------
 
-    def migrate(self) -> list[str]:
+    def migrate(self, migrations: tuple[Migration, ...] = MIGRATIONS) -> list[str]:
         """Apply every migration newer than the stored version, each in a transaction."""
         applied = []
         with self.session() as conn:
@@ -130,7 +130,7 @@ class DuckDBStore:
                 " (version INTEGER PRIMARY KEY, name VARCHAR, applied_at TIMESTAMP)"
             )
             current = self.schema_version()
-            for migration in MIGRATIONS:
+            for migration in migrations:
                 if migration.version <= current:
                     continue
                 conn.execute("BEGIN TRANSACTION")
@@ -342,8 +342,10 @@ class DuckDBStore:
         with self.session():
             for n in notifications:
                 self._run(
-                    "INSERT OR IGNORE INTO notifications VALUES"
-                    " (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "INSERT OR IGNORE INTO notifications (key, monitor, channel, metric, segment,"
+                    " granularity, bucket, title, text, html, image, status, attempts,"
+                    " parts_sent, last_error, created_at, updated_at, recipients)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     [
                         n.key,
                         n.monitor,
@@ -362,6 +364,7 @@ class DuckDBStore:
                         n.last_error,
                         now,
                         now,
+                        n.recipients,
                     ],
                 )
                 count += 1
@@ -371,7 +374,7 @@ class DuckDBStore:
         """Notifications in the given states, oldest first."""
         rows = self._rows(
             "SELECT key, monitor, channel, metric, segment, granularity, bucket, title, text,"
-            " html, image, status, attempts, parts_sent, last_error FROM notifications"
+            " html, image, status, attempts, parts_sent, last_error, recipients FROM notifications"
             " WHERE list_contains(?, status) ORDER BY bucket, created_at, key",
             [[s.value for s in statuses]],
         )
@@ -391,23 +394,35 @@ class DuckDBStore:
                 attempts=int(row[12]),
                 parts_sent=int(row[13]),
                 last_error=row[14],
+                recipients=row[15],
             )
 
     def update_delivery(
         self, key: str, status: DeliveryStatus, attempts: int, parts_sent: int, error: str
     ) -> None:
         """Record the outcome of a delivery attempt."""
+        now = to_naive_utc(self.clock())
         self._run(
             "UPDATE notifications SET status = ?, attempts = ?, parts_sent = ?, last_error = ?,"
-            " updated_at = ? WHERE key = ?",
-            [status.value, attempts, parts_sent, error, to_naive_utc(self.clock()), key],
+            " updated_at = ?, sent_at = CASE WHEN ? THEN ? ELSE sent_at END WHERE key = ?",
+            [
+                status.value,
+                attempts,
+                parts_sent,
+                error,
+                now,
+                status is DeliveryStatus.SENT,
+                now,
+                key,
+            ],
         )
 
     def notification_rows(self) -> list[dict[str, Any]]:
         """Every notification without its image, for listings and tests."""
         frame = self._frame(
             "SELECT key, monitor, channel, metric, segment, bucket, status, attempts, parts_sent,"
-            " last_error, title FROM notifications ORDER BY bucket, key"
+            " last_error, title, recipients, created_at, sent_at FROM notifications"
+            " ORDER BY bucket, key"
         )
         return frame.to_dict("records")  # type: ignore[return-value]
 

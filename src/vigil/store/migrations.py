@@ -84,4 +84,12 @@ MIGRATIONS: tuple[Migration, ...] = (
             )""",
         ),
     ),
+    Migration(
+        2,
+        "notifications record recipients and send time",
+        (
+            "ALTER TABLE notifications ADD COLUMN recipients VARCHAR DEFAULT ''",
+            "ALTER TABLE notifications ADD COLUMN sent_at TIMESTAMP",
+        ),
+    ),
 )
