@@ -125,16 +125,16 @@ def test_no_notify_mutes_but_keeps_cooldown(project_dir: ProjectFactory) -> None
     assert app.store.notification_rows() == []
 
 
-def test_vanished_series_is_zero_filled_and_alerts(project_dir: ProjectFactory) -> None:
+def without_ios_at_drop(project_dir: ProjectFactory) -> None:
+    """Steady events, except that iOS sends nothing in the DROP bucket."""
     rows = event_rows(START, 9, {"iOS": 10, "Android": 20})
-    rows = rows[
-        ~(
-            (rows["os"] == "iOS")
-            & (rows["time"] >= DROP.replace(tzinfo=None))
-            & (rows["time"] < (DROP + STEP).replace(tzinfo=None))
-        )
-    ]
-    write_events(project_dir.root / "app.duckdb", rows)
+    start, end = DROP.replace(tzinfo=None), (DROP + STEP).replace(tzinfo=None)
+    silent = (rows["os"] == "iOS") & (rows["time"] >= start) & (rows["time"] < end)
+    write_events(project_dir.root / "app.duckdb", rows[~silent])
+
+
+def test_vanished_series_is_zero_filled_and_alerts(project_dir: ProjectFactory) -> None:
+    without_ios_at_drop(project_dir)
     app, _ = app_for(project_dir.root)
     report = run_cycle(app, DROP + STEP)
     ios = [
@@ -152,15 +152,7 @@ def test_ratio_metrics_with_fill_missing_report_no_data(project_dir: ProjectFact
         "        formula: count(DISTINCT user_id)\n        fill: missing\n",
     )
     monitors = MONITORS_YAML.replace("metrics: [actions]", "metrics: [users]")
-    rows = event_rows(START, 9, {"iOS": 10, "Android": 20})
-    rows = rows[
-        ~(
-            (rows["os"] == "iOS")
-            & (rows["time"] >= DROP.replace(tzinfo=None))
-            & (rows["time"] < (DROP + STEP).replace(tzinfo=None))
-        )
-    ]
-    write_events(project_dir.root / "app.duckdb", rows)
+    without_ios_at_drop(project_dir)
     app, _ = app_for(
         project_dir.write({"metrics/events.yaml": metrics, "monitors/main.yaml": monitors})
     )
