@@ -18,10 +18,12 @@ from vigil.analysis.base import format_number
 from vigil.app import running_app
 from vigil.clock import SystemClock
 from vigil.config import Project, load_project
+from vigil.config.graph import render_dot, render_mermaid, render_text
 from vigil.errors import ConfigError, VigilError
-from vigil.model import AlertStatus
+from vigil.model import AlertStatus, RunRecord
+from vigil.scheduler.backfill import backfill_buckets, run_backfill
 from vigil.scheduler.cycle import CycleReport, run_cycle
-from vigil.scheduler.loop import run_loop
+from vigil.scheduler.loop import Loop
 from vigil.scheduler.schedule import due_times
 from vigil.sources import build_source
 from vigil.store.base import AlertRow
@@ -97,6 +99,14 @@ def _time(text: str | None, project: Project) -> datetime | None:
     return None if text is None else parse_instant(text, project.timezone)
 
 
+def _range(start_text: str, end_text: str, project: Project) -> tuple[datetime, datetime]:
+    start = parse_instant(start_text, project.timezone)
+    end = parse_instant(end_text, project.timezone)
+    if end <= start:
+        raise VigilError(f"--to ({end_text}) must be after --from ({start_text})")
+    return start, end
+
+
 @main.command()
 @click.option("--offline", is_flag=True, help="Check the files only; do not query the sources.")
 @click.pass_context
@@ -158,7 +168,7 @@ def replay(ctx: click.Context, start_text: str, end_text: str, no_notify: bool) 
     with running_app(project, SystemClock()) as app, app.session():
         alerts = 0
         for at in times:
-            report = run_cycle(app, at, notify=not no_notify)
+            report = run_cycle(app, at, notify=not no_notify, scheduled_only=True, kind="replay")
             print_report(report, project, verbose=False)
             alerts += len(report.sent_alerts)
     click.echo(f"Replayed {len(times)} cycles; {alerts} alerts.")
@@ -168,15 +178,133 @@ def replay(ctx: click.Context, start_text: str, end_text: str, no_notify: bool) 
 @click.pass_context
 @handle_errors
 def run(ctx: click.Context) -> None:
-    """Run cycles on schedule until SIGTERM or Ctrl-C (the current cycle finishes first)."""
+    """Run cycles on schedule until SIGTERM or Ctrl-C (the current cycle finishes first).
+
+    Only one `vigil run` per store works at a time (a lock in the store); others wait as
+    standby. Edits of the configuration are validated and picked up without a restart.
+    """
     project = _project(ctx)
     clock = SystemClock()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: clock.stop())
     click.echo(f"vigil run: {len(project.datasets)} datasets; Ctrl-C to stop")
     with running_app(project, clock) as app:
-        run_loop(app, on_cycle=lambda r: print_report(r, project, verbose=False))
+        loop = Loop(
+            app,
+            on_cycle=lambda r: print_report(r, loop.app.project, verbose=False),
+            on_event=lambda text: click.echo(f"vigil run: {text}", err=True),
+        )
+        loop.run()
     click.echo("vigil run: stopped")
+
+
+@main.command()
+@click.option("--from", "start_text", type=TIME, required=True, help="First bucket time.")
+@click.option("--to", "end_text", type=TIME, required=True, help="End (exclusive).")
+@click.option("--metrics", help="Comma-separated metric names (default: all).")
+@click.option("--no-notify", is_flag=True, help="Log alerts but send nothing.")
+@click.option("--reanalyze", is_flag=True, help="Redo buckets that already have results.")
+@click.pass_context
+@handle_errors
+def backfill(
+    ctx: click.Context,
+    start_text: str,
+    end_text: str,
+    metrics: str | None,
+    no_notify: bool,
+    reanalyze: bool,
+) -> None:
+    """Ingest and analyse history; interrupted, it resumes where it stopped.
+
+    Alerts for buckets older than a monitor's dataset_timestamp_offset are logged, not sent.
+    """
+    project = _project(ctx)
+    start, end = _range(start_text, end_text, project)
+    chosen = {m.strip() for m in metrics.split(",")} if metrics else None
+    known = {m.name for d in project.datasets for m in d.metrics}
+    if chosen and chosen - known:
+        raise VigilError(f"unknown metric '{sorted(chosen - known)[0]}' in --metrics")
+    with running_app(project, SystemClock()) as app:
+        total = sum(
+            len(backfill_buckets(app, d, start, end))
+            for d in project.datasets
+            if chosen is None or any(m.name in chosen for m in d.metrics)
+        )
+        with click.progressbar(length=total, label="backfill", file=sys.stderr) as bar:
+            report = run_backfill(
+                app,
+                start,
+                end,
+                metrics=chosen,
+                notify=not no_notify,
+                reanalyze=reanalyze,
+                on_progress=bar.update,
+            )
+    click.echo(
+        f"Backfilled {report.buckets} buckets ({report.skipped} already done):"
+        f" {report.results} checks, {report.anomalies} anomalies."
+    )
+    if report.errors:
+        raise VigilError("\n".join(report.errors))
+
+
+@main.command()
+@click.option("--since", "since_text", type=TIME, help="Only runs started from this time.")
+@click.option("--limit", default=50, show_default=True, help="At most this many records.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
+@click.pass_context
+@handle_errors
+def runs(ctx: click.Context, since_text: str | None, limit: int, as_json: bool) -> None:
+    """The run log: each stage of each job, with rows in and out and errors."""
+    project = _project(ctx)
+    with running_app(project, SystemClock()) as app:
+        records = app.store.list_runs(since=_time(since_text, project), limit=limit)
+    if as_json:
+        click.echo(json.dumps([_run_json(r) for r in records], indent=2))
+        return
+    zone = get_zone(project.timezone)
+    for r in records:
+        took = (r.finished_at - r.started_at).total_seconds()
+        error = f"  {r.error.splitlines()[0]}" if r.error else ""
+        click.echo(
+            f"{r.started_at.astimezone(zone):%Y-%m-%d %H:%M:%S} {r.kind:<8} {r.dataset:<12}"
+            f" {r.stage:<8} {r.status:<5} in {r.rows_in:>7} out {r.rows_out:>7} {took:6.2f}s{error}"
+        )
+    if not records:
+        click.echo("No runs.")
+
+
+def _run_json(r: RunRecord) -> dict[str, Any]:
+    return {
+        "run_id": r.run_id,
+        "kind": r.kind,
+        "dataset": r.dataset,
+        "stage": r.stage,
+        "started_at": r.started_at.isoformat(),
+        "finished_at": r.finished_at.isoformat(),
+        "status": r.status,
+        "rows_in": r.rows_in,
+        "rows_out": r.rows_out,
+        "error": r.error,
+    }
+
+
+@main.command()
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "dot", "mermaid"]),
+    default="text",
+    show_default=True,
+    help="Output format.",
+)
+@click.pass_context
+@handle_errors
+def graph(ctx: click.Context, fmt: str) -> None:
+    """Print the pipeline: sources → datasets → metrics → analyzers → monitors → channels."""
+    project = _project(ctx)
+    render = {"text": render_text, "dot": render_dot, "mermaid": render_mermaid}[fmt]
+    click.echo(render(project), nl=False)
 
 
 @main.command()

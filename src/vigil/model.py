@@ -119,6 +119,7 @@ class AnalysisResult:
     baselines: dict[str, float | None] = field(default_factory=dict)
     reason: str = ""
     config_hash: str = ""
+    is_partial: bool = False
 
     @property
     def is_anomaly(self) -> bool:
@@ -133,6 +134,7 @@ class AlertStatus(StrEnum):
     COOLDOWN = "cooldown"
     QUIET_HOURS = "quiet_hours"
     MUTED = "muted"
+    STALE = "stale"
 
 
 @dataclass(frozen=True)
@@ -173,3 +175,30 @@ class Notification:
     parts_sent: int = 0
     last_error: str = ""
     recipients: str = ""
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """One stage of one job run, for the run log."""
+
+    run_id: str
+    kind: str
+    dataset: str
+    stage: str
+    started_at: datetime
+    finished_at: datetime
+    status: str
+    rows_in: int = 0
+    rows_out: int = 0
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class PipelineState:
+    """Whether a dataset's source keeps failing, and whether that was alerted."""
+
+    dataset: str
+    consecutive_failures: int = 0
+    failing_since: datetime | None = None
+    alerted: bool = False
+    last_error: str = ""

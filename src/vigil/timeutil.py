@@ -50,24 +50,45 @@ def get_zone(name: str) -> ZoneInfo:
         raise ValueError(f"'{name}' is not a known time zone; expected an IANA name") from e
 
 
+MONTH_SECONDS = 30 * 86400  # the code a month is stored under; months are calendar months
+_GRANULARITY_NAMES = {
+    "hourly": "1h",
+    "daily": "1d",
+    "weekly": "1w",
+    "monthly": "1mo",
+    "month": "1mo",
+    "1month": "1mo",
+    "p1m": "1mo",
+}
+
+
 @dataclass(frozen=True, order=True)
 class Granularity:
-    """A bucket width: sub-daily widths align to UTC epoch, days and weeks to local midnight."""
+    """A bucket width: sub-daily widths align to UTC epoch; days, weeks (from Monday) and
+    months start at local midnight in the project's zone."""
 
     seconds: int
     tz: str = "UTC"
 
     @classmethod
     def parse(cls, text: str, tz: str = "UTC") -> Granularity:
-        """Parse `15m`, `1h`, `1d`, `1w`; the width must divide a day or be whole days/weeks."""
-        seconds = int(parse_duration(text).total_seconds())
+        """Parse `15m`, `1h`, `1d`, `1w`, `1mo` (or hourly, daily, weekly, monthly, PT1H…)."""
+        name = _GRANULARITY_NAMES.get(text.strip().lower(), text.strip())
+        if name.lower() == "1mo":
+            return cls(MONTH_SECONDS, tz)
+        seconds = int(parse_duration(name).total_seconds())
         day = 86400
         if not ((0 < seconds < day and day % seconds == 0) or seconds in (day, 7 * day)):
             raise ValueError(
                 f"'{text}' is not a supported granularity; expected a width that divides a day"
-                " (5m, 15m, 1h, ...) or 1d or 1w"
+                " (5m, 15m, 1h, ...) or 1d, 1w or 1mo"
             )
         return cls(seconds, tz)
+
+    @property
+    def is_month(self) -> bool:
+        """Whether buckets are calendar months."""
+        return self.seconds == MONTH_SECONDS
 
     @property
     def step(self) -> timedelta:
@@ -76,8 +97,8 @@ class Granularity:
 
     @property
     def name(self) -> str:
-        """Short name such as `15m` or `1d`."""
-        return format_duration(self.step)
+        """Short name such as `15m`, `1d` or `1mo`."""
+        return "1mo" if self.is_month else format_duration(self.step)
 
     @property
     def is_calendar(self) -> bool:
@@ -92,17 +113,15 @@ class Granularity:
             return datetime.fromtimestamp(epoch - epoch % self.seconds, UTC)
         zone = get_zone(self.tz)
         local_day = instant.astimezone(zone).date()
-        if self.seconds == 7 * 86400:
+        if self.is_month:
+            local_day = local_day.replace(day=1)
+        elif self.seconds == 7 * 86400:
             local_day -= timedelta(days=local_day.weekday())
         return _local_midnight(local_day, zone)
 
     def next(self, start: datetime) -> datetime:
         """Start of the bucket after the one starting at `start`."""
-        if not self.is_calendar:
-            return as_utc(start) + self.step
-        zone = get_zone(self.tz)
-        local_day = as_utc(start).astimezone(zone).date()
-        return _local_midnight(local_day + timedelta(days=self.seconds // 86400), zone)
+        return self.shift(start, 1)
 
     def shift(self, start: datetime, count: int) -> datetime:
         """Start of the bucket `count` buckets after (negative: before) `start`."""
@@ -110,6 +129,9 @@ class Granularity:
             return as_utc(start) + count * self.step
         zone = get_zone(self.tz)
         local_day = as_utc(start).astimezone(zone).date()
+        if self.is_month:
+            months = local_day.year * 12 + local_day.month - 1 + count
+            return _local_midnight(date(months // 12, months % 12 + 1, 1), zone)
         return _local_midnight(local_day + timedelta(days=count * self.seconds // 86400), zone)
 
     def range(self, start: datetime, end: datetime) -> list[datetime]:

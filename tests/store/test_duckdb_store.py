@@ -74,7 +74,7 @@ def test_upgrade_keeps_existing_rows(tmp_path: Path) -> None:
             "INSERT INTO notifications VALUES ('k', 'm', 'console', 'likes', '{}', 900,"
             " '2024-05-01', 't', 'x', 'x', NULL, 'sent', 1, 1, '', '2024-05-01', '2024-05-01')"
         )
-    assert store.migrate() == ["2: notifications record recipients and send time"]
+    assert store.migrate() == [f"{m.version}: {m.name}" for m in MIGRATIONS[1:]]
     (row,) = store.notification_rows()
     assert (row["key"], row["status"], row["recipients"]) == ("k", "sent", "")
 
@@ -101,9 +101,9 @@ def test_ingest_watermark_only_moves_forward(store: DuckDBStore) -> None:
     assert store.ingested_until("feed") == T0 + timedelta(hours=2)
 
 
-def test_results_are_written_once_per_analyzer_series_and_bucket(store: DuckDBStore) -> None:
-    store.save_results([result(T0, Status.ANOMALY, 1.0)])
+def test_one_result_per_analyzer_series_and_bucket(store: DuckDBStore) -> None:
     store.save_results([result(T0, Status.OK, 99.0)])
+    store.save_results([result(T0, Status.ANOMALY, 1.0)])  # a re-analysis replaces it
     saved = store.list_results()
     assert len(saved) == 1
     assert saved[0].value == 1.0
@@ -112,7 +112,7 @@ def test_results_are_written_once_per_analyzer_series_and_bucket(store: DuckDBSt
     assert saved[0].bucket.start == T0
     assert saved[0].expected_upper is None
     assert saved[0].baselines == {"mean": 2.0}
-    assert store.analyzed_keys(["likes"], G, T0) == {("a", "likes", IOS.segment.key)}
+    assert store.analyzed_keys(["likes"], G, T0) == {("a", "likes", IOS.segment.key): "h"}
     assert store.last_analyzed(["likes"], G) == T0
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 import numpy as np
+from croniter import croniter
 
 from vigil.analysis import build_analyzer
 from vigil.analysis.base import STATUS_CODES, Evaluation
@@ -13,44 +14,86 @@ from vigil.config.project import Dataset, Metric, config_hash
 from vigil.config.schema import AnalyzerConfig
 from vigil.model import AnalysisResult, Bucket, Segment, SeriesKey
 from vigil.store.base import Store
+from vigil.timeutil import get_zone
 
 
 def analyze_dataset(
-    dataset: Dataset, store: Store, bucket_start: datetime, *, reanalyze: bool = False
+    dataset: Dataset,
+    store: Store,
+    bucket_start: datetime,
+    *,
+    reanalyze: bool = False,
+    partial: bool = False,
+    metrics: set[str] | None = None,
 ) -> list[AnalysisResult]:
-    """Results of every (analyzer, series) of the dataset at the bucket not yet analysed."""
+    """Results of every (analyzer, series) of the dataset at the bucket that needs one.
+
+    A series already analysed by the same analyzer configuration is skipped (exactly once);
+    a changed configuration, a partial earlier result, or `reanalyze` redoes it.
+    """
     granularity = dataset.granularity
-    jobs = [(m, a) for m in dataset.metrics for a in m.analyzers]
+    chosen = [m for m in dataset.metrics if metrics is None or m.name in metrics]
+    jobs = [
+        (m, a)
+        for m in chosen
+        for a in m.analyzers
+        if not is_excluded(a, bucket_start, granularity.tz)
+    ]
     if not jobs:
         return []
     history = max(build_analyzer(a).history(granularity) for _, a in jobs)
     start = granularity.shift(bucket_start, -history)
     end = granularity.next(bucket_start)
-    frame = store.load_values([m.name for m in dataset.metrics], granularity, start, end)
-    frame = frame.sort_values("segment", kind="stable")
+    frame = store.load_values([m.name for m in chosen], granularity, start, end)
     bucket = Bucket(bucket_start, granularity)
-    names = [m.name for m in dataset.metrics]
-    done = set() if reanalyze else store.analyzed_keys(names, granularity, bucket_start)
+    names = [m.name for m in chosen]
+    done = {} if reanalyze else store.analyzed_keys(names, granularity, bucket_start)
     results: list[AnalysisResult] = []
-    for metric in dataset.metrics:
-        matrix = SeriesMatrix.from_frame(frame, metric.name, granularity, start, end)
+    matrices: dict[str, SeriesMatrix] = {}
+    for metric, config in jobs:
+        if metric.name not in matrices:
+            matrices[metric.name] = SeriesMatrix.from_frame(
+                frame, metric.name, granularity, start, end
+            )
+        matrix = matrices[metric.name]
         if not matrix.segments:
             continue
-        for config in metric.analyzers:
-            skip = {seg for a, m, seg in done if a == config.id and m == metric.name}
-            results.extend(_run_one(config, metric, matrix, bucket, skip))
+        digest = config_hash(config)
+        skip = {
+            seg
+            for (a, m, seg), h in done.items()
+            if a == config.id and m == metric.name and h == digest
+        }
+        results.extend(_run_one(config, metric, matrix, bucket, skip, partial))
     return results
 
 
+def is_excluded(config: AnalyzerConfig, bucket_start: datetime, tz: str) -> bool:
+    """Whether the analyzer's exclusion ranges or crons (in zone `tz`) cover this bucket."""
+    zone = get_zone(tz)
+    local = bucket_start.astimezone(zone)
+    for span in config.exclusion_ranges:
+        start = span.start if span.start.tzinfo else span.start.replace(tzinfo=zone)
+        end = span.end if span.end.tzinfo else span.end.replace(tzinfo=zone)
+        if start <= bucket_start < end:
+            return True
+    return any(croniter.match(expr, local.replace(tzinfo=None)) for expr in config.exclusion_cron)
+
+
 def _run_one(
-    config: AnalyzerConfig, metric: Metric, matrix: SeriesMatrix, bucket: Bucket, done: set[str]
+    config: AnalyzerConfig,
+    metric: Metric,
+    matrix: SeriesMatrix,
+    bucket: Bucket,
+    done: set[str],
+    partial: bool,
 ) -> list[AnalysisResult]:
     mask = np.array([_wanted(config, s) and s.key not in done for s in matrix.segments], dtype=bool)
     if not mask.any():
         return []
     subset = matrix.select(mask)
     evaluation = build_analyzer(config).evaluate(subset, subset.index_of(bucket.start))
-    return to_results(config, metric, subset, bucket, evaluation)
+    return to_results(config, metric, subset, bucket, evaluation, partial)
 
 
 def _wanted(config: AnalyzerConfig, segment: Segment) -> bool:
@@ -72,6 +115,7 @@ def to_results(
     matrix: SeriesMatrix,
     bucket: Bucket,
     evaluation: Evaluation,
+    partial: bool = False,
 ) -> list[AnalysisResult]:
     """Turn the evaluation arrays into one record per series."""
     digest = config_hash(config)
@@ -92,6 +136,7 @@ def to_results(
                 baselines={k: _num(v[i]) for k, v in evaluation.baselines.items()},
                 reason=evaluation.describe(i),
                 config_hash=digest,
+                is_partial=partial,
             )
         )
     return out

@@ -5,6 +5,7 @@ from __future__ import annotations
 import glob
 import string
 from collections.abc import Mapping
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +42,7 @@ def load_project(root: Path | str, env: Mapping[str, str] | None = None) -> Proj
     problems = doc.problems + problems
     docs: list[tuple[YamlDocument, DefinitionsFile]] = [(doc, settings)] if settings else []
     patterns = settings.include if settings else _include_patterns(doc)
-    for path in _included_files(root, patterns):
+    for path in included_files(root, patterns):
         display = str(path.relative_to(root))
         try:
             included = load_yaml(path, display, env)
@@ -65,7 +66,8 @@ def _include_patterns(doc: YamlDocument) -> list[str]:
     return list(ProjectFile.model_fields["include"].get_default(call_default_factory=True))
 
 
-def _included_files(root: Path, patterns: list[str]) -> list[Path]:
+def included_files(root: Path, patterns: list[str]) -> list[Path]:
+    """Definition files matched by the include patterns, in a stable order."""
     files: list[Path] = []
     for pattern in patterns:
         files.extend(Path(p) for p in sorted(glob.glob(str(root / pattern), recursive=True)))
@@ -198,12 +200,20 @@ def _resolve_dataset(
                 where=where,
             )
         )
+    grace = defaults.backfill_grace_period or (
+        timedelta(days=190) if granularity.seconds >= 7 * 86400 else timedelta(days=30)
+    )
     return Dataset(
         config=dataset,
         granularity=granularity,
         delay=dataset.delay if dataset.delay is not None else defaults.delay,
         lookback=dataset.lookback if dataset.lookback is not None else defaults.lookback,
         metrics=tuple(metrics),
+        allow_partial=(
+            dataset.allow_partial if dataset.allow_partial is not None else defaults.allow_partial
+        ),
+        batch_cooldown=dataset.batch_cooldown or defaults.batch_cooldown,
+        grace_period=grace,
         segment_owners=tuple(dataset.segment_owners),
         where=doc.where(path),
         formula_where=formula_where,

@@ -51,6 +51,9 @@ class Dataset:
     segment_owners: tuple[SegmentOwners, ...]
     where: str = ""
     formula_where: dict[str, str] = field(default_factory=dict)
+    allow_partial: bool = False
+    batch_cooldown: timedelta | None = None
+    grace_period: timedelta = timedelta(days=30)
 
     @property
     def name(self) -> str:
@@ -112,6 +115,12 @@ class Project:
     def cooldown_for(self, monitor: MonitorConfig) -> timedelta:
         """The monitor's cooldown, or the project default."""
         return monitor.cooldown if monitor.cooldown is not None else self.settings.defaults.cooldown
+
+    def timestamp_offset_for(self, monitor: MonitorConfig) -> timedelta | None:
+        """How old a bucket may be and still be notified (None: any age)."""
+        if monitor.dataset_timestamp_offset is not None:
+            return monitor.dataset_timestamp_offset
+        return self.settings.defaults.dataset_timestamp_offset
 
     def quiet_hours_for(self, monitor: MonitorConfig) -> QuietHours | None:
         """The monitor's quiet hours, the project default, or None when switched off."""

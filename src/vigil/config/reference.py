@@ -40,6 +40,8 @@ SECTIONS: list[tuple[str, str, list[type[BaseModel]]]] = [
         [schema.SameTimeComparisonConfig, schema.FixedConfig, schema.StddevConfig],
     ),
     ("monitors", "Route analyzers' anomalies to channels.", [schema.MonitorConfig]),
+    ("scheduler", "How `vigil run` behaves.", [schema.SchedulerConfig]),
+    ("shared blocks", "Used inside the sections above.", [schema.TimeRange]),
 ]
 
 
@@ -138,14 +140,32 @@ def model_table(model: type[BaseModel]) -> str:
 
 
 def undocumented() -> list[str]:
-    """Keys without a description (a test keeps this empty)."""
-    return [
+    """Keys without a description, and models missing from the reference (a test keeps this
+    empty)."""
+    listed = {m for _, _, models in SECTIONS for m in models}
+    missing = [f"{m.__name__} (not in the reference)" for m in reachable_models() - listed]
+    return missing + [
         f"{model.__name__}.{name}"
-        for _, _, models in SECTIONS
-        for model in models
+        for model in listed
         for name, field in model.model_fields.items()
         if not field.description
     ]
+
+
+def reachable_models(root: type[BaseModel] = schema.ProjectFile) -> set[type[BaseModel]]:
+    """Every model used, directly or nested, by the project file."""
+    found: set[type[BaseModel]] = set()
+    pending: list[Any] = [root]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, type) and issubclass(item, BaseModel):
+            if item in found:
+                continue
+            found.add(item)
+            pending.extend(f.annotation for f in item.model_fields.values())
+        else:
+            pending.extend(get_args(item))
+    return found
 
 
 def render() -> str:

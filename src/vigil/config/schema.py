@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import re
-from datetime import time, timedelta
+from datetime import datetime, time, timedelta
 from typing import Annotated, Any, Literal
 
+from croniter import croniter
 from pydantic import (
     BaseModel,
     BeforeValidator,
@@ -50,6 +51,14 @@ def _check_granularity(value: str) -> str:
     return value
 
 
+def _check_cron(value: str) -> str:
+    if not croniter.is_valid(value):
+        raise ValueError(
+            f"'{value}' is not a cron expression; expected five fields like '0 * * * *'"
+        )
+    return value
+
+
 def _check_zone(value: str) -> str:
     get_zone(value)
     return value
@@ -69,6 +78,7 @@ Name = Annotated[str, BeforeValidator(lambda v: _check_identifier(v) if isinstan
 GranularityName = Annotated[
     str, BeforeValidator(lambda v: _check_granularity(v) if isinstance(v, str) else v)
 ]
+Cron = Annotated[str, BeforeValidator(lambda v: _check_cron(v) if isinstance(v, str) else v)]
 ZoneName = Annotated[str, BeforeValidator(lambda v: _check_zone(v) if isinstance(v, str) else v)]
 Fill = Literal["zero", "missing"]
 
@@ -212,9 +222,42 @@ class Defaults(Base):
         timedelta(days=8),
         description="How much history the first cycle ingests when the store has none.",
     )
-    catch_up: Duration = Field(
+    backfill_grace_period: Duration | None = Field(
+        None,
+        description=(
+            "After downtime, analyse missed buckets up to this far back (backfillGracePeriod"
+            "Duration); null: 30d for hourly and daily data, 190d for weekly and monthly."
+        ),
+    )
+    allow_partial: bool = Field(
+        False,
+        description=(
+            "Also analyse the current, incomplete bucket (allowPartialTargetBatches); its"
+            " result is redone each cycle until the bucket is complete."
+        ),
+    )
+    batch_cooldown: Duration | None = Field(
+        None,
+        description=(
+            "Analyse a bucket only once its values have not changed for this long"
+            " (batchCoolDownPeriod)."
+        ),
+    )
+    retries: int = Field(3, ge=1, description="Attempts per cycle to read a failing source.")
+    retry_backoff: Duration = Field(
+        timedelta(seconds=2), description="Wait before the first retry; doubles each time."
+    )
+    failure_alert_after: int = Field(
+        3,
+        ge=1,
+        description="Consecutive failed cycles of a dataset before a pipeline-failure alert.",
+    )
+    dataset_timestamp_offset: Duration | None = Field(
         timedelta(days=1),
-        description="After downtime, analyse missed buckets up to this far back.",
+        description=(
+            "Do not notify for buckets that ended longer ago than this (no alert storm after"
+            " an outage; still logged). null: no limit."
+        ),
     )
 
 
@@ -290,6 +333,15 @@ class DatasetConfig(Base):
     delay: Duration | None = Field(None, description="Wait after a bucket ends for late data.")
     lookback: int | None = Field(None, ge=0, description="Buckets re-read each cycle.")
     fill: Fill | None = Field(None, description="Missing-bucket policy for its metrics.")
+    schedule: Cron | None = Field(
+        None,
+        description=(
+            "Cron (project time zone) of when to run; default: as each bucket completes."
+            " A run analyses every bucket completed since the last."
+        ),
+    )
+    allow_partial: bool | None = Field(None, description="Overrides defaults.allow_partial.")
+    batch_cooldown: Duration | None = Field(None, description="Overrides defaults.batch_cooldown.")
     filters: list[str] = Field(
         default_factory=list, description="SQL predicates ANDed into the WHERE clause."
     )
@@ -329,6 +381,13 @@ class DatasetConfig(Base):
 # --- analyzers ----------------------------------------------------------------------------
 
 
+class TimeRange(Base):
+    """A fixed span of time, ISO 8601 (naive = project time zone)."""
+
+    start: datetime = Field(description="Start (inclusive).")
+    end: datetime = Field(description="End (exclusive).")
+
+
 class AnalyzerBase(Base):
     """Fields every analyzer has: its id and which series it checks."""
 
@@ -339,6 +398,14 @@ class AnalyzerBase(Base):
     segments: Literal["all", "total", "slices"] | list[dict[str, str]] = Field(
         "all",
         description="`all`, `total`, `slices`, or a list of selectors ({os: iOS}, {os: '*'}).",
+    )
+    exclusion_ranges: list[TimeRange] = Field(
+        default_factory=list,
+        description="Target buckets starting in these ranges are not analysed (holidays).",
+    )
+    exclusion_cron: list[Cron] = Field(
+        default_factory=list,
+        description="Target buckets whose start matches a cron (project zone) are not analysed.",
     )
 
 
@@ -415,6 +482,9 @@ class MonitorConfig(Base):
     quiet_hours: QuietHours | Literal["off"] | None = Field(
         None, description="Overrides defaults.quiet_hours; `off` disables them."
     )
+    dataset_timestamp_offset: Duration | None = Field(
+        None, description="Overrides defaults.dataset_timestamp_offset for this monitor."
+    )
     mention_owners: bool = Field(True, description="@mention metric and slice owners.")
     chart: bool = Field(True, description="Attach the today/yesterday/week-ago chart.")
 
@@ -428,6 +498,16 @@ class DefinitionsFile(Base):
     datasets: list[DatasetConfig] = Field(default_factory=list, description="Datasets.")
     analyzers: list[AnalyzerConfig] = Field(default_factory=list, description="Analyzers.")
     monitors: list[MonitorConfig] = Field(default_factory=list, description="Monitors.")
+
+
+class SchedulerConfig(Base):
+    """How `vigil run` behaves."""
+
+    lock_ttl: Duration = Field(
+        timedelta(minutes=10),
+        description="A leader that has not renewed its lock for this long is replaced.",
+    )
+    hot_reload: bool = Field(True, description="Reload the configuration when its files change.")
 
 
 def _console_only() -> dict[str, ChannelConfig]:
@@ -457,4 +537,7 @@ class ProjectFile(DefinitionsFile):
     )
     public_url: str | None = Field(
         None, description="Base URL of the Vigil dashboard, used in the default chart link."
+    )
+    scheduler: SchedulerConfig = Field(
+        default_factory=lambda: SchedulerConfig(), description="`vigil run` settings."
     )

@@ -62,6 +62,8 @@ def route(
                 quiet=project.quiet_hours_for(monitor),
                 tz=project.timezone,
                 notify=notify,
+                bucket_end=result.bucket.end,
+                max_age=project.timestamp_offset_for(monitor),
             )
             alerts.append(Alert(monitor.id, monitor.severity, result, status, now))
     return alerts

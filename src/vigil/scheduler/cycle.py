@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 import logging
+import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
+
+from croniter import croniter
 
 from vigil.analysis.runner import analyze_dataset
 from vigil.app import App
 from vigil.config.project import Dataset
-from vigil.errors import VigilError
-from vigil.model import Alert, AlertStatus, AnalysisResult
+from vigil.errors import SourceError, VigilError
+from vigil.model import Alert, AlertStatus, AnalysisResult, RunRecord
 from vigil.notify.pipeline import DeliveryReport, compose, deliver_outbox, route
+from vigil.scheduler.health import record_failure, record_success
 from vigil.scheduler.ingest import history_buckets, ingest, ingest_window
+from vigil.timeutil import get_zone
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +35,7 @@ class DatasetOutcome:
     alerts: list[Alert] = field(default_factory=list)
     charts: list[Path] = field(default_factory=list)
     error: str | None = None
+    skipped: str | None = None
 
     @property
     def anomalies(self) -> list[AnalysisResult]:
@@ -43,6 +50,7 @@ class CycleReport:
     at: datetime
     outcomes: list[DatasetOutcome]
     delivery: DeliveryReport
+    run_id: str = ""
 
     @property
     def alerts(self) -> list[Alert]:
@@ -60,52 +68,189 @@ class CycleReport:
         return [o.error for o in self.outcomes if o.error] + list(self.delivery.errors or [])
 
 
-def run_cycle(app: App, at: datetime, *, notify: bool = True) -> CycleReport:
-    """Evaluate the last complete bucket of every dataset at `at`, then deliver the outbox.
+@dataclass(frozen=True)
+class Plan:
+    """Buckets to analyse for a dataset: complete ones first, then possibly the partial one."""
 
+    complete: list[datetime]
+    partial: datetime | None = None
+    ingest_from: datetime | None = None
+
+    @property
+    def last(self) -> datetime:
+        """The newest bucket of the plan."""
+        return self.partial or self.complete[-1]
+
+
+def run_cycle(
+    app: App,
+    at: datetime,
+    *,
+    notify: bool = True,
+    scheduled_only: bool = False,
+    kind: str = "cycle",
+) -> CycleReport:
+    """Evaluate every dataset's newly complete buckets at `at`, then deliver the outbox.
+
+    With `scheduled_only`, a dataset with a cron `schedule` runs only at its fire times.
     A failing dataset is reported and skipped; the others still run.
     """
+    run_id = uuid.uuid4().hex[:12]
     outcomes = []
     with app.session():
         for dataset in app.project.datasets:
             outcome = DatasetOutcome(dataset.name)
-            try:
-                # Ingest, results, decisions and the outbox commit together: a crash
-                # (or an error) leaves all of a dataset's cycle or none of it.
-                with app.store.transaction():
-                    _process(app, dataset, at, notify, outcome)
-            except VigilError as e:
-                outcome.error = f"dataset '{dataset.name}': {_redact(app, str(e))}"
-                log.error("%s", outcome.error)
+            if scheduled_only and not is_fire_time(dataset, at):
+                outcome.skipped = "not scheduled"
+            else:
+                plan = plan_buckets(app, dataset, at)
+                process_dataset(app, dataset, plan, at, outcome, notify=notify, run=(run_id, kind))
             outcomes.append(outcome)
+        started = app.clock.now()
         delivery = deliver_outbox(app.store, app.channels, app.project.secrets)
-    return CycleReport(at, outcomes, delivery)
+        app.store.record_runs(
+            [
+                RunRecord(
+                    run_id,
+                    kind,
+                    "*",
+                    "deliver",
+                    started,
+                    app.clock.now(),
+                    "error" if delivery.failed else "ok",
+                    delivery.sent + delivery.failed,
+                    delivery.sent,
+                    "\n".join(delivery.errors or []),
+                )
+            ]
+        )
+    return CycleReport(at, outcomes, delivery, run_id)
 
 
-def buckets_due(app: App, dataset: Dataset, at: datetime) -> list[datetime]:
-    """Buckets to analyse at `at`: the last complete one, plus any missed since the last run."""
+def is_fire_time(dataset: Dataset, at: datetime) -> bool:
+    """Whether a dataset without a cron runs at `at` (always) or its cron fires at that minute."""
+    schedule = dataset.config.schedule
+    if schedule is None:
+        return True
+    local = at.astimezone(get_zone(dataset.granularity.tz)).replace(tzinfo=None)
+    return bool(croniter.match(schedule, local - timedelta(seconds=local.second)))
+
+
+def plan_buckets(app: App, dataset: Dataset, at: datetime) -> Plan:
+    """The last complete bucket at `at − delay`, plus any missed since the last analysed one
+    (downtime), no further back than the grace period; and the current one if partial is on."""
     g = dataset.granularity
-    target = g.last_complete(at - dataset.delay)
+    ready = at - dataset.delay
+    target = g.last_complete(ready)
     last = app.store.last_analyzed([m.name for m in dataset.metrics], g)
     if last is None or last >= target:
-        return [target]
-    oldest = g.last_complete(at - dataset.delay - app.project.settings.defaults.catch_up)
-    return g.range(max(g.next(last), oldest), g.next(target))
+        complete = [target]
+    else:
+        oldest = g.floor(ready - dataset.grace_period)
+        complete = g.range(max(g.next(last), oldest), g.next(target))
+    current = g.floor(ready)
+    partial = current if dataset.allow_partial and current > target else None
+    return Plan(complete, partial)
 
 
-def _process(
-    app: App, dataset: Dataset, at: datetime, notify: bool, outcome: DatasetOutcome
+def process_dataset(
+    app: App,
+    dataset: Dataset,
+    plan: Plan,
+    at: datetime,
+    outcome: DatasetOutcome,
+    *,
+    notify: bool = True,
+    reanalyze: bool = False,
+    metrics: set[str] | None = None,
+    run: tuple[str, str] = ("", "cycle"),
+) -> None:
+    """Ingest the plan's window, then analyse, route and queue each bucket; one transaction.
+
+    Run-log records and the pipeline's failure streak are written after the transaction, so
+    a failure is logged even though its partial work is rolled back.
+    """
+    records: list[RunRecord] = []
+    outcome.buckets = list(plan.complete) + ([plan.partial] if plan.partial else [])
+    try:
+        with app.store.transaction():
+            _ingest_stage(app, dataset, plan, outcome, records, run)
+            _analysis_stage(
+                app, dataset, plan, at, outcome, records, run, notify, reanalyze, metrics
+            )
+    except VigilError as e:
+        outcome.error = f"dataset '{dataset.name}': {_redact(app, str(e))}"
+        log.error("%s", outcome.error)
+        if isinstance(e, SourceError):
+            records.append(
+                _record(app, run, dataset, "ingest", app.clock.now(), "error", 0, 0, outcome.error)
+            )
+            record_failure(app, dataset, outcome.error, plan.last)
+    else:
+        record_success(app, dataset, plan.last)
+    app.store.record_runs(records)
+
+
+def _ingest_stage(
+    app: App,
+    dataset: Dataset,
+    plan: Plan,
+    outcome: DatasetOutcome,
+    records: list[RunRecord],
+    run: tuple[str, str],
+) -> None:
+    store, g = app.store, dataset.granularity
+    minimum = int(app.project.settings.defaults.history // g.step) if not g.is_month else 0
+    history = history_buckets(dataset, minimum)
+    start, end = ingest_window(dataset, store, plan.complete[0], plan.last, history)
+    if plan.ingest_from is not None:
+        start = plan.ingest_from
+    source = app.sources[dataset.config.source]
+    began = app.clock.now()
+    fetched, written = _with_retries(app, lambda: ingest(dataset, source, store, start, end))
+    outcome.rows_ingested = written
+    records.append(_record(app, run, dataset, "ingest", began, "ok", fetched, written))
+
+
+def _with_retries(app: App, attempt: Callable[[], tuple[int, int]]) -> tuple[int, int]:
+    """Run the ingest, retrying a failing source with exponential backoff."""
+    defaults = app.project.settings.defaults
+    delay = defaults.retry_backoff.total_seconds()
+    for number in range(1, defaults.retries + 1):
+        try:
+            return attempt()
+        except SourceError as e:
+            if number == defaults.retries:
+                raise
+            log.warning("source failed (attempt %d of %d): %s", number, defaults.retries, e)
+            if not app.clock.sleep(delay):
+                raise
+            delay *= 2
+    raise AssertionError("unreachable")
+
+
+def _analysis_stage(
+    app: App,
+    dataset: Dataset,
+    plan: Plan,
+    at: datetime,
+    outcome: DatasetOutcome,
+    records: list[RunRecord],
+    run: tuple[str, str],
+    notify: bool,
+    reanalyze: bool,
+    metrics: set[str] | None,
 ) -> None:
     store, project = app.store, app.project
-    buckets = buckets_due(app, dataset, at)
-    outcome.buckets = buckets
-    minimum = project.settings.defaults.history // dataset.granularity.step
-    history = history_buckets(dataset, int(minimum))
-    start, end = ingest_window(dataset, store, buckets[0], buckets[-1], history)
-    source = app.sources[dataset.config.source]
-    outcome.rows_ingested = ingest(dataset, source, store, start, end)
-    for bucket in buckets:
-        results = analyze_dataset(dataset, store, bucket)
+    began = app.clock.now()
+    buckets = [(b, False) for b in _settled(app, dataset, plan.complete, at)]
+    if plan.partial is not None and len(buckets) == len(plan.complete):
+        buckets.append((plan.partial, True))
+    series = alerts_count = queued = 0
+    for bucket, partial in buckets:
+        results = analyze_dataset(
+            dataset, store, bucket, reanalyze=reanalyze, partial=partial, metrics=metrics
+        )
         alerts = route(project, store, results, at, app.clock.now(), notify=notify)
         composed = compose(project, store, alerts)
         store.save_results(results)
@@ -114,6 +259,54 @@ def _process(
         outcome.results.extend(results)
         outcome.alerts.extend(alerts)
         outcome.charts.extend(composed.charts)
+        series, alerts_count, queued = (
+            series + len(results),
+            alerts_count + len(alerts),
+            (queued + len(composed.notifications)),
+        )
+    outcome.buckets = [b for b, _ in buckets]
+    now = app.clock.now()
+    records.append(_record(app, run, dataset, "analyze", began, "ok", len(buckets), series))
+    records.append(_record(app, run, dataset, "notify", now, "ok", alerts_count, queued))
+
+
+def _settled(app: App, dataset: Dataset, buckets: list[datetime], at: datetime) -> list[datetime]:
+    """The buckets, up to the first whose values changed within the batch cooldown."""
+    if dataset.batch_cooldown is None:
+        return buckets
+    names = [m.name for m in dataset.metrics]
+    out = []
+    for bucket in buckets:
+        changed = app.store.last_change(names, dataset.granularity, bucket)
+        if changed is not None and at - changed < dataset.batch_cooldown:
+            break
+        out.append(bucket)
+    return out
+
+
+def _record(
+    app: App,
+    run: tuple[str, str],
+    dataset: Dataset,
+    stage: str,
+    began: datetime,
+    status: str,
+    rows_in: int,
+    rows_out: int,
+    error: str = "",
+) -> RunRecord:
+    return RunRecord(
+        run[0],
+        run[1],
+        dataset.name,
+        stage,
+        began,
+        app.clock.now(),
+        status,
+        rows_in,
+        rows_out,
+        error,
+    )
 
 
 def _redact(app: App, text: str) -> str:

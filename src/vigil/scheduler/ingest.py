@@ -40,13 +40,18 @@ def ingest_window(
     return g.shift(resume, -dataset.lookback), end
 
 
-def ingest(dataset: Dataset, source: Source, store: Store, start: datetime, end: datetime) -> int:
-    """Fetch [start, end), zero-fill silent series where the metric asks, upsert; rows written."""
-    frame = source.fetch(dataset, start, end)
-    frame = fill_zeros(frame, dataset, store, start, end)
+def ingest(
+    dataset: Dataset, source: Source, store: Store, start: datetime, end: datetime
+) -> tuple[int, int]:
+    """Fetch [start, end), zero-fill silent series where the metric asks, upsert.
+
+    Returns the values fetched and the values written (fetched plus zero-filled).
+    """
+    fetched = source.fetch(dataset, start, end)
+    frame = fill_zeros(fetched, dataset, store, start, end)
     written = store.upsert_values(frame, dataset.granularity)
     store.set_ingested_until(dataset.name, end)
-    return written
+    return len(fetched), written
 
 
 def fill_zeros(

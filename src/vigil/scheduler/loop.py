@@ -1,16 +1,122 @@
-"""`vigil run`: cycles at every due time until asked to stop."""
+"""`vigil run`: cycles at every due time, as the only leader, reloading edited config."""
 
 from __future__ import annotations
 
 import logging
+import os
+import socket
+import uuid
 from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
 
-from vigil.app import App
-from vigil.errors import VigilError
+from vigil.app import App, build_app
+from vigil.config import load_project
+from vigil.config.loader import PROJECT_FILE, included_files
+from vigil.errors import ConfigError, VigilError
+from vigil.model import RunRecord
 from vigil.scheduler.cycle import CycleReport, run_cycle
 from vigil.scheduler.schedule import next_due
 
 log = logging.getLogger(__name__)
+LOCK_NAME = "scheduler"
+
+
+def default_owner() -> str:
+    """A name for this process that is unique across machines and restarts."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+@dataclass
+class ConfigWatcher:
+    """Notices edits of vigil.yaml and the files it includes (by modification time)."""
+
+    root: Path
+    seen: dict[Path, float] = field(default_factory=dict)
+
+    def snapshot(self, include: list[str]) -> dict[Path, float]:
+        """Current modification times of the project's files."""
+        files = [self.root / PROJECT_FILE, *included_files(self.root, include)]
+        return {f: f.stat().st_mtime for f in files if f.exists()}
+
+    def changed(self, include: list[str]) -> bool:
+        """Whether any file was added, removed or modified since the last call."""
+        current = self.snapshot(include)
+        changed = bool(self.seen) and current != self.seen
+        self.seen = current
+        return changed
+
+
+@dataclass
+class Loop:
+    """The scheduler loop's state: the running app, its leadership and its config watcher."""
+
+    app: App
+    owner: str = field(default_factory=default_owner)
+    on_cycle: Callable[[CycleReport], None] = lambda _: None
+    on_event: Callable[[str], None] = lambda _: None
+    watcher: ConfigWatcher | None = None
+
+    def run(self, max_cycles: int | None = None) -> int:
+        """A catch-up cycle now, then one at each due time, until stopped; return cycles run.
+
+        Returns when the clock's sleep is interrupted (SIGTERM/SIGINT) or after `max_cycles`
+        wake-ups. A failing cycle is logged and the loop goes on.
+        """
+        if self.watcher is None:
+            self.watcher = ConfigWatcher(self.app.project.root)
+            self.watcher.changed(self.app.project.settings.include)
+        wakeups = 0
+        at = self.app.clock.now()
+        try:
+            while max_cycles is None or wakeups < max_cycles:
+                self._reload_if_changed()
+                self._cycle_if_leader(at)
+                wakeups += 1
+                if max_cycles is not None and wakeups >= max_cycles:
+                    break
+                at = next_due(self.app.project, self.app.clock.now())
+                if not self.app.clock.sleep((at - self.app.clock.now()).total_seconds()):
+                    break
+        finally:
+            self.app.store.release_lock(LOCK_NAME, self.owner)
+        return wakeups
+
+    def _cycle_if_leader(self, at: datetime) -> None:
+        app = self.app
+        ttl = app.project.settings.scheduler.lock_ttl
+        if not app.store.acquire_lock(LOCK_NAME, self.owner, app.clock.now(), ttl):
+            self.on_event("standby: another vigil run holds the scheduler lock")
+            return
+        try:
+            self.on_cycle(run_cycle(app, at, scheduled_only=True))
+        except VigilError as e:
+            log.error("cycle at %s failed: %s", at, e)
+            self.on_event(f"cycle failed: {e}")
+
+    def _reload_if_changed(self) -> None:
+        app = self.app
+        if not app.project.settings.scheduler.hot_reload or self.watcher is None:
+            return
+        if not self.watcher.changed(app.project.settings.include):
+            return
+        now = app.clock.now()
+        try:
+            project = load_project(app.project.root)
+        except ConfigError as e:
+            error = "\n".join(e.problems)
+            log.error("config reload failed; keeping the running configuration:\n%s", error)
+            self.on_event(f"config reload failed; keeping the running configuration:\n{error}")
+            app.store.record_runs(
+                [RunRecord("", "reload", "*", "config", now, now, "error", 0, 0, error)]
+            )
+            return
+        replacement = build_app(project, app.clock, app.out)
+        app.close()
+        self.app = replacement
+        replacement.store.record_runs([RunRecord("", "reload", "*", "config", now, now, "ok")])
+        self.on_event("config reloaded")
 
 
 def run_loop(
@@ -19,22 +125,5 @@ def run_loop(
     on_cycle: Callable[[CycleReport], None] = lambda _: None,
     max_cycles: int | None = None,
 ) -> int:
-    """Run a catch-up cycle now, then one at each due time; return the cycles run.
-
-    Returns when the clock's sleep is interrupted (SIGTERM/SIGINT) or after `max_cycles`.
-    A failing cycle is logged and the loop goes on.
-    """
-    cycles = 0
-    at = app.clock.now()
-    while max_cycles is None or cycles < max_cycles:
-        try:
-            on_cycle(run_cycle(app, at))
-        except VigilError as e:
-            log.error("cycle at %s failed: %s", at.isoformat(), e)
-        cycles += 1
-        if max_cycles is not None and cycles >= max_cycles:
-            break
-        at = next_due(app.project, app.clock.now())
-        if not app.clock.sleep((at - app.clock.now()).total_seconds()):
-            break
-    return cycles
+    """Run the scheduler loop for `app` (see `Loop.run`)."""
+    return Loop(app, on_cycle=on_cycle).run(max_cycles)

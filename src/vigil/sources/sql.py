@@ -63,10 +63,10 @@ class DuckDBDialect:
         """time_bucket; days and weeks follow local midnight in the project's zone."""
         if not granularity.is_calendar:
             return f"time_bucket(INTERVAL '{granularity.seconds} seconds', {utc_expr})"
-        days = granularity.seconds // 86400
+        width = "1 month" if granularity.is_month else f"{granularity.seconds // 86400} days"
         zone = sql_string(granularity.tz)
         return (
-            f"CAST(time_bucket(INTERVAL '{days} days', timezone('UTC', {utc_expr}), {zone})"
+            f"CAST(time_bucket(INTERVAL '{width}', timezone('UTC', {utc_expr}), {zone})"
             " AS TIMESTAMP)"
         )
 

@@ -5,12 +5,20 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 import pandas as pd
 
-from vigil.model import Alert, AnalysisResult, DeliveryStatus, Notification, SeriesKey
+from vigil.model import (
+    Alert,
+    AnalysisResult,
+    DeliveryStatus,
+    Notification,
+    PipelineState,
+    RunRecord,
+    SeriesKey,
+)
 from vigil.timeutil import Granularity
 
 
@@ -72,8 +80,14 @@ class Store(Protocol):
     # results
     def analyzed_keys(
         self, metrics: list[str], granularity: Granularity, bucket: datetime
-    ) -> set[tuple[str, str, str]]:
-        """(analyzer, metric, segment) triples already analysed at this bucket."""
+    ) -> dict[tuple[str, str, str], str]:
+        """(analyzer, metric, segment) → config hash of final (not partial) results at a bucket."""
+        ...
+
+    def analyzed_buckets(
+        self, metrics: list[str], granularity: Granularity, start: datetime, end: datetime
+    ) -> set[datetime]:
+        """Buckets in [start, end) with at least one final result for these metrics."""
         ...
 
     def last_analyzed(self, metrics: list[str], granularity: Granularity) -> datetime | None:
@@ -81,7 +95,7 @@ class Store(Protocol):
         ...
 
     def save_results(self, results: Iterable[AnalysisResult]) -> int:
-        """Persist results; an existing (analyzer, series, bucket) is kept as it was."""
+        """Persist results, replacing any for the same analyzer, series and bucket."""
         ...
 
     def list_results(
@@ -93,6 +107,37 @@ class Store(Protocol):
         anomalies_only: bool = False,
     ) -> list[AnalysisResult]:
         """Results in bucket order."""
+        ...
+
+    def last_change(
+        self, metrics: list[str], granularity: Granularity, bucket: datetime
+    ) -> datetime | None:
+        """When any value of these metrics at the bucket last changed."""
+        ...
+
+    # run log, pipeline state, leader lock
+    def record_runs(self, records: Iterable[RunRecord]) -> None:
+        """Append stage records to the run log."""
+        ...
+
+    def list_runs(self, *, since: datetime | None = None, limit: int = 200) -> list[RunRecord]:
+        """The newest run-log records, oldest first."""
+        ...
+
+    def pipeline_state(self, dataset: str) -> PipelineState:
+        """The dataset's failure streak."""
+        ...
+
+    def save_pipeline_state(self, state: PipelineState) -> None:
+        """Replace the dataset's failure streak."""
+        ...
+
+    def acquire_lock(self, name: str, owner: str, now: datetime, ttl: timedelta) -> bool:
+        """Take or renew the named lock unless another owner renewed it within `ttl`."""
+        ...
+
+    def release_lock(self, name: str, owner: str) -> None:
+        """Give the lock up (only if held by `owner`)."""
         ...
 
     # alerts

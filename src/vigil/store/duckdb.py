@@ -6,7 +6,7 @@ import json
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,8 @@ from vigil.model import (
     Bucket,
     DeliveryStatus,
     Notification,
+    PipelineState,
+    RunRecord,
     Segment,
     SeriesKey,
     Status,
@@ -33,7 +35,7 @@ LOCK_WAIT_SECONDS = 30.0
 
 _RESULT_COLUMNS = (
     "analyzer, analyzer_type, metric, segment, granularity, bucket, value, status,"
-    " expected_lower, expected_upper, deviation, baselines, reason, config_hash"
+    " expected_lower, expected_upper, deviation, baselines, reason, config_hash, is_partial"
 )
 
 
@@ -171,6 +173,7 @@ class DuckDBStore:
                     " FROM incoming_values"
                     " ON CONFLICT (metric, segment, granularity, bucket)"
                     " DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at"
+                    " WHERE metric_values.value IS DISTINCT FROM excluded.value"
                 )
             finally:
                 conn.unregister("incoming_values")
@@ -219,26 +222,38 @@ class DuckDBStore:
 
     def analyzed_keys(
         self, metrics: list[str], granularity: Granularity, bucket: datetime
-    ) -> set[tuple[str, str, str]]:
-        """(analyzer, metric, segment) triples already analysed at this bucket."""
+    ) -> dict[tuple[str, str, str], str]:
+        """(analyzer, metric, segment) → config hash of final (not partial) results at a bucket."""
         rows = self._rows(
-            "SELECT analyzer, metric, segment FROM analysis_results"
-            " WHERE granularity = ? AND bucket = ? AND list_contains(?, metric)",
+            "SELECT analyzer, metric, segment, config_hash FROM analysis_results"
+            " WHERE granularity = ? AND bucket = ? AND list_contains(?, metric) AND NOT is_partial",
             [granularity.seconds, to_naive_utc(bucket), metrics],
         )
-        return {(r[0], r[1], r[2]) for r in rows}
+        return {(r[0], r[1], r[2]): r[3] for r in rows}
+
+    def analyzed_buckets(
+        self, metrics: list[str], granularity: Granularity, start: datetime, end: datetime
+    ) -> set[datetime]:
+        """Buckets in [start, end) with at least one final result for these metrics."""
+        rows = self._rows(
+            "SELECT DISTINCT bucket FROM analysis_results WHERE granularity = ?"
+            " AND bucket >= ? AND bucket < ? AND list_contains(?, metric) AND NOT is_partial",
+            [granularity.seconds, to_naive_utc(start), to_naive_utc(end), metrics],
+        )
+        return {as_utc(r[0]) for r in rows}
 
     def last_analyzed(self, metrics: list[str], granularity: Granularity) -> datetime | None:
         """Newest bucket with any result for these metrics."""
         rows = self._rows(
             "SELECT max(bucket) FROM analysis_results"
-            " WHERE granularity = ? AND list_contains(?, metric)",
+            " WHERE granularity = ? AND list_contains(?, metric) AND NOT is_partial",
             [granularity.seconds, metrics],
         )
         return as_utc(rows[0][0]) if rows and rows[0][0] is not None else None
 
     def save_results(self, results: Iterable[AnalysisResult]) -> int:
-        """Insert results; an (analyzer, series, bucket) already present is left alone."""
+        """Insert results; a result for the same analyzer, series and bucket is replaced (the
+        analysis stage only recomputes partial buckets, changed configs, or on request)."""
         rows = [_result_row(r) for r in results]
         if not rows:
             return 0
@@ -248,8 +263,8 @@ class DuckDBStore:
             conn.register("incoming_results", frame)
             try:
                 self._run(
-                    f"INSERT OR IGNORE INTO analysis_results SELECT {_RESULT_COLUMNS}, created_at"
-                    " FROM incoming_results"
+                    f"INSERT OR REPLACE INTO analysis_results ({_RESULT_COLUMNS}, created_at)"
+                    f" SELECT {_RESULT_COLUMNS}, created_at FROM incoming_results"
                 )
             finally:
                 conn.unregister("incoming_results")
@@ -332,6 +347,104 @@ class DuckDBStore:
             AlertRow(row[0], row[1], row[2], as_utc(row[3]), _result_from_row(row[4:], self.tz))
             for row in rows
         ]
+
+    def last_change(
+        self, metrics: list[str], granularity: Granularity, bucket: datetime
+    ) -> datetime | None:
+        """When any value of these metrics at the bucket last changed."""
+        rows = self._rows(
+            "SELECT max(updated_at) FROM metric_values"
+            " WHERE granularity = ? AND bucket = ? AND list_contains(?, metric)",
+            [granularity.seconds, to_naive_utc(bucket), metrics],
+        )
+        return as_utc(rows[0][0]) if rows and rows[0][0] is not None else None
+
+    # --- run log, pipeline state, leader lock ---------------------------------------------
+
+    def record_runs(self, records: Iterable[RunRecord]) -> None:
+        """Append stage records to the run log."""
+        with self.session():
+            for r in records:
+                self._run(
+                    "INSERT INTO runs (run_id, kind, dataset, stage, started_at, finished_at,"
+                    " status, rows_in, rows_out, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [
+                        r.run_id,
+                        r.kind,
+                        r.dataset,
+                        r.stage,
+                        to_naive_utc(r.started_at),
+                        to_naive_utc(r.finished_at),
+                        r.status,
+                        r.rows_in,
+                        r.rows_out,
+                        r.error,
+                    ],
+                )
+
+    def list_runs(self, *, since: datetime | None = None, limit: int = 200) -> list[RunRecord]:
+        """The newest run-log records (oldest first among them)."""
+        where, params = _time_filter("started_at", since, None)
+        clause = f"WHERE {' AND '.join(where)}" if where else ""
+        rows = self._rows(
+            "SELECT run_id, kind, dataset, stage, started_at, finished_at, status, rows_in,"
+            f" rows_out, error FROM runs {clause} ORDER BY id DESC LIMIT ?",
+            [*params, limit],
+        )
+        return [
+            RunRecord(
+                r[0], r[1], r[2], r[3], as_utc(r[4]), as_utc(r[5]), r[6], int(r[7]), int(r[8]), r[9]
+            )
+            for r in reversed(rows)
+        ]
+
+    def pipeline_state(self, dataset: str) -> PipelineState:
+        """The dataset's failure streak."""
+        rows = self._rows(
+            "SELECT consecutive_failures, failing_since, alerted, last_error FROM pipeline_state"
+            " WHERE dataset = ?",
+            [dataset],
+        )
+        if not rows:
+            return PipelineState(dataset)
+        failures, since, alerted, error = rows[0]
+        return PipelineState(
+            dataset, int(failures), as_utc(since) if since else None, bool(alerted), error
+        )
+
+    def save_pipeline_state(self, state: PipelineState) -> None:
+        """Replace the dataset's failure streak."""
+        self._run(
+            "INSERT OR REPLACE INTO pipeline_state VALUES (?, ?, ?, ?, ?, ?)",
+            [
+                state.dataset,
+                state.consecutive_failures,
+                to_naive_utc(state.failing_since) if state.failing_since else None,
+                state.alerted,
+                state.last_error,
+                to_naive_utc(self.clock()),
+            ],
+        )
+
+    def acquire_lock(self, name: str, owner: str, now: datetime, ttl: timedelta) -> bool:
+        """Take or renew the named lock unless another owner renewed it within `ttl`."""
+        with self.transaction():
+            rows = self._rows("SELECT owner, heartbeat_at FROM leader_lock WHERE name = ?", [name])
+            if rows and rows[0][0] != owner and as_utc(rows[0][1]) > now - ttl:
+                return False
+            acquired = now if not rows or rows[0][0] != owner else None
+            self._run(
+                "INSERT INTO leader_lock VALUES (?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET"
+                " owner = excluded.owner, heartbeat_at = excluded.heartbeat_at,"
+                " acquired_at = CASE WHEN leader_lock.owner = excluded.owner"
+                " THEN leader_lock.acquired_at ELSE excluded.acquired_at END",
+                [name, owner, to_naive_utc(acquired or now), to_naive_utc(now)],
+            )
+            return True
+
+    def release_lock(self, name: str, owner: str) -> None:
+        """Give the lock up (only if held by `owner`)."""
+        self._run("DELETE FROM leader_lock WHERE name = ? AND owner = ?", [name, owner])
 
     # --- outbox --------------------------------------------------------------------------
 
@@ -461,6 +574,7 @@ def _result_row(r: AnalysisResult) -> tuple[Any, ...]:
         json.dumps({k: _clean(v) for k, v in r.baselines.items()}),
         r.reason,
         r.config_hash,
+        r.is_partial,
     )
 
 
@@ -479,4 +593,5 @@ def _result_from_row(row: tuple[Any, ...], tz: str) -> AnalysisResult:
         baselines=json.loads(row[11]),
         reason=row[12],
         config_hash=row[13],
+        is_partial=bool(row[14]),
     )

@@ -92,4 +92,39 @@ MIGRATIONS: tuple[Migration, ...] = (
             "ALTER TABLE notifications ADD COLUMN sent_at TIMESTAMP",
         ),
     ),
+    Migration(
+        3,
+        "run log, pipeline state, leader lock, partial results",
+        (
+            "ALTER TABLE analysis_results ADD COLUMN is_partial BOOLEAN DEFAULT false",
+            "CREATE SEQUENCE runs_id",
+            """CREATE TABLE runs (
+                id BIGINT PRIMARY KEY DEFAULT nextval('runs_id'),
+                run_id VARCHAR NOT NULL,
+                kind VARCHAR NOT NULL,
+                dataset VARCHAR NOT NULL,
+                stage VARCHAR NOT NULL,
+                started_at TIMESTAMP NOT NULL,
+                finished_at TIMESTAMP NOT NULL,
+                status VARCHAR NOT NULL,
+                rows_in BIGINT NOT NULL,
+                rows_out BIGINT NOT NULL,
+                error VARCHAR NOT NULL
+            )""",
+            """CREATE TABLE pipeline_state (
+                dataset VARCHAR PRIMARY KEY,
+                consecutive_failures INTEGER NOT NULL,
+                failing_since TIMESTAMP,
+                alerted BOOLEAN NOT NULL,
+                last_error VARCHAR NOT NULL,
+                updated_at TIMESTAMP NOT NULL
+            )""",
+            """CREATE TABLE leader_lock (
+                name VARCHAR PRIMARY KEY,
+                owner VARCHAR NOT NULL,
+                acquired_at TIMESTAMP NOT NULL,
+                heartbeat_at TIMESTAMP NOT NULL
+            )""",
+        ),
+    ),
 )
