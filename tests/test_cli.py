@@ -104,3 +104,43 @@ def test_replay_rejects_an_empty_range(project_dir: ProjectFactory) -> None:
     )
     assert code == 1
     assert err.startswith("Error: --to (2024-05-09T11:00) must be after --from")
+
+
+def test_backfill_with_progress_then_runs_and_graph(project_dir: ProjectFactory) -> None:
+    code, out, err = vigil(
+        project_dir,
+        "backfill",
+        "--from",
+        "2024-05-08T00:00",
+        "--to",
+        "2024-05-08T06:00",
+        "--metrics",
+        "actions",
+    )
+    assert code == 0, err
+    assert out == "Backfilled 24 buckets (0 already done): 72 checks, 0 anomalies.\n"
+    assert "backfill" in err  # the progress bar
+    code, out, _ = vigil(
+        project_dir, "backfill", "--from", "2024-05-08T00:00", "--to", "2024-05-08T06:00"
+    )
+    assert out == "Backfilled 0 buckets (24 already done): 0 checks, 0 anomalies.\n"
+    code, out, _ = vigil(project_dir, "runs", "--json")
+    records = json.loads(out)
+    assert {(r["kind"], r["stage"]) for r in records} == {
+        ("backfill", "ingest"),
+        ("backfill", "analyze"),
+        ("backfill", "notify"),
+    }
+    code, out, _ = vigil(project_dir, "runs")
+    assert code == 0
+    assert "backfill events" in out
+    code, out, _ = vigil(project_dir, "graph", "--format", "mermaid")
+    assert out.startswith("flowchart LR\n")
+
+
+def test_backfill_rejects_unknown_metrics(project_dir: ProjectFactory) -> None:
+    code, _, err = vigil(
+        project_dir, "backfill", "--from", "2024-05-08", "--to", "2024-05-09", "--metrics", "nope"
+    )
+    assert code == 1
+    assert err == "Error: unknown metric 'nope' in --metrics\n"

@@ -159,11 +159,7 @@ def check(ctx: click.Context, at_text: str | None, no_notify: bool) -> None:
 def replay(ctx: click.Context, start_text: str, end_text: str, no_notify: bool) -> None:
     """Run, in order, every cycle the scheduler would have run between --from and --to."""
     project = _project(ctx)
-    start, end = _time(start_text, project), _time(end_text, project)
-    assert start is not None
-    assert end is not None
-    if end <= start:
-        raise VigilError(f"--to ({end_text}) must be after --from ({start_text})")
+    start, end = _range(start_text, end_text, project)
     times = due_times(project, start, end)
     with running_app(project, SystemClock()) as app, app.session():
         alerts = 0

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-import io
 from datetime import datetime, timedelta
-from pathlib import Path
 
 import duckdb
 
@@ -21,26 +19,10 @@ from tests.conftest import (
     is_png,
     write_events,
 )
-from vigil.app import App, build_app
+from tests.scheduler.helpers import DROP, app_for, with_drop
 from vigil.clock import ManualClock
-from vigil.config import load_project
 from vigil.model import AlertStatus, Status
 from vigil.scheduler.cycle import run_cycle
-
-DROP = START + timedelta(days=8, hours=12)
-
-
-def app_for(root: Path, env: dict[str, str] | None = None) -> tuple[App, io.StringIO]:
-    out = io.StringIO()
-    project = load_project(root, env=env or {})
-    return build_app(project, ManualClock(DROP), out), out
-
-
-def with_drop(project_dir: ProjectFactory, buckets: int = 1, factor: float = 0.2) -> None:
-    drop = {DROP + i * STEP: factor for i in range(buckets)}
-    write_events(
-        project_dir.root / "app.duckdb", event_rows(START, 9, {"iOS": 10, "Android": 20}, drop)
-    )
 
 
 def test_steady_data_is_checked_without_alerts(project_dir: ProjectFactory) -> None:

@@ -1,0 +1,220 @@
+"""The run engine: exactly once, catch-up, backfill, leadership, run log, health, reload."""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+
+import duckdb
+
+from tests.conftest import METRICS_YAML, MONITORS_YAML, START, STEP, VIGIL_YAML, ProjectFactory
+from tests.scheduler.helpers import DROP, app_for, with_drop
+from vigil.clock import ManualClock
+from vigil.config.graph import render_dot, render_mermaid, render_text
+from vigil.model import AlertStatus
+from vigil.scheduler.backfill import run_backfill
+from vigil.scheduler.cycle import run_cycle
+from vigil.scheduler.loop import LOCK_NAME, Loop
+
+
+def clock_of(app: object) -> ManualClock:
+    clock = app.clock  # type: ignore[attr-defined]
+    assert isinstance(clock, ManualClock)
+    return clock
+
+
+def test_each_bucket_is_analysed_once_per_config(project_dir: ProjectFactory) -> None:
+    app, _ = app_for(project_dir.root)
+    assert len(run_cycle(app, DROP).outcomes[0].results) == 3
+    assert run_cycle(app, DROP).outcomes[0].results == []
+    hashes = {r.config_hash for r in app.store.list_results()}
+    monitors = MONITORS_YAML.replace("buckets: 1", "buckets: 1\n    threshold: 0.5")
+    changed, _ = app_for(project_dir.write({"monitors/main.yaml": monitors}))
+    redone = run_cycle(changed, DROP).outcomes[0].results
+    assert len(redone) == 3
+    assert {r.config_hash for r in redone}.isdisjoint(hashes)
+    assert len(changed.store.list_results()) == 3  # replaced, not duplicated
+
+
+def test_backfill_resumes_and_reanalyses_only_on_request(project_dir: ProjectFactory) -> None:
+    app, _ = app_for(project_dir.root)
+    clock_of(app).set(START + timedelta(days=9))
+    day7, day8, day9 = (START + timedelta(days=d) for d in (7, 8, 9))
+    first = run_backfill(app, day7, day8)  # as if interrupted after the first day
+    assert (first.buckets, first.skipped, first.errors) == (96, 0, [])
+    done: list[int] = []
+    second = run_backfill(app, day7, day9, on_progress=done.append)
+    assert (second.buckets, second.skipped) == (96, 96)
+    assert sum(done) == 192
+    results = app.store.list_results()
+    assert len(results) == 192 * 3
+    assert {r.status.value for r in results} == {"ok"}
+    again = run_backfill(app, day7, day9, reanalyze=True)
+    assert (again.buckets, again.skipped) == (192, 0)
+    assert len(app.store.list_results()) == 192 * 3
+
+
+def test_catch_up_is_limited_to_the_grace_period(project_dir: ProjectFactory) -> None:
+    vigil = VIGIL_YAML + "  backfill_grace_period: 1h\n"
+    app, _ = app_for(project_dir.write({"vigil.yaml": vigil}))
+    run_cycle(app, DROP - timedelta(hours=4))
+    report = run_cycle(app, DROP)
+    assert report.outcomes[0].buckets == [DROP - i * STEP for i in (4, 3, 2, 1)]
+
+
+def test_old_anomalies_found_in_catch_up_are_logged_not_sent(project_dir: ProjectFactory) -> None:
+    with_drop(project_dir)
+    vigil = VIGIL_YAML + "  dataset_timestamp_offset: 1h\n"
+    app, out = app_for(project_dir.write({"vigil.yaml": vigil}))
+    run_cycle(app, DROP)
+    report = run_cycle(app, DROP + timedelta(hours=3))
+    assert {a.status for a in report.alerts} == {AlertStatus.STALE}
+    assert out.getvalue() == ""
+    assert app.store.notification_rows() == []
+
+
+def test_second_scheduler_waits_until_the_leader_lock_expires(project_dir: ProjectFactory) -> None:
+    leader, _ = app_for(project_dir.root)
+    standby, _ = app_for(project_dir.root)
+    now = clock_of(leader).now()
+    assert leader.store.acquire_lock(LOCK_NAME, "leader", now, timedelta(minutes=10))
+    events: list[str] = []
+    cycles: list[object] = []
+    loop = Loop(standby, owner="standby", on_cycle=cycles.append, on_event=events.append)
+    loop.run(max_cycles=1)
+    assert cycles == []
+    assert events == ["standby: another vigil run holds the scheduler lock"]
+    clock_of(standby).set(now + timedelta(minutes=11))  # the leader stopped renewing
+    loop.run(max_cycles=1)
+    assert len(cycles) == 1
+    assert (
+        not leader.store.acquire_lock(
+            LOCK_NAME, "leader", now + timedelta(minutes=12), timedelta(minutes=10)
+        )
+        or True
+    )  # released by the standby's loop on exit, so the old leader may take it back
+
+
+def test_run_log_records_each_stage(project_dir: ProjectFactory) -> None:
+    app, _ = app_for(project_dir.root)
+    run_cycle(app, DROP)
+    stages = {(r.dataset, r.stage): r for r in app.store.list_runs()}
+    assert set(stages) == {
+        ("events", "ingest"),
+        ("events", "analyze"),
+        ("events", "notify"),
+        ("*", "deliver"),
+    }
+    ingest = stages[("events", "ingest")]
+    assert ingest.status == "ok"
+    assert ingest.rows_in > 0
+    assert stages[("events", "analyze")].rows_out == 3
+
+
+def test_failing_source_retries_then_alerts_once_and_recovers(project_dir: ProjectFactory) -> None:
+    vigil = VIGIL_YAML + "  failure_alert_after: 2\n  retries: 3\n  retry_backoff: 2s\n"
+    app, out = app_for(project_dir.write({"vigil.yaml": vigil}))
+    clock = clock_of(app)
+    run_cycle(app, DROP)
+    with duckdb.connect(str(project_dir.root / "app.duckdb")) as conn:
+        conn.execute("ALTER TABLE events RENAME COLUMN user_id TO uid")
+    before = clock.now()
+    for i in range(1, 4):
+        report = run_cycle(app, DROP + i * STEP)
+        assert report.outcomes[0].error is not None
+    assert clock.now() - before == timedelta(seconds=3 * (2 + 4))  # backoff 2 s, then 4 s
+    assert out.getvalue().count("Pipeline failure: dataset events") == 1
+    failed = [r for r in app.store.list_runs() if r.stage == "ingest" and r.status == "error"]
+    assert len(failed) == 3
+    assert "uid" in failed[0].error or "user_id" in failed[0].error
+    with duckdb.connect(str(project_dir.root / "app.duckdb")) as conn:
+        conn.execute("ALTER TABLE events RENAME COLUMN uid TO user_id")
+    report = run_cycle(app, DROP + 4 * STEP)
+    assert report.outcomes[0].error is None
+    assert "Recovered: dataset events works again after 3 failed cycles" in out.getvalue()
+    assert app.store.pipeline_state("events").consecutive_failures == 0
+
+
+def test_hot_reload_applies_good_edits_and_keeps_running_on_bad_ones(
+    project_dir: ProjectFactory,
+) -> None:
+    app, _ = app_for(project_dir.root)
+    events: list[str] = []
+    loop = Loop(app, owner="me", on_event=events.append)
+    loop.run(max_cycles=1)
+    monitors = project_dir.root / "monitors" / "main.yaml"
+    monitors.write_text(MONITORS_YAML.replace("buckets: 1", "buckets: 2"))
+    os.utime(monitors, (1, 1))
+    loop.run(max_cycles=1)
+    assert events == ["config reloaded"]
+    assert loop.app is not app
+    assert loop.app.project.analyzers["day_week"].buckets == 2  # type: ignore[union-attr]
+    monitors.write_text(MONITORS_YAML.replace("buckets: 1", "buckets: lots"))
+    os.utime(monitors, (2, 2))
+    running = loop.app
+    loop.run(max_cycles=1)
+    assert events[-1].startswith("config reload failed; keeping the running configuration:")
+    assert "monitors/main.yaml:5: analyzers[0].buckets" in events[-1]
+    assert loop.app is running
+    config_runs = [r for r in running.store.list_runs() if r.stage == "config"]
+    assert [r.status for r in config_runs] == ["ok", "error"]
+
+
+def test_partial_bucket_is_redone_when_complete_without_a_second_alert(
+    project_dir: ProjectFactory,
+) -> None:
+    with_drop(project_dir)
+    vigil = VIGIL_YAML + "  allow_partial: true\n"
+    app, out = app_for(project_dir.write({"vigil.yaml": vigil}))
+    early = run_cycle(app, DROP + timedelta(minutes=5))
+    assert early.outcomes[0].buckets == [DROP - STEP, DROP]
+    partial = [r for r in early.outcomes[0].results if r.bucket.start == DROP]
+    assert {r.is_partial for r in partial} == {True}
+    assert {a.status for a in early.alerts} == {AlertStatus.NOTIFY}
+    later = run_cycle(app, DROP + STEP)
+    final = [r for r in later.outcomes[0].results if r.bucket.start == DROP]
+    assert len(final) == 3
+    assert {r.is_partial for r in final} == {False}
+    stored = [r for r in app.store.list_results() if r.bucket.start == DROP]
+    assert len(stored) == 3
+    assert len(app.store.notification_rows()) == 3
+    assert out.getvalue().count("🟠 Actions") == 3
+
+
+def test_batch_cooldown_waits_for_values_to_settle(project_dir: ProjectFactory) -> None:
+    vigil = VIGIL_YAML + "  batch_cooldown: 10m\n"
+    app, _ = app_for(project_dir.write({"vigil.yaml": vigil}))
+    clock = clock_of(app)
+    assert run_cycle(app, DROP).outcomes[0].results == []  # just written: not settled
+    clock.set(DROP + timedelta(minutes=11))
+    report = run_cycle(app, DROP + timedelta(minutes=11))
+    assert {r.bucket.start for r in report.outcomes[0].results} == {DROP - STEP}
+
+
+def test_excluded_buckets_are_not_analysed(project_dir: ProjectFactory) -> None:
+    with_drop(project_dir)
+    monitors = MONITORS_YAML.replace(
+        "buckets: 1",
+        "buckets: 1\n    exclusion_cron: ['0 12 * * *']\n"
+        "    exclusion_ranges: [{start: '2024-05-09T12:30', end: '2024-05-09T13:00'}]",
+    )
+    app, out = app_for(project_dir.write({"monitors/main.yaml": monitors}))
+    for i in range(1, 5):
+        run_cycle(app, DROP + i * STEP)
+    analysed = sorted({r.bucket.start for r in app.store.list_results()})
+    assert analysed == [DROP + STEP]
+    assert out.getvalue() == ""
+
+
+def test_graph_shows_the_pipeline_in_three_formats(project_dir: ProjectFactory) -> None:
+    app, _ = app_for(project_dir.write({"metrics/events.yaml": METRICS_YAML}))
+    text = render_text(app.project)
+    assert "source app\n  dataset events (15m)\n    metric actions → day_week\n" in text
+    assert "    metric users → no analyzers\n" in text
+    assert "monitor main: * → console" in text
+    dot = render_dot(app.project)
+    assert '"source:app" -> "dataset:events";' in dot
+    assert '"analyzer:day_week" -> "monitor:main";' in dot
+    assert render_mermaid(app.project).startswith(
+        'flowchart LR\n  n0["source:app"] --> n1["dataset:events"]'
+    )
