@@ -6,11 +6,14 @@ import os
 from datetime import timedelta
 
 import duckdb
+import pytest
 
 from tests.conftest import METRICS_YAML, MONITORS_YAML, START, STEP, VIGIL_YAML, ProjectFactory
 from tests.scheduler.helpers import DROP, app_for, with_drop
 from vigil.clock import ManualClock
+from vigil.config import load_project
 from vigil.config.graph import render_dot, render_mermaid, render_text
+from vigil.errors import ConfigError
 from vigil.model import AlertStatus
 from vigil.scheduler.backfill import run_backfill
 from vigil.scheduler.cycle import run_cycle
@@ -218,3 +221,51 @@ def test_graph_shows_the_pipeline_in_three_formats(project_dir: ProjectFactory) 
     assert render_mermaid(app.project).startswith(
         'flowchart LR\n  n0["source:app"] --> n1["dataset:events"]'
     )
+
+
+HOURLY = MONITORS_YAML.replace(
+    "monitors:",
+    "  - id: hourly\n    type: same_time_comparison\n    metrics: [actions]\n"
+    "    granularity: 1h\n    buckets: 1\nmonitors:",
+)
+
+
+def test_coarser_analyzer_runs_on_rolled_up_buckets_when_they_complete(
+    project_dir: ProjectFactory,
+) -> None:
+    with_drop(project_dir, buckets=4)
+    metrics = METRICS_YAML.replace(
+        "formula: count(*)\n", "formula: count(*)\n        rollup: sum\n"
+    )
+    app, _ = app_for(
+        project_dir.write({"metrics/events.yaml": metrics, "monitors/main.yaml": HOURLY})
+    )
+    hourly = [
+        [r for r in run_cycle(app, DROP + i * STEP).outcomes[0].results if r.analyzer == "hourly"]
+        for i in range(1, 5)
+    ]
+    assert [len(h) for h in hourly] == [0, 0, 0, 3]
+    ios = next(r for r in hourly[3] if r.series.segment.label() == "os=iOS")
+    assert ios.bucket.start == DROP
+    assert ios.bucket.granularity.name == "1h"
+    assert ios.value == 8  # four 15-minute buckets of 2
+    assert ios.baselines["lag_1d"] == 40
+    assert ios.is_anomaly
+    stored = app.store.load_values(["actions"], ios.bucket.granularity, DROP, DROP + 4 * STEP)
+    assert dict(zip(stored["segment"], stored["value"], strict=True))['{"os": "iOS"}'] == 8
+
+
+def test_coarser_analyzer_needs_a_rollup_and_whole_buckets(project_dir: ProjectFactory) -> None:
+    root = project_dir.write({"monitors/main.yaml": HOURLY})
+    with pytest.raises(ConfigError) as info:
+        load_project(root, env={})
+    (problem,) = info.value.problems
+    assert problem.startswith("metrics/events.yaml:12: datasets[0].metrics[0]:")
+    assert "analyzer 'hourly' works on 1h buckets but the metric has no rollup" in problem
+    metrics = METRICS_YAML.replace(
+        "formula: count(*)\n", "formula: count(*)\n        rollup: sum\n"
+    )
+    odd = HOURLY.replace("granularity: 1h", "granularity: 10m")
+    root = project_dir.write({"metrics/events.yaml": metrics, "monitors/main.yaml": odd})
+    with pytest.raises(ConfigError, match="not made of whole 15m buckets"):
+        load_project(root, env={})

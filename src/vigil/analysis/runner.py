@@ -14,7 +14,7 @@ from vigil.config.project import Dataset, Metric, config_hash
 from vigil.config.schema import AnalyzerConfig
 from vigil.model import AnalysisResult, Bucket, Segment, SeriesKey
 from vigil.store.base import Store
-from vigil.timeutil import get_zone
+from vigil.timeutil import Granularity, get_zone
 
 
 def analyze_dataset(
@@ -25,19 +25,21 @@ def analyze_dataset(
     reanalyze: bool = False,
     partial: bool = False,
     metrics: set[str] | None = None,
+    granularity: Granularity | None = None,
 ) -> list[AnalysisResult]:
     """Results of every (analyzer, series) of the dataset at the bucket that needs one.
 
     A series already analysed by the same analyzer configuration is skipped (exactly once);
     a changed configuration, a partial earlier result, or `reanalyze` redoes it.
     """
-    granularity = dataset.granularity
+    granularity = granularity or dataset.granularity
     chosen = [m for m in dataset.metrics if metrics is None or m.name in metrics]
     jobs = [
         (m, a)
         for m in chosen
         for a in m.analyzers
-        if not is_excluded(a, bucket_start, granularity.tz)
+        if dataset.granularity_of(a) == granularity
+        and not is_excluded(a, bucket_start, granularity.tz)
     ]
     if not jobs:
         return []

@@ -198,8 +198,10 @@ def _resolve_dataset(
                 granularity=granularity,
                 analyzers=effective,
                 where=where,
+                rollup=config.rollup,
             )
         )
+        _check_rollups(config.rollup, effective, granularity, where, problems)
     grace = defaults.backfill_grace_period or (
         timedelta(days=190) if granularity.seconds >= 7 * 86400 else timedelta(days=30)
     )
@@ -218,6 +220,37 @@ def _resolve_dataset(
         where=doc.where(path),
         formula_where=formula_where,
     )
+
+
+def _check_rollups(
+    rollup: str | None,
+    analyzers: tuple[AnalyzerConfig, ...],
+    fine: Granularity,
+    where: str,
+    problems: list[str],
+) -> None:
+    """Analyzers coarser than the dataset need a metric that rolls up, in whole buckets."""
+    for analyzer in analyzers:
+        if analyzer.granularity is None:
+            continue
+        coarse = Granularity.parse(analyzer.granularity, fine.tz)
+        if coarse == fine:
+            continue
+        if (
+            coarse.seconds < fine.seconds
+            or (not coarse.is_calendar and coarse.seconds % fine.seconds)
+            or (coarse.is_calendar and 86400 % fine.seconds and fine.seconds != 86400)
+        ):
+            problems.append(
+                f"{where}: analyzer '{analyzer.id}' works on {coarse.name} buckets, which are not"
+                f" made of whole {fine.name} buckets; expected a coarser multiple"
+            )
+        elif rollup is None:
+            problems.append(
+                f"{where}: analyzer '{analyzer.id}' works on {coarse.name} buckets but the metric"
+                f" has no rollup; expected rollup: sum, mean, min, max or last (or a dataset at"
+                f" {coarse.name})"
+            )
 
 
 def _effective_analyzers(

@@ -37,6 +37,7 @@ class Metric:
     granularity: Granularity
     analyzers: tuple[AnalyzerConfig, ...]
     where: str = ""
+    rollup: str | None = None
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,18 @@ class Dataset:
     def name(self) -> str:
         """The dataset's name."""
         return self.config.name
+
+    def granularity_of(self, analyzer: AnalyzerConfig) -> Granularity:
+        """The buckets an analyzer works on: its own granularity, or the dataset's."""
+        if analyzer.granularity is None:
+            return self.granularity
+        return Granularity.parse(analyzer.granularity, self.granularity.tz)
+
+    @property
+    def rollups(self) -> list[Granularity]:
+        """Coarser granularities that some analyzer of this dataset needs."""
+        found = {self.granularity_of(a) for m in self.metrics for a in m.analyzers}
+        return sorted(g for g in found if g != self.granularity)
 
     @property
     def slices(self) -> list[SliceConfig]:

@@ -312,6 +312,14 @@ class MetricConfig(Base):
     owners: list[str] | None = Field(None, description="Handles to @mention (default: dataset's).")
     links: dict[str, str] | None = Field(None, description="URL templates (default: dataset's).")
     fill: Fill | None = Field(None, description="Missing-bucket policy (default: dataset's).")
+    rollup: Literal["sum", "mean", "min", "max", "last"] | None = Field(
+        None,
+        description=(
+            "How coarser buckets derive from this metric's values, for analyzers with a coarser"
+            " granularity. Only for aggregates that roll up (counts, sums, min, max); distinct"
+            " counts and ratios need a dataset at the coarser granularity instead."
+        ),
+    )
     overrides: dict[str, dict[str, Any]] = Field(
         default_factory=dict,
         description="Analyzer id → parameters that differ for this metric, e.g. {threshold: 0.5}.",
@@ -398,6 +406,13 @@ class AnalyzerBase(Base):
     segments: Literal["all", "total", "slices"] | list[dict[str, str]] = Field(
         "all",
         description="`all`, `total`, `slices`, or a list of selectors ({os: iOS}, {os: '*'}).",
+    )
+    granularity: GranularityName | None = Field(
+        None,
+        description=(
+            "Analyse coarser buckets than the dataset's (e.g. 1h over 15m data), rolled up with"
+            " each metric's `rollup`; default: the dataset's granularity."
+        ),
     )
     exclusion_ranges: list[TimeRange] = Field(
         default_factory=list,

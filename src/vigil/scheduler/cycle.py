@@ -19,6 +19,7 @@ from vigil.model import Alert, AlertStatus, AnalysisResult, RunRecord
 from vigil.notify.pipeline import DeliveryReport, compose, deliver_outbox, route
 from vigil.scheduler.health import record_failure, record_success
 from vigil.scheduler.ingest import history_buckets, ingest, ingest_window
+from vigil.store.base import Store
 from vigil.timeutil import get_zone
 
 log = logging.getLogger(__name__)
@@ -251,6 +252,8 @@ def _analysis_stage(
         results = analyze_dataset(
             dataset, store, bucket, reanalyze=reanalyze, partial=partial, metrics=metrics
         )
+        if not partial:
+            results += _coarse_results(dataset, store, bucket, reanalyze, metrics)
         alerts = route(project, store, results, at, app.clock.now(), notify=notify)
         composed = compose(project, store, alerts)
         store.save_results(results)
@@ -268,6 +271,21 @@ def _analysis_stage(
     now = app.clock.now()
     records.append(_record(app, run, dataset, "analyze", began, "ok", len(buckets), series))
     records.append(_record(app, run, dataset, "notify", now, "ok", alerts_count, queued))
+
+
+def _coarse_results(
+    dataset: Dataset, store: Store, bucket: datetime, reanalyze: bool, metrics: set[str] | None
+) -> list[AnalysisResult]:
+    """Analyzers on coarser buckets run when the fine bucket completes their bucket."""
+    fine = dataset.granularity
+    out: list[AnalysisResult] = []
+    for coarse in dataset.rollups:
+        start = coarse.floor(bucket)
+        if coarse.next(start) == fine.next(bucket):
+            out += analyze_dataset(
+                dataset, store, start, reanalyze=reanalyze, metrics=metrics, granularity=coarse
+            )
+    return out
 
 
 def _settled(app: App, dataset: Dataset, buckets: list[datetime], at: datetime) -> list[datetime]:

@@ -15,11 +15,15 @@ from vigil.timeutil import to_naive_utc
 
 
 def history_buckets(dataset: Dataset, minimum: int) -> int:
-    """Buckets of history the dataset's analyzers read before a target bucket."""
-    needs = [
-        build_analyzer(a).history(dataset.granularity) for m in dataset.metrics for a in m.analyzers
-    ]
-    return max([minimum, *needs])
+    """Buckets (of the dataset's granularity) of history its analyzers read before a target."""
+    fine = dataset.granularity
+    needs = [minimum]
+    for metric in dataset.metrics:
+        for analyzer in metric.analyzers:
+            g = dataset.granularity_of(analyzer)
+            buckets = build_analyzer(analyzer).history(g) + (1 if g != fine else 0)
+            needs.append(-(-buckets * g.seconds // fine.seconds))
+    return max(needs)
 
 
 def ingest_window(
@@ -50,8 +54,39 @@ def ingest(
     fetched = source.fetch(dataset, start, end)
     frame = fill_zeros(fetched, dataset, store, start, end)
     written = store.upsert_values(frame, dataset.granularity)
+    written += roll_up(dataset, store, start, end)
     store.set_ingested_until(dataset.name, end)
     return len(fetched), written
+
+
+_AGGREGATES = {"sum": "sum", "mean": "mean", "min": "min", "max": "max", "last": "last"}
+
+
+def roll_up(dataset: Dataset, store: Store, start: datetime, end: datetime) -> int:
+    """Recompute the coarser buckets that [start, end) touches from the stored fine values."""
+    written = 0
+    fine = dataset.granularity
+    for coarse in dataset.rollups:
+        metrics = {m.name: m.rollup for m in dataset.metrics if m.rollup}
+        first = coarse.floor(start)
+        last = coarse.next(coarse.floor(end - fine.step))
+        frame = store.load_values(list(metrics), fine, first, last)
+        if frame.empty:
+            continue
+        starts = {
+            b: to_naive_utc(coarse.floor(b.to_pydatetime())) for b in frame["bucket"].unique()
+        }
+        frame = frame.assign(bucket=frame["bucket"].map(starts))
+        parts: list[pd.DataFrame] = []
+        for how in sorted(set(metrics.values())):
+            names = [m for m, r in metrics.items() if r == how]
+            chosen = frame[frame["metric"].isin(names)].sort_values("bucket", kind="stable")
+            grouped = chosen.groupby(["metric", "segment", "bucket"])["value"]
+            parts.append(grouped.agg(_AGGREGATES[str(how)]).reset_index())
+        rolled = pd.concat(parts, ignore_index=True)
+        rolled["bucket"] = pd.to_datetime(rolled["bucket"]).astype("datetime64[us]")
+        written += store.upsert_values(rolled, coarse)
+    return written
 
 
 def fill_zeros(
