@@ -6,6 +6,7 @@ import json
 import logging
 import signal
 import sys
+from collections import Counter
 from collections.abc import Callable
 from datetime import datetime
 from functools import wraps
@@ -370,13 +371,22 @@ def print_report(report: CycleReport, project: Project, *, verbose: bool) -> Non
                 f" {outcome.rows_ingested} values ingested, {len(outcome.results)} checks,"
                 f" {len(outcome.anomalies)} anomalies"
             )
-        for alert in outcome.alerts:
-            if alert.status is AlertStatus.NOTIFY and not verbose:
-                continue
-            r = alert.result
+        if verbose:
+            for alert in outcome.alerts:
+                r = alert.result
+                click.echo(
+                    f"[{at:%Y-%m-%d %H:%M}] ALERT {r.series.label()} by {r.analyzer}"
+                    f" → {alert.monitor}: {alert.status.value}"
+                )
+        elif outcome.alerts:
+            held = Counter(
+                a.status.value for a in outcome.alerts if a.status is not AlertStatus.NOTIFY
+            )
+            sent = len(outcome.alerts) - sum(held.values())
+            detail = ", ".join(f"{n} {status}" for status, n in sorted(held.items()))
             click.echo(
-                f"[{at:%Y-%m-%d %H:%M}] ALERT {r.series.label()} by {r.analyzer}"
-                f" → {alert.monitor}: {alert.status.value}"
+                f"[{at:%Y-%m-%d %H:%M}] {outcome.dataset}: {len(outcome.alerts)} alerts,"
+                f" {sent} notified" + (f", held back: {detail}" if detail else "")
             )
     for error in report.delivery.errors or []:
         click.echo(f"[{at:%Y-%m-%d %H:%M}] delivery failed: {error}", err=True)

@@ -202,3 +202,5 @@ class PipelineState:
     failing_since: datetime | None = None
     alerted: bool = False
     last_error: str = ""
+    silent_since: datetime | None = None
+    silence_alerted: bool = False

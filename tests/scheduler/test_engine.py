@@ -8,7 +8,16 @@ from datetime import timedelta
 import duckdb
 import pytest
 
-from tests.conftest import METRICS_YAML, MONITORS_YAML, START, STEP, VIGIL_YAML, ProjectFactory
+from tests.conftest import (
+    METRICS_YAML,
+    MONITORS_YAML,
+    START,
+    STEP,
+    VIGIL_YAML,
+    ProjectFactory,
+    event_rows,
+    write_events,
+)
 from tests.scheduler.helpers import DROP, app_for, with_drop
 from vigil.clock import ManualClock
 from vigil.config import load_project
@@ -269,3 +278,23 @@ def test_coarser_analyzer_needs_a_rollup_and_whole_buckets(project_dir: ProjectF
     root = project_dir.write({"metrics/events.yaml": metrics, "monitors/main.yaml": odd})
     with pytest.raises(ConfigError, match="not made of whole 15m buckets"):
         load_project(root, env={})
+
+
+def test_a_silent_dataset_is_one_alert_not_one_per_series(project_dir: ProjectFactory) -> None:
+    rows = event_rows(START, 9, {"iOS": 10, "Android": 20})
+    start, end = DROP.replace(tzinfo=None), (DROP + 3 * STEP).replace(tzinfo=None)
+    write_events(
+        project_dir.root / "app.duckdb", rows[(rows["time"] < start) | (rows["time"] >= end)]
+    )
+    app, out = app_for(project_dir.root)
+    reports = [run_cycle(app, DROP + i * STEP) for i in range(1, 6)]
+    assert all(r.alerts == [] for r in reports)  # no per-series "dropped to 0" storm
+    text = out.getvalue()
+    assert (
+        text.count("No data: dataset events (source app) has had no rows since 2024-05-09 12:00")
+        == 1
+    )
+    assert text.count("Data is back: dataset events has rows again from 2024-05-09 12:45") == 1
+    silent = [r for r in app.store.list_results() if r.bucket.start == DROP]
+    assert {r.status.value for r in silent} == {"no_data"}
+    assert app.store.pipeline_state("events").silent_since is None

@@ -20,9 +20,19 @@ from vigil.demo.simulate import Incident, simulate
 from vigil.model import Alert, AlertStatus
 from vigil.scheduler.cycle import run_cycle
 from vigil.scheduler.schedule import due_times
+from vigil.timeutil import as_utc
 
 DETECTION_LIMIT = timedelta(minutes=30)
 AFTERMATH = timedelta(minutes=45)
+
+
+@dataclass(frozen=True)
+class DatasetSilence:
+    """A dataset-level "no data" alert: the whole dataset had no rows from `start`."""
+
+    dataset: str
+    start: datetime
+    metrics: set[str]
 
 
 @dataclass(frozen=True)
@@ -31,13 +41,27 @@ class Detection:
 
     incident: Incident
     first_alert: Alert | None
+    silence: DatasetSilence | None = None
+    step: timedelta = timedelta(minutes=15)
 
     @property
     def delay(self) -> timedelta | None:
         """From the incident's start to the end of the first alerting bucket."""
-        if self.first_alert is None:
-            return None
-        return self.first_alert.result.bucket.end - self.incident.start
+        ends = []
+        if self.first_alert is not None:
+            ends.append(self.first_alert.result.bucket.end)
+        if self.silence is not None:
+            ends.append(self.silence.start + self.step)
+        return min(ends) - self.incident.start if ends else None
+
+    @property
+    def label(self) -> str | None:
+        """What caught it first."""
+        if self.silence is not None and (
+            self.first_alert is None or self.silence.start <= self.first_alert.result.bucket.start
+        ):
+            return f"no data: {self.silence.dataset}"
+        return self.first_alert.result.series.label() if self.first_alert else None
 
     @property
     def caught(self) -> bool:
@@ -66,7 +90,15 @@ def run_demo(
     with running_app(project, SystemClock(), out) as app, app.session():
         for at in due_times(project, replay_from, end):
             alerts.extend(run_cycle(app, at).alerts)
-    summary = summarize(incidents, alerts, replay_days, time.monotonic() - began, directory)
+        metrics_of = {d.name: {m.name for m in d.metrics} for d in project.datasets}
+        silences = [
+            DatasetSilence(row["metric"], as_utc(row["bucket"]), metrics_of[row["metric"]])
+            for row in app.store.notification_rows()
+            if row["monitor"] == "pipeline:no_data"
+        ]
+    summary = summarize(
+        incidents, alerts, replay_days, time.monotonic() - began, directory, silences
+    )
     (directory / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
     _print_summary(summary, out)
     return summary
@@ -78,12 +110,18 @@ def _is_related(alert: Alert, incident: Incident) -> bool:
     return in_window and alert.result.series.metric in incident.metrics
 
 
+def _silence_related(silence: DatasetSilence, incident: Incident) -> bool:
+    in_window = incident.start <= silence.start < incident.end + AFTERMATH
+    return in_window and bool(silence.metrics & set(incident.metrics))
+
+
 def summarize(
     incidents: Sequence[Incident],
     alerts: Sequence[Alert],
     replay_days: int,
     seconds: float,
     directory: Path,
+    silences: Sequence[DatasetSilence] = (),
 ) -> dict[str, object]:
     """Which incidents were caught, how fast, and how many alerts were false."""
     sent = [a for a in alerts if a.status is AlertStatus.NOTIFY]
@@ -92,8 +130,14 @@ def summarize(
         related = sorted(
             (a for a in sent if _is_related(a, incident)), key=lambda a: a.result.bucket.start
         )
-        detections.append(Detection(incident, related[0] if related else None))
+        quiet = sorted(
+            (s for s in silences if _silence_related(s, incident)), key=lambda s: s.start
+        )
+        detections.append(
+            Detection(incident, related[0] if related else None, quiet[0] if quiet else None)
+        )
     false = [a for a in sent if not any(_is_related(a, i) for i in incidents)]
+    false_silences = [s for s in silences if not any(_silence_related(s, i) for i in incidents)]
     return {
         "incidents": [
             {
@@ -102,17 +146,19 @@ def summarize(
                 "start": d.incident.start.isoformat(),
                 "caught": d.caught,
                 "delay_minutes": d.delay.total_seconds() / 60 if d.delay is not None else None,
-                "first_alert": d.first_alert.result.series.label() if d.first_alert else None,
+                "first_alert": d.label,
             }
             for d in detections
         ],
         "alerts_sent": len(sent),
         "alerts_suppressed": len(alerts) - len(sent),
+        "dataset_alerts": len(silences),
         "false_alerts": [
             f"{a.result.bucket.start.isoformat()} {a.result.series.label()} ({a.result.analyzer})"
             for a in false
-        ],
-        "false_alerts_per_day": len(false) / replay_days,
+        ]
+        + [f"{s.start.isoformat()} no data: {s.dataset}" for s in false_silences],
+        "false_alerts_per_day": (len(false) + len(false_silences)) / replay_days,
         "charts_dir": str(directory / "charts"),
         "seconds": round(seconds, 1),
     }
@@ -127,8 +173,9 @@ def _print_summary(summary: dict[str, object], out: TextIO) -> None:
         out.write(f"  [{mark}] {item['name']}: {item['description']} {when}\n")
     false = summary["false_alerts"]
     out.write(
-        f"Alerts sent: {summary['alerts_sent']} (plus {summary['alerts_suppressed']} suppressed by"
-        f" cooldown or quiet hours); false alerts: {len(false)}"  # type: ignore[arg-type]
+        f"Alerts sent: {summary['alerts_sent']} on series and {summary['dataset_alerts']} 'no data'"
+        f" on datasets (plus {summary['alerts_suppressed']} held back by cooldown or quiet hours);"
+        f" false alerts: {len(false)}"  # type: ignore[arg-type]
         f" ({summary['false_alerts_per_day']:.2f} per day)\n"
     )
     for line in false:  # type: ignore[attr-defined]

@@ -17,8 +17,8 @@ from vigil.config.project import Dataset
 from vigil.errors import SourceError, VigilError
 from vigil.model import Alert, AlertStatus, AnalysisResult, RunRecord
 from vigil.notify.pipeline import DeliveryReport, compose, deliver_outbox, route
-from vigil.scheduler.health import record_failure, record_success
-from vigil.scheduler.ingest import history_buckets, ingest, ingest_window
+from vigil.scheduler.health import record_data, record_failure, record_silence, record_success
+from vigil.scheduler.ingest import Ingested, history_buckets, ingest, ingest_window
 from vigil.store.base import Store
 from vigil.timeutil import get_zone
 
@@ -37,6 +37,7 @@ class DatasetOutcome:
     charts: list[Path] = field(default_factory=list)
     error: str | None = None
     skipped: str | None = None
+    empty: list[datetime] = field(default_factory=list)
 
     @property
     def anomalies(self) -> list[AnalysisResult]:
@@ -208,12 +209,29 @@ def _ingest_stage(
         start = plan.ingest_from
     source = app.sources[dataset.config.source]
     began = app.clock.now()
-    fetched, written = _with_retries(app, lambda: ingest(dataset, source, store, start, end))
-    outcome.rows_ingested = written
-    records.append(_record(app, run, dataset, "ingest", began, "ok", fetched, written))
+    result = _with_retries(app, lambda: ingest(dataset, source, store, start, end))
+    outcome.rows_ingested = result.written
+    outcome.empty = sorted(result.empty)
+    records.append(
+        _record(app, run, dataset, "ingest", began, "ok", result.fetched, result.written)
+    )
+    _track_silence(app, dataset, plan, result.empty)
 
 
-def _with_retries(app: App, attempt: Callable[[], tuple[int, int]]) -> tuple[int, int]:
+def _track_silence(app: App, dataset: Dataset, plan: Plan, empty: frozenset[datetime]) -> None:
+    """A dataset whose source returns no rows for its newest bucket has gone silent."""
+    newest = plan.complete[-1]
+    if newest not in empty:
+        record_data(app, dataset, newest)
+        return
+    names = [m.name for m in dataset.metrics]
+    since = dataset.granularity.shift(newest, -history_buckets(dataset, 0))
+    if any(app.store.known_segments(names, dataset.granularity, since).values()):
+        first = next(b for b in sorted(empty) if b >= plan.complete[0] and b in empty)
+        record_silence(app, dataset, first)
+
+
+def _with_retries(app: App, attempt: Callable[[], Ingested]) -> Ingested:
     """Run the ingest, retrying a failing source with exponential backoff."""
     defaults = app.project.settings.defaults
     delay = defaults.retry_backoff.total_seconds()

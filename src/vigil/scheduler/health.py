@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import html
+from dataclasses import replace
 from datetime import datetime
 
 from vigil.app import App
 from vigil.config.project import Dataset
-from vigil.model import Bucket, Notification, PipelineState, SeriesKey
+from vigil.model import Bucket, Notification, SeriesKey
 
 
 def record_failure(app: App, dataset: Dataset, error: str, bucket: datetime) -> None:
@@ -25,7 +26,15 @@ def record_failure(app: App, dataset: Dataset, error: str, bucket: datetime) -> 
         )
         _queue(app, dataset, "failure", since, bucket, f"Pipeline failure: {dataset.name}", text)
         alerted = True
-    app.store.save_pipeline_state(PipelineState(dataset.name, failures, since, alerted, error))
+    app.store.save_pipeline_state(
+        replace(
+            state,
+            consecutive_failures=failures,
+            failing_since=since,
+            alerted=alerted,
+            last_error=error,
+        )
+    )
 
 
 def record_success(app: App, dataset: Dataset, bucket: datetime) -> None:
@@ -40,7 +49,39 @@ def record_success(app: App, dataset: Dataset, bucket: datetime) -> None:
         )
         title = f"Pipeline recovered: {dataset.name}"
         _queue(app, dataset, "recovered", state.failing_since, bucket, title, text)
-    app.store.save_pipeline_state(PipelineState(dataset.name))
+    app.store.save_pipeline_state(
+        replace(state, consecutive_failures=0, failing_since=None, alerted=False, last_error="")
+    )
+
+
+def record_silence(app: App, dataset: Dataset, bucket: datetime) -> None:
+    """The source returned no rows at all for `bucket`: say so once for the whole dataset."""
+    state = app.store.pipeline_state(dataset.name)
+    if state.silence_alerted:
+        return
+    since = state.silent_since or bucket
+    text = (
+        f"No data: dataset {dataset.name} (source {dataset.config.source}) has had no rows since"
+        f" {since:%Y-%m-%d %H:%M} UTC. Its {len(dataset.metrics)} metrics are not checked until"
+        " rows arrive again."
+    )
+    _queue(app, dataset, "no_data", since, bucket, f"No data: {dataset.name}", text)
+    app.store.save_pipeline_state(replace(state, silent_since=since, silence_alerted=True))
+
+
+def record_data(app: App, dataset: Dataset, bucket: datetime) -> None:
+    """Rows arrived for `bucket`: end a silence, and say so if it was alerted."""
+    state = app.store.pipeline_state(dataset.name)
+    if state.silent_since is None:
+        return
+    if state.silence_alerted:
+        text = (
+            f"Data is back: dataset {dataset.name} has rows again from"
+            f" {bucket:%Y-%m-%d %H:%M} UTC (silent since {state.silent_since:%Y-%m-%d %H:%M})."
+        )
+        title = f"Data is back: {dataset.name}"
+        _queue(app, dataset, "data_back", state.silent_since, bucket, title, text)
+    app.store.save_pipeline_state(replace(state, silent_since=None, silence_alerted=False))
 
 
 def channels_for(app: App, dataset: Dataset) -> list[str]:

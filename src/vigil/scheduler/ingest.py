@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
 import numpy as np
@@ -44,19 +45,33 @@ def ingest_window(
     return g.shift(resume, -dataset.lookback), end
 
 
+@dataclass(frozen=True)
+class Ingested:
+    """What one ingest read and wrote, and which buckets came back with no rows at all."""
+
+    fetched: int
+    written: int
+    empty: frozenset[datetime]
+
+
 def ingest(
     dataset: Dataset, source: Source, store: Store, start: datetime, end: datetime
-) -> tuple[int, int]:
+) -> Ingested:
     """Fetch [start, end), zero-fill silent series where the metric asks, upsert.
 
-    Returns the values fetched and the values written (fetched plus zero-filled).
+    A bucket for which the source returned no rows at all is not zero-filled: that is the
+    whole dataset going silent (a stalled pipeline or a full outage), reported once for the
+    dataset instead of as a drop in every series.
     """
     fetched = source.fetch(dataset, start, end)
-    frame = fill_zeros(fetched, dataset, store, start, end)
+    present = {pd.Timestamp(b).to_pydatetime() for b in fetched["bucket"].unique()}
+    buckets = dataset.granularity.range(start, end)
+    empty = frozenset(b for b in buckets if to_naive_utc(b) not in present)
+    frame = fill_zeros(fetched, dataset, store, [b for b in buckets if b not in empty])
     written = store.upsert_values(frame, dataset.granularity)
     written += roll_up(dataset, store, start, end)
     store.set_ingested_until(dataset.name, end)
-    return len(fetched), written
+    return Ingested(len(fetched), written, empty)
 
 
 _AGGREGATES = {"sum": "sum", "mean": "mean", "min": "min", "max": "max", "last": "last"}
@@ -90,19 +105,17 @@ def roll_up(dataset: Dataset, store: Store, start: datetime, end: datetime) -> i
 
 
 def fill_zeros(
-    frame: pd.DataFrame, dataset: Dataset, store: Store, start: datetime, end: datetime
+    frame: pd.DataFrame, dataset: Dataset, store: Store, buckets_to_fill: list[datetime]
 ) -> pd.DataFrame:
     """Add 0 for every bucket where a recently active series of a `fill: zero` metric has no row.
 
     No rows for a count means nothing happened — an outage — which must be seen, not skipped.
     """
     metrics = [m.name for m in dataset.metrics if m.fill == "zero"]
-    buckets = np.array(
-        [to_naive_utc(b) for b in dataset.granularity.range(start, end)], dtype="datetime64[us]"
-    )
+    buckets = np.array([to_naive_utc(b) for b in buckets_to_fill], dtype="datetime64[us]")
     if not metrics or not len(buckets):
         return frame
-    since = dataset.granularity.shift(start, -history_buckets(dataset, 0) - 1)
+    since = dataset.granularity.shift(buckets_to_fill[0], -history_buckets(dataset, 0) - 1)
     known = store.known_segments(metrics, dataset.granularity, since)
     returned = frame.loc[frame["metric"].isin(metrics), ["metric", "segment"]].drop_duplicates()
     pairs = {(m, s) for m, segments in known.items() for s in segments}

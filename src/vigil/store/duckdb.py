@@ -401,21 +401,29 @@ class DuckDBStore:
     def pipeline_state(self, dataset: str) -> PipelineState:
         """The dataset's failure streak."""
         rows = self._rows(
-            "SELECT consecutive_failures, failing_since, alerted, last_error FROM pipeline_state"
-            " WHERE dataset = ?",
+            "SELECT consecutive_failures, failing_since, alerted, last_error, silent_since,"
+            " silence_alerted FROM pipeline_state WHERE dataset = ?",
             [dataset],
         )
         if not rows:
             return PipelineState(dataset)
-        failures, since, alerted, error = rows[0]
+        failures, since, alerted, error, silent, silence_alerted = rows[0]
         return PipelineState(
-            dataset, int(failures), as_utc(since) if since else None, bool(alerted), error
+            dataset,
+            int(failures),
+            as_utc(since) if since else None,
+            bool(alerted),
+            error,
+            as_utc(silent) if silent else None,
+            bool(silence_alerted),
         )
 
     def save_pipeline_state(self, state: PipelineState) -> None:
         """Replace the dataset's failure streak."""
         self._run(
-            "INSERT OR REPLACE INTO pipeline_state VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT OR REPLACE INTO pipeline_state (dataset, consecutive_failures, failing_since,"
+            " alerted, last_error, updated_at, silent_since, silence_alerted)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             [
                 state.dataset,
                 state.consecutive_failures,
@@ -423,6 +431,8 @@ class DuckDBStore:
                 state.alerted,
                 state.last_error,
                 to_naive_utc(self.clock()),
+                to_naive_utc(state.silent_since) if state.silent_since else None,
+                state.silence_alerted,
             ],
         )
 

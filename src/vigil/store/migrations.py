@@ -127,4 +127,12 @@ MIGRATIONS: tuple[Migration, ...] = (
             )""",
         ),
     ),
+    Migration(
+        4,
+        "pipeline state tracks datasets gone silent",
+        (
+            "ALTER TABLE pipeline_state ADD COLUMN silent_since TIMESTAMP",
+            "ALTER TABLE pipeline_state ADD COLUMN silence_alerted BOOLEAN DEFAULT false",
+        ),
+    ),
 )
