@@ -30,7 +30,15 @@ class AnalysisError(VigilError):
 class NotifyError(VigilError):
     """A channel failed to deliver a notification."""
 
-    def __init__(self, message: str, *, retryable: bool = True, parts_sent: int = 0) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        retryable: bool = True,
+        parts_sent: int = 0,
+        retry_after: float | None = None,
+    ) -> None:
         self.retryable = retryable
         self.parts_sent = parts_sent
+        self.retry_after = retry_after
         super().__init__(message)

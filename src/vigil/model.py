@@ -175,6 +175,7 @@ class Notification:
     parts_sent: int = 0
     last_error: str = ""
     recipients: str = ""
+    severity: str = ""
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -90,19 +90,22 @@ def test_outbox_resumes_from_the_part_that_failed(
     telegram.fail_next(
         429, "Too Many Requests: retry after 1", method="sendPhoto", parameters={"retry_after": 1}
     )
-    report = deliver_outbox(store, {"tg": tg}, [TOKEN])
+    report = deliver_outbox(store, {"tg": tg}, [TOKEN], now=T0)
     assert (report.sent, report.failed) == (0, 1)
     (row,) = store.notification_rows()
     assert (row["status"], row["attempts"], row["parts_sent"]) == ("failed", 1, 1)
     assert "HTTP 429" in row["last_error"]
-    # Next cycle: only the photo is sent.
-    report = deliver_outbox(store, {"tg": tg}, [TOKEN])
+    # Telegram asked for 1 s: a pass before that sends nothing.
+    assert row["next_attempt_at"] == datetime(2024, 5, 1, 12, 0, 1)
+    assert deliver_outbox(store, {"tg": tg}, [TOKEN], now=T0).sent == 0
+    # The next cycle after it: only the photo is sent.
+    report = deliver_outbox(store, {"tg": tg}, [TOKEN], now=T0 + timedelta(seconds=2))
     assert (report.sent, report.failed) == (1, 0)
     assert [c.method for c in telegram.calls] == ["sendMessage", "sendPhoto"]
     (row,) = store.notification_rows()
     assert (row["status"], row["attempts"], row["parts_sent"]) == ("sent", 2, 2)
     # A third pass sends nothing again.
-    assert deliver_outbox(store, {"tg": tg}, [TOKEN]).sent == 0
+    assert deliver_outbox(store, {"tg": tg}, [TOKEN], now=T0 + timedelta(hours=1)).sent == 0
     assert len(telegram.calls) == 2
 
 
@@ -118,6 +121,26 @@ def test_client_error_gives_up_and_keeps_the_reason(
     assert row["status"] == DeliveryStatus.GAVE_UP.value
     assert row["last_error"] == "telegram sendMessage: HTTP 400: Bad Request: chat not found"
     assert deliver_outbox(store, {"tg": channel(telegram.url)}, [TOKEN]).sent == 0
+
+
+def test_server_errors_back_off_exponentially(
+    tmp_path: Path, telegram: TelegramStandIn, png: bytes
+) -> None:
+    store = DuckDBStore(tmp_path / "v.duckdb")
+    store.migrate()
+    store.enqueue([note(png)])
+    tg = channel(telegram.url)
+    now = T0
+    waits = []
+    for _ in range(3):
+        telegram.fail_next(502, "Bad Gateway")
+        deliver_outbox(store, {"tg": tg}, [TOKEN], now=now)
+        (row,) = store.notification_rows()
+        retry_at = row["next_attempt_at"].replace(tzinfo=UTC)
+        waits.append((retry_at - now).total_seconds())
+        now = retry_at
+    assert waits == [30, 60, 120]
+    assert deliver_outbox(store, {"tg": tg}, [TOKEN], now=now).sent == 1
 
 
 def test_unreachable_server_error_never_contains_the_token(png: bytes) -> None:

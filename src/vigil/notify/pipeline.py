@@ -8,7 +8,7 @@ import re
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +25,7 @@ from vigil.model import (
     DeliveryStatus,
     Notification,
     SeriesKey,
+    Severity,
 )
 from vigil.notify.channels import Channel
 from vigil.notify.chart import ChartData, render_chart
@@ -103,6 +104,7 @@ def compose(project: Project, store: Store, alerts: list[Alert]) -> Composed:
                     html=message.html,
                     image=image,
                     recipients=" ".join(owners),
+                    severity=min((a.severity for a in group), key=list(Severity).index).value,
                 )
             )
     return Composed(notifications, charts)
@@ -211,13 +213,33 @@ class DeliveryReport:
     errors: list[str] | None = None
 
 
+RETRY_BASE = timedelta(seconds=30)
+RETRY_MAX = timedelta(hours=1)
+
+
+def retry_delay(attempts: int, retry_after: float | None) -> timedelta:
+    """The wait before the next attempt: the server's Retry-After, else exponential backoff."""
+    if retry_after is not None:
+        return timedelta(seconds=max(0.0, retry_after))
+    backoff: timedelta = RETRY_BASE * 2 ** max(0, attempts - 1)
+    return min(backoff, RETRY_MAX)
+
+
 def deliver_outbox(
-    store: Store, channels: Mapping[str, Channel], secrets: Iterable[str] = ()
+    store: Store,
+    channels: Mapping[str, Channel],
+    secrets: Iterable[str] = (),
+    now: datetime | None = None,
 ) -> DeliveryReport:
-    """Send every pending (or retryable failed) notification; record each outcome."""
+    """Send every pending, or failed and due, notification; record each outcome.
+
+    5xx, 429 and timeouts are retried with exponential backoff (or the server's Retry-After);
+    other client errors give up at once with the channel's error text.
+    """
     report = DeliveryReport(errors=[])
     hidden = [s for s in secrets if s]
-    for item in list(store.outbox((DeliveryStatus.PENDING, DeliveryStatus.FAILED))):
+    due = now or datetime.now(UTC)
+    for item in list(store.outbox((DeliveryStatus.PENDING, DeliveryStatus.FAILED), due)):
         channel = channels.get(item.channel)
         attempts = item.attempts + 1
         if channel is None:
@@ -235,9 +257,9 @@ def deliver_outbox(
             text = redact(str(e), hidden)
             given_up = not e.retryable or attempts >= MAX_ATTEMPTS
             status = DeliveryStatus.GAVE_UP if given_up else DeliveryStatus.FAILED
-            store.update_delivery(
-                item.key, status, attempts, max(item.parts_sent, e.parts_sent), text
-            )
+            retry_at = None if given_up else due + retry_delay(attempts, e.retry_after)
+            parts_sent = max(item.parts_sent, e.parts_sent)
+            store.update_delivery(item.key, status, attempts, parts_sent, text, retry_at)
             report.failed += 1
             report.errors.append(f"{item.channel}: {item.title}: {text}")  # type: ignore[union-attr]
             log.warning("delivery to %s failed: %s", item.channel, text)

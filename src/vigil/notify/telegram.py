@@ -63,8 +63,11 @@ class TelegramChannel:
             return
         description = _description(response)
         retryable = response.status_code >= 500 or response.status_code == 429
-        raise _error(
-            f"telegram {method}: HTTP {response.status_code}: {description}", parts, retryable
+        raise NotifyError(
+            f"telegram {method}: HTTP {response.status_code}: {description}",
+            retryable=retryable,
+            parts_sent=parts,
+            retry_after=_retry_after(response),
         )
 
 
@@ -78,3 +81,16 @@ def _description(response: httpx.Response) -> str:
 
 def _error(message: str, parts: int, retryable: bool) -> NotifyError:
     return NotifyError(message, retryable=retryable, parts_sent=parts)
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    """Telegram says how long to wait in parameters.retry_after (and in a Retry-After header)."""
+    try:
+        body = response.json()
+        value = body.get("parameters", {}).get("retry_after")
+        if value is not None:
+            return float(value)
+    except (ValueError, AttributeError):
+        pass
+    header = response.headers.get("Retry-After")
+    return float(header) if header and header.replace(".", "", 1).isdigit() else None

@@ -109,7 +109,7 @@ def run_cycle(
                 process_dataset(app, dataset, plan, at, outcome, notify=notify, run=(run_id, kind))
             outcomes.append(outcome)
         started = app.clock.now()
-        delivery = deliver_outbox(app.store, app.channels, app.project.secrets)
+        delivery = deliver_outbox(app.store, app.channels, app.project.secrets, started)
         app.store.record_runs(
             [
                 RunRecord(

@@ -162,14 +162,22 @@ class Store(Protocol):
         """Add notifications; one whose key exists is not added again."""
         ...
 
-    def outbox(self, statuses: tuple[DeliveryStatus, ...]) -> Iterator[Notification]:
-        """Notifications in the given states, oldest first."""
+    def outbox(
+        self, statuses: tuple[DeliveryStatus, ...], due: datetime | None = None
+    ) -> Iterator[Notification]:
+        """Notifications in the given states (and due for an attempt at `due`), oldest first."""
         ...
 
     def update_delivery(
-        self, key: str, status: DeliveryStatus, attempts: int, parts_sent: int, error: str
+        self,
+        key: str,
+        status: DeliveryStatus,
+        attempts: int,
+        parts_sent: int,
+        error: str,
+        next_attempt_at: datetime | None = None,
     ) -> None:
-        """Record a delivery attempt's outcome."""
+        """Record a delivery attempt's outcome (and when to try again)."""
         ...
 
     def notification_rows(self) -> list[dict[str, Any]]:

@@ -467,8 +467,8 @@ class DuckDBStore:
                 self._run(
                     "INSERT OR IGNORE INTO notifications (key, monitor, channel, metric, segment,"
                     " granularity, bucket, title, text, html, image, status, attempts,"
-                    " parts_sent, last_error, created_at, updated_at, recipients)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    " parts_sent, last_error, created_at, updated_at, recipients, severity)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     [
                         n.key,
                         n.monitor,
@@ -488,18 +488,23 @@ class DuckDBStore:
                         now,
                         now,
                         n.recipients,
+                        n.severity,
                     ],
                 )
                 count += 1
         return count
 
-    def outbox(self, statuses: tuple[DeliveryStatus, ...]) -> Iterator[Notification]:
-        """Notifications in the given states, oldest first."""
+    def outbox(
+        self, statuses: tuple[DeliveryStatus, ...], due: datetime | None = None
+    ) -> Iterator[Notification]:
+        """Notifications in the given states (and due for an attempt at `due`), oldest first."""
+        due_clause = " AND (next_attempt_at IS NULL OR next_attempt_at <= ?)" if due else ""
         rows = self._rows(
             "SELECT key, monitor, channel, metric, segment, granularity, bucket, title, text,"
-            " html, image, status, attempts, parts_sent, last_error, recipients FROM notifications"
-            " WHERE list_contains(?, status) ORDER BY bucket, created_at, key",
-            [[s.value for s in statuses]],
+            " html, image, status, attempts, parts_sent, last_error, recipients, severity"
+            f" FROM notifications WHERE list_contains(?, status){due_clause}"
+            " ORDER BY bucket, created_at, key",
+            [[s.value for s in statuses], *([to_naive_utc(due)] if due else [])],
         )
         for row in rows:
             granularity = Granularity(int(row[5]), self.tz)
@@ -518,33 +523,35 @@ class DuckDBStore:
                 parts_sent=int(row[13]),
                 last_error=row[14],
                 recipients=row[15],
+                severity=row[16],
             )
 
     def update_delivery(
-        self, key: str, status: DeliveryStatus, attempts: int, parts_sent: int, error: str
+        self,
+        key: str,
+        status: DeliveryStatus,
+        attempts: int,
+        parts_sent: int,
+        error: str,
+        next_attempt_at: datetime | None = None,
     ) -> None:
-        """Record the outcome of a delivery attempt."""
+        """Record the outcome of a delivery attempt (and when to try again)."""
         now = to_naive_utc(self.clock())
+        retry = to_naive_utc(next_attempt_at) if next_attempt_at else None
+        sent = status is DeliveryStatus.SENT
         self._run(
             "UPDATE notifications SET status = ?, attempts = ?, parts_sent = ?, last_error = ?,"
-            " updated_at = ?, sent_at = CASE WHEN ? THEN ? ELSE sent_at END WHERE key = ?",
-            [
-                status.value,
-                attempts,
-                parts_sent,
-                error,
-                now,
-                status is DeliveryStatus.SENT,
-                now,
-                key,
-            ],
+            " updated_at = ?, sent_at = CASE WHEN ? THEN ? ELSE sent_at END,"
+            " next_attempt_at = ? WHERE key = ?",
+            [status.value, attempts, parts_sent, error, now, sent, now, retry, key],
         )
 
     def notification_rows(self) -> list[dict[str, Any]]:
         """Every notification without its image, for listings and tests."""
         frame = self._frame(
             "SELECT key, monitor, channel, metric, segment, bucket, status, attempts, parts_sent,"
-            " last_error, title, recipients, created_at, sent_at FROM notifications"
+            " last_error, title, recipients, created_at, sent_at, next_attempt_at, severity"
+            " FROM notifications"
             " ORDER BY bucket, key"
         )
         return frame.to_dict("records")  # type: ignore[return-value]

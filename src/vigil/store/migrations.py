@@ -135,4 +135,12 @@ MIGRATIONS: tuple[Migration, ...] = (
             "ALTER TABLE pipeline_state ADD COLUMN silence_alerted BOOLEAN DEFAULT false",
         ),
     ),
+    Migration(
+        5,
+        "outbox backoff and notification severity",
+        (
+            "ALTER TABLE notifications ADD COLUMN next_attempt_at TIMESTAMP",
+            "ALTER TABLE notifications ADD COLUMN severity VARCHAR DEFAULT ''",
+        ),
+    ),
 )
