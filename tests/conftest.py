@@ -208,3 +208,72 @@ def telegram() -> Iterator[TelegramStandIn]:
 def is_png(data: bytes) -> bool:
     """Whether the bytes are a PNG image."""
     return data.startswith(b"\x89PNG\r\n\x1a\n") and len(data) > 1000
+
+
+@dataclass
+class Recorded:
+    """One request a web stand-in received."""
+
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        """The body as JSON."""
+        return json.loads(self.body)
+
+    def form(self) -> tuple[dict[str, Any], dict[str, bytes]]:
+        """Form fields and files of a multipart or urlencoded body."""
+        content_type = self.headers.get("content-type", "")
+        if content_type.startswith("application/x-www-form-urlencoded"):
+            from urllib.parse import parse_qsl
+
+            return dict(parse_qsl(self.body.decode())), {}
+        return _parse_body(content_type, self.body)
+
+
+class WebStandIn:
+    """A local HTTP server that records every request and answers from a table of routes."""
+
+    def __init__(self) -> None:
+        self.requests: list[Recorded] = []
+        self.routes: dict[str, list[tuple[int, Any, dict[str, str]]]] = {}
+        stand_in = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                stand_in.requests.append(Recorded("POST", self.path, headers, body))
+                queue = stand_in.routes.get(self.path, [])
+                status, payload, extra = queue.pop(0) if queue else (200, {"ok": True}, {})
+                data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+                self.send_response(status)
+                for key, value in extra.items():
+                    self.send_header(key, value)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def answer(self, path: str, status: int, payload: Any = None, **headers: str) -> None:
+        """Queue an answer for the next request to `path`."""
+        body = {"ok": True} if payload is None else payload
+        self.routes.setdefault(path, []).append((status, body, headers))
+
+
+@pytest.fixture
+def web() -> Iterator[WebStandIn]:
+    """A running recording HTTP server on a free local port."""
+    server = WebStandIn()
+    server.thread.start()
+    yield server
+    server.server.shutdown()
+    server.server.server_close()

@@ -7,9 +7,19 @@ import subprocess
 import sys
 from datetime import timedelta
 
+import pytest
 from click.testing import CliRunner
 
-from tests.conftest import METRICS_YAML, START, STEP, ProjectFactory, event_rows, write_events
+from tests.conftest import (
+    METRICS_YAML,
+    START,
+    STEP,
+    ProjectFactory,
+    TelegramStandIn,
+    event_rows,
+    is_png,
+    write_events,
+)
 from vigil.cli import main
 
 DROP = START + timedelta(days=8, hours=12)
@@ -144,3 +154,31 @@ def test_backfill_rejects_unknown_metrics(project_dir: ProjectFactory) -> None:
     )
     assert code == 1
     assert err == "Error: unknown metric 'nope' in --metrics\n"
+
+
+def test_notify_test_sends_to_a_channel_and_reports(
+    project_dir: ProjectFactory, telegram: TelegramStandIn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    vigil_yaml = (
+        (project_dir.root / "vigil.yaml")
+        .read_text()
+        .replace(
+            "  console: {type: console}\n",
+            "  console: {type: console}\n"
+            "  tg: {type: telegram, token: '${TG_TOKEN}', chat_id: '5', api_url: '${TG_URL}'}\n",
+        )
+    )
+    project_dir.write({"vigil.yaml": vigil_yaml})
+    monkeypatch.setenv("TG_TOKEN", "9:tok")
+    monkeypatch.setenv("TG_URL", telegram.url)
+    code, out, _ = vigil(project_dir, "notify", "test", "tg")
+    assert code == 0
+    assert out == "Sent a test message to 'tg' (2 parts).\n"
+    assert [c.method for c in telegram.calls] == ["sendMessage", "sendPhoto"]
+    assert is_png(telegram.calls[1].files["photo"])
+    telegram.fail_next(401, "Unauthorized")
+    code, _, err = vigil(project_dir, "notify", "test", "tg")
+    assert code == 1
+    assert err == "Error: tg: telegram sendMessage: HTTP 401: Unauthorized\n"
+    code, _, err = vigil(project_dir, "notify", "test", "nope")
+    assert err == "Error: unknown channel 'nope'; expected one of: console, tg\n"

@@ -20,8 +20,9 @@ from vigil.app import running_app
 from vigil.clock import SystemClock
 from vigil.config import Project, load_project
 from vigil.config.graph import render_dot, render_mermaid, render_text
-from vigil.errors import ConfigError, VigilError
+from vigil.errors import ConfigError, NotifyError, VigilError
 from vigil.model import AlertStatus, RunRecord
+from vigil.notify.pipeline import redact, sample_notification
 from vigil.scheduler.backfill import backfill_buckets, run_backfill
 from vigil.scheduler.cycle import CycleReport, run_cycle
 from vigil.scheduler.loop import Loop
@@ -390,6 +391,31 @@ def print_report(report: CycleReport, project: Project, *, verbose: bool) -> Non
             )
     for error in report.delivery.errors or []:
         click.echo(f"[{at:%Y-%m-%d %H:%M}] delivery failed: {error}", err=True)
+
+
+@main.group()
+def notify() -> None:
+    """Channels: send a test message."""
+
+
+@notify.command("test")
+@click.argument("channel")
+@click.pass_context
+@handle_errors
+def notify_test(ctx: click.Context, channel: str) -> None:
+    """Send a test message (with a sample chart) to CHANNEL and print the outcome."""
+    project = _project(ctx.find_root())
+    if channel not in project.settings.channels:
+        known = ", ".join(sorted(project.settings.channels))
+        raise VigilError(f"unknown channel '{channel}'; expected one of: {known}")
+    clock = SystemClock()
+    with running_app(project, clock) as app:
+        note = sample_notification(project, channel, clock.now())
+        try:
+            parts = app.channels[channel].deliver(note)
+        except NotifyError as e:
+            raise VigilError(f"{channel}: {redact(str(e), project.secrets)}") from None
+    click.echo(f"Sent a test message to '{channel}' ({parts} part{'s' if parts != 1 else ''}).")
 
 
 @main.command()

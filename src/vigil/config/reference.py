@@ -26,7 +26,16 @@ SECTIONS: list[tuple[str, str, list[type[BaseModel]]]] = [
     (
         "channels",
         "Named notification channels; a monitor lists them. Chosen by `type`.",
-        [schema.ConsoleChannelConfig, schema.TelegramChannelConfig],
+        [
+            schema.ConsoleChannelConfig,
+            schema.TelegramChannelConfig,
+            schema.SlackChannelConfig,
+            schema.EmailChannelConfig,
+            schema.WebhookChannelConfig,
+            schema.PagerDutyChannelConfig,
+            schema.TeamsChannelConfig,
+            schema.MattermostChannelConfig,
+        ],
     ),
     ("defaults", "Inherited by every dataset and metric.", [schema.Defaults, schema.QuietHours]),
     (

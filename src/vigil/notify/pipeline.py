@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import html
 import logging
 import re
 from collections import defaultdict
@@ -32,6 +33,7 @@ from vigil.notify.chart import ChartData, render_chart
 from vigil.notify.message import Message, compose_message, render_links
 from vigil.notify.rules import decide
 from vigil.store.base import Store
+from vigil.timeutil import Granularity
 
 log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 10
@@ -274,3 +276,38 @@ def redact(text: str, secrets: Iterable[str]) -> str:
     for secret in secrets:
         text = text.replace(secret, "***")
     return text
+
+
+def sample_notification(project: Project, channel: str, now: datetime) -> Notification:
+    """A clearly labelled test message with a sample chart, for `vigil notify test`."""
+    granularity = Granularity.parse("15m", project.timezone)
+    bucket = Bucket(granularity.last_complete(now), granularity)
+    times = granularity.range(bucket.start - timedelta(hours=6), bucket.end)
+    wave = 100 + 40 * np.sin(np.linspace(0, 3, len(times)))
+    chart = ChartData(
+        "Vigil test",
+        "sample data",
+        times,
+        wave,
+        {"yesterday": wave * 1.05},
+        bucket.start,
+        float(wave.min()),
+        float(wave.max()),
+    )
+    text = (
+        f"Vigil test message · {project.settings.name}\n"
+        f"Channel '{channel}' is configured correctly; alerts will look like this."
+    )
+    return Notification(
+        key=f"test-{channel}-{now.timestamp():.0f}",
+        monitor="test",
+        channel=channel,
+        series=SeriesKey("vigil_test"),
+        bucket=bucket,
+        title="Vigil test message",
+        text=text,
+        html=f"<b>Vigil test message</b> · {html.escape(project.settings.name)}\n"
+        f"Channel '{html.escape(channel)}' is configured correctly.",
+        image=render_chart(chart, project.timezone),
+        severity="info",
+    )

@@ -1,0 +1,92 @@
+"""Slack: chat.postMessage plus the chart through the external upload flow, or a webhook."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from vigil.config.schema import SlackChannelConfig
+from vigil.errors import NotifyError
+from vigil.model import Notification
+from vigil.notify.http import post
+
+RETRYABLE_ERRORS = {"ratelimited", "internal_error", "service_unavailable", "request_timeout"}
+
+
+def slack_text(notification: Notification) -> str:
+    """mrkdwn: the title in bold, then the plain lines."""
+    first, _, rest = notification.text.partition("\n")
+    return f"*{first}*" + (f"\n{rest}" if rest else "")
+
+
+class SlackChannel:
+    """Bot: part 1 the message, part 2 the chart; webhook: the message only."""
+
+    def __init__(self, name: str, config: SlackChannelConfig) -> None:
+        self.name = name
+        self.config = config
+
+    def deliver(self, notification: Notification) -> int:
+        """Send what is left of the notification."""
+        with httpx.Client(timeout=self.config.timeout.total_seconds()) as client:
+            if self.config.webhook_url is not None:
+                url = self.config.webhook_url.get_secret_value()
+                post(client, url, "slack webhook", json={"text": slack_text(notification)})
+                return 1
+            parts = notification.parts_sent
+            if parts < 1:
+                self._api(
+                    client,
+                    "chat.postMessage",
+                    parts,
+                    json={
+                        "channel": self.config.channel,
+                        "text": slack_text(notification),
+                        "mrkdwn": True,
+                        "unfurl_links": False,
+                    },
+                )
+                parts = 1
+            if parts < 2 and notification.image:
+                self._upload(client, notification, parts)
+                parts = 2
+            return parts
+
+    def _upload(self, client: httpx.Client, notification: Notification, parts: int) -> None:
+        image = notification.image or b""
+        ticket = self._api(
+            client,
+            "files.getUploadURLExternal",
+            parts,
+            data={"filename": "chart.png", "length": str(len(image))},
+        )
+        post(
+            client,
+            str(ticket["upload_url"]),
+            "slack upload",
+            parts,
+            files={"file": ("chart.png", image, "image/png")},
+        )
+        self._api(
+            client,
+            "files.completeUploadExternal",
+            parts,
+            json={
+                "files": [{"id": ticket["file_id"], "title": notification.title}],
+                "channel_id": self.config.channel,
+            },
+        )
+
+    def _api(self, client: httpx.Client, method: str, parts: int, **kwargs: Any) -> dict[str, Any]:
+        token = self.config.token.get_secret_value() if self.config.token else ""
+        url = f"{self.config.api_url.rstrip('/')}/{method}"
+        headers = {"Authorization": f"Bearer {token}"}
+        response = post(client, url, f"slack {method}", parts, headers=headers, **kwargs)
+        body: dict[str, Any] = response.json()
+        if not body.get("ok"):
+            error = str(body.get("error", "unknown_error"))
+            raise NotifyError(
+                f"slack {method}: {error}", retryable=error in RETRYABLE_ERRORS, parts_sent=parts
+            )
+        return body
