@@ -182,3 +182,47 @@ def test_notify_test_sends_to_a_channel_and_reports(
     assert err == "Error: tg: telegram sendMessage: HTTP 401: Unauthorized\n"
     code, _, err = vigil(project_dir, "notify", "test", "nope")
     assert err == "Error: unknown channel 'nope'; expected one of: console, tg\n"
+
+
+def test_silence_add_list_expire(project_dir: ProjectFactory) -> None:
+    code, out, err = vigil(
+        project_dir,
+        "silence",
+        "add",
+        "--metric",
+        "actions",
+        "--segment",
+        "os=iOS",
+        "--for",
+        "2h",
+        "--reason",
+        "iOS release",
+    )
+    assert code == 0, err
+    assert out.startswith("Silence 1: actions [os=iOS] until ")
+    assert out.endswith(" (iOS release)\n")
+    code, out, _ = vigil(project_dir, "silence", "list")
+    assert "actions" in out
+    assert "iOS release" in out
+    code, out, _ = vigil(project_dir, "silence", "expire", "1")
+    assert out == "Silence 1 expired.\n"
+    code, out, _ = vigil(project_dir, "silence", "list")
+    assert out == "No silences.\n"
+    code, out, _ = vigil(project_dir, "silence", "list", "--all")
+    assert "(expired)" in out
+    code, _, err = vigil(project_dir, "silence", "expire", "1")
+    assert (code, err) == (1, "Error: no active silence 1\n")
+    code, _, err = vigil(
+        project_dir,
+        "silence",
+        "add",
+        "--metric",
+        "x",
+        "--segment",
+        "os",
+        "--for",
+        "1h",
+        "--reason",
+        "r",
+    )
+    assert err == "Error: --segment 'os': expected key=value, e.g. os=iOS\n"

@@ -21,7 +21,7 @@ from vigil.clock import SystemClock
 from vigil.config import Project, load_project
 from vigil.config.graph import render_dot, render_mermaid, render_text
 from vigil.errors import ConfigError, NotifyError, VigilError
-from vigil.model import AlertStatus, RunRecord
+from vigil.model import AlertStatus, RunRecord, Segment, Silence
 from vigil.notify.pipeline import redact, sample_notification
 from vigil.scheduler.backfill import backfill_buckets, run_backfill
 from vigil.scheduler.cycle import CycleReport, run_cycle
@@ -29,7 +29,7 @@ from vigil.scheduler.loop import Loop
 from vigil.scheduler.schedule import due_times
 from vigil.sources import build_source
 from vigil.store.base import AlertRow
-from vigil.timeutil import get_zone, parse_instant
+from vigil.timeutil import get_zone, parse_duration, parse_instant
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -391,6 +391,106 @@ def print_report(report: CycleReport, project: Project, *, verbose: bool) -> Non
             )
     for error in report.delivery.errors or []:
         click.echo(f"[{at:%Y-%m-%d %H:%M}] delivery failed: {error}", err=True)
+
+
+@main.group()
+def silence() -> None:
+    """Silences: mute matching anomalies for a while (they are still logged)."""
+
+
+@silence.command("add")
+@click.option("--metric", required=True, help="Metric name or glob (likes, feed_*, *).")
+@click.option("--segment", "segments", multiple=True, help="key=value; repeat for several.")
+@click.option("--monitor", help="Only this monitor (default: all).")
+@click.option("--for", "duration", help="How long, e.g. 2h.")
+@click.option("--until", "until_text", type=TIME, help="Or until this time.")
+@click.option("--reason", required=True, help="Why (shown in listings).")
+@click.pass_context
+@handle_errors
+def silence_add(
+    ctx: click.Context,
+    metric: str,
+    segments: tuple[str, ...],
+    monitor: str | None,
+    duration: str | None,
+    until_text: str | None,
+    reason: str,
+) -> None:
+    """Add a silence from now for --for (or --until)."""
+    project = _project(ctx.find_root())
+    if monitor is not None and monitor not in project.monitors:
+        raise VigilError(
+            f"unknown monitor '{monitor}'; expected one of: " + ", ".join(sorted(project.monitors))
+        )
+    selector = _segment_selector(segments)
+    clock = SystemClock()
+    now = clock.now()
+    if (duration is None) == (until_text is None):
+        raise VigilError("give --for DURATION or --until TIME")
+    try:
+        ends = (
+            now + parse_duration(duration)
+            if duration
+            else parse_instant(until_text or "", project.timezone)
+        )
+    except ValueError as e:
+        raise VigilError(f"--for: {e}") from None
+    if ends <= now:
+        raise VigilError("the silence would end before it starts")
+    with running_app(project, clock) as app:
+        new_id = app.store.add_silence(Silence(metric, selector, now, ends, reason, monitor))
+    where = Segment.of(selector).label() if selector else "every segment"
+    zone = get_zone(project.timezone)
+    click.echo(
+        f"Silence {new_id}: {metric} [{where}] until {ends.astimezone(zone):%Y-%m-%d %H:%M}"
+        f" ({reason})"
+    )
+
+
+def _segment_selector(segments: tuple[str, ...]) -> dict[str, str]:
+    selector: dict[str, str] = {}
+    for item in segments:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise VigilError(f"--segment '{item}': expected key=value, e.g. os=iOS")
+        selector[key.strip()] = value.strip()
+    return selector
+
+
+@silence.command("list")
+@click.option("--all", "show_all", is_flag=True, help="Include ended and expired silences.")
+@click.pass_context
+@handle_errors
+def silence_list(ctx: click.Context, show_all: bool) -> None:
+    """List active silences."""
+    project = _project(ctx.find_root())
+    clock = SystemClock()
+    with running_app(project, clock) as app:
+        rows = app.store.list_silences(None if show_all else clock.now())
+    zone = get_zone(project.timezone)
+    for s in rows:
+        where = Segment.of(s.segment).label() if s.segment else "*"
+        state = " (expired)" if s.expired_at else ""
+        click.echo(
+            f"{s.id:>4}  {s.metric:<20} {where:<24} {s.monitor or '*':<12}"
+            f" until {s.ends_at.astimezone(zone):%Y-%m-%d %H:%M}{state}  {s.reason}"
+        )
+    if not rows:
+        click.echo("No silences.")
+
+
+@silence.command("expire")
+@click.argument("silence_id", type=int)
+@click.pass_context
+@handle_errors
+def silence_expire(ctx: click.Context, silence_id: int) -> None:
+    """End a silence now."""
+    project = _project(ctx.find_root())
+    clock = SystemClock()
+    with running_app(project, clock) as app:
+        if not app.store.expire_silence(silence_id, clock.now()):
+            raise VigilError(f"no active silence {silence_id}")
+    click.echo(f"Silence {silence_id} expired.")
 
 
 @main.group()

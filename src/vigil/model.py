@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+from fnmatch import fnmatchcase
 
 from vigil.timeutil import Granularity
 
@@ -135,6 +136,8 @@ class AlertStatus(StrEnum):
     QUIET_HOURS = "quiet_hours"
     MUTED = "muted"
     STALE = "stale"
+    SILENCED = "silenced"
+    MUTE_WINDOW = "mute_window"
 
 
 @dataclass(frozen=True)
@@ -205,3 +208,27 @@ class PipelineState:
     last_error: str = ""
     silent_since: datetime | None = None
     silence_alerted: bool = False
+
+
+@dataclass(frozen=True)
+class Silence:
+    """A manual mute: matching anomalies are still logged, just not sent."""
+
+    metric: str
+    segment: dict[str, str]
+    starts_at: datetime
+    ends_at: datetime
+    reason: str
+    monitor: str | None = None
+    id: int = 0
+    expired_at: datetime | None = None
+
+    def covers(self, monitor: str, series: SeriesKey, at: datetime) -> bool:
+        """Whether this silence applies to the monitor's anomaly on the series at `at`."""
+        end = min(self.ends_at, self.expired_at) if self.expired_at else self.ends_at
+        return (
+            self.starts_at <= at < end
+            and (self.monitor is None or self.monitor == monitor)
+            and fnmatchcase(series.metric, self.metric)
+            and series.segment.matches(self.segment)
+        )

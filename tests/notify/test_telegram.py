@@ -150,3 +150,19 @@ def test_unreachable_server_error_never_contains_the_token(png: bytes) -> None:
     assert TOKEN not in str(info.value)
     assert "secret" not in str(info.value)
     assert info.value.retryable
+
+
+def test_forum_topic_is_sent_with_both_parts(telegram: TelegramStandIn, png: bytes) -> None:
+    config = TelegramChannelConfig.model_validate(
+        {
+            "type": "telegram",
+            "token": TOKEN,
+            "chat_id": -1001,
+            "api_url": telegram.url,
+            "message_thread_id": 77,
+        }
+    )
+    TelegramChannel("tg", config).deliver(note(png))
+    message, photo = telegram.calls
+    assert message.fields["message_thread_id"] == 77
+    assert photo.fields["message_thread_id"] == "77"

@@ -244,3 +244,23 @@ def test_loop_runs_at_bucket_boundaries_plus_delay(project_dir: ProjectFactory) 
         DROP + STEP + timedelta(minutes=2),
         DROP + 2 * STEP + timedelta(minutes=2),
     ]
+
+
+def test_silences_and_monitor_filters_keep_alerts_logged_but_unsent(
+    project_dir: ProjectFactory,
+) -> None:
+    from vigil.model import Silence
+
+    with_drop(project_dir)
+    monitors = MONITORS_YAML.replace(
+        "channels: [console]", "channels: [console]\n    segments: slices"
+    )
+    app, out = app_for(project_dir.write({"monitors/main.yaml": monitors}))
+    app.store.add_silence(
+        Silence("act*", {"os": "iOS"}, DROP, DROP + timedelta(hours=1), "known iOS release")
+    )
+    report = run_cycle(app, DROP + STEP)
+    statuses = {a.result.series.segment.label(): a.status for a in report.alerts}
+    assert statuses == {"os=iOS": AlertStatus.SILENCED, "os=Android": AlertStatus.NOTIFY}
+    assert out.getvalue().count("🟠 Actions") == 1
+    assert "os=Android" in out.getvalue()

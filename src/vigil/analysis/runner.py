@@ -10,9 +10,9 @@ from croniter import croniter
 from vigil.analysis import build_analyzer
 from vigil.analysis.base import STATUS_CODES, Evaluation
 from vigil.analysis.matrix import SeriesMatrix
-from vigil.config.project import Dataset, Metric, config_hash
+from vigil.config.project import Dataset, Metric, config_hash, segment_selected
 from vigil.config.schema import AnalyzerConfig
-from vigil.model import AnalysisResult, Bucket, Segment, SeriesKey
+from vigil.model import AnalysisResult, Bucket, SeriesKey
 from vigil.store.base import Store
 from vigil.timeutil import Granularity, get_zone
 
@@ -90,25 +90,15 @@ def _run_one(
     done: set[str],
     partial: bool,
 ) -> list[AnalysisResult]:
-    mask = np.array([_wanted(config, s) and s.key not in done for s in matrix.segments], dtype=bool)
+    mask = np.array(
+        [segment_selected(config.segments, s) and s.key not in done for s in matrix.segments],
+        dtype=bool,
+    )
     if not mask.any():
         return []
     subset = matrix.select(mask)
     evaluation = build_analyzer(config).evaluate(subset, subset.index_of(bucket.start))
     return to_results(config, metric, subset, bucket, evaluation, partial)
-
-
-def _wanted(config: AnalyzerConfig, segment: Segment) -> bool:
-    wanted = config.segments
-    if wanted == "all":
-        return True
-    if wanted == "total":
-        return segment.is_total
-    if wanted == "slices":
-        return not segment.is_total
-    return any(
-        (segment.is_total if not selector else segment.matches(selector)) for selector in wanted
-    )
 
 
 def to_results(

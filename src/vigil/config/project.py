@@ -157,3 +157,10 @@ def config_hash(config: AnalyzerConfig) -> str:
     payload: dict[str, Any] = config.model_dump(mode="json", exclude={"metrics", "segments"})
     digest = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
     return digest[:16]
+
+
+def segment_selected(selection: str | list[dict[str, str]], segment: Segment) -> bool:
+    """Whether a segment is in `all`, `total`, `slices` or a list of selectors ({} = total)."""
+    if isinstance(selection, str):
+        return {"all": True, "total": segment.is_total}.get(selection, not segment.is_total)
+    return any(segment.is_total if not s else segment.matches(s) for s in selection)

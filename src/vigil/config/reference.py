@@ -48,7 +48,11 @@ SECTIONS: list[tuple[str, str, list[type[BaseModel]]]] = [
         "Checks run on every targeted series at every bucket. Chosen by `type`.",
         [schema.SameTimeComparisonConfig, schema.FixedConfig, schema.StddevConfig],
     ),
-    ("monitors", "Route analyzers' anomalies to channels.", [schema.MonitorConfig]),
+    (
+        "monitors",
+        "Route analyzers' anomalies to channels.",
+        [schema.MonitorConfig, schema.MuteWindow],
+    ),
     ("scheduler", "How `vigil run` behaves.", [schema.SchedulerConfig]),
     ("shared blocks", "Used inside the sections above.", [schema.TimeRange]),
 ]

@@ -155,6 +155,9 @@ class TelegramChannelConfig(Base):
     api_url: str = Field(
         "https://api.telegram.org", description="Bot API base URL (a local stand-in in tests)."
     )
+    message_thread_id: int | None = Field(
+        None, description="Forum topic to post in (supergroups with topics)."
+    )
     timeout: Duration = Field(timedelta(seconds=15), description="HTTP timeout per request.")
     max_attempts: int = Field(
         10, ge=1, description="Give up on a notification after this many failed deliveries."
@@ -570,6 +573,13 @@ AnalyzerConfig = Annotated[
 # --- monitors -----------------------------------------------------------------------------
 
 
+class MuteWindow(Base):
+    """A recurring mute: from each fire time of `cron` (project zone), for `duration`."""
+
+    cron: Cron = Field(description="When each window starts, e.g. '0 2 * * 0' (Sunday 02:00).")
+    duration: Duration = Field(description="How long each window lasts.")
+
+
 class MonitorConfig(Base):
     """Which analyzers' anomalies reach which channels, and when to stay quiet."""
 
@@ -588,6 +598,25 @@ class MonitorConfig(Base):
     )
     mention_owners: bool = Field(True, description="@mention metric and slice owners.")
     chart: bool = Field(True, description="Attach the today/yesterday/week-ago chart.")
+    metrics: list[str] = Field(
+        default_factory=lambda: ["*"], description="Only anomalies of these metrics (globs)."
+    )
+    exclude_metrics: list[str] = Field(
+        default_factory=list, description="Never anomalies of these metrics (globs)."
+    )
+    segments: Literal["all", "total", "slices"] | list[dict[str, str]] = Field(
+        "all", description="Only these segments: `all`, `total`, `slices` or selectors."
+    )
+    direction: Direction = Field(
+        Direction.BOTH, description="Only anomalies above (`up`) or below (`down`) expectation."
+    )
+    mute_windows: list[MuteWindow] = Field(
+        default_factory=list,
+        description="Recurring windows with no notifications (logged as mute_window).",
+    )
+    exclusion_ranges: list[TimeRange] = Field(
+        default_factory=list, description="Fixed spans (holidays) with no notifications."
+    )
 
 
 # --- files --------------------------------------------------------------------------------

@@ -31,7 +31,7 @@ from vigil.model import (
 from vigil.notify.channels import Channel
 from vigil.notify.chart import ChartData, render_chart
 from vigil.notify.message import Message, compose_message, render_links
-from vigil.notify.rules import decide
+from vigil.notify.rules import decide, in_mute_window, passes_filters
 from vigil.store.base import Store
 from vigil.timeutil import Granularity
 
@@ -48,12 +48,15 @@ def route(
     *,
     notify: bool = True,
 ) -> list[Alert]:
-    """Each monitor's decision for each anomaly it routes."""
+    """Each monitor's decision for each anomaly it routes (and its filters let through)."""
     alerts = []
+    silences = store.list_silences(active_at=at)
     for result in results:
         if not result.is_anomaly:
             continue
         for monitor in project.monitors_for(result.analyzer):
+            if not passes_filters(monitor, result):
+                continue
             last = store.last_notified(
                 monitor.id, result.analyzer, result.series, result.bucket.start
             )
@@ -67,6 +70,8 @@ def route(
                 notify=notify,
                 bucket_end=result.bucket.end,
                 max_age=project.timestamp_offset_for(monitor),
+                silenced=any(s.covers(monitor.id, result.series, at) for s in silences),
+                mute_window=in_mute_window(at, monitor, project.timezone),
             )
             alerts.append(Alert(monitor.id, monitor.severity, result, status, now))
     return alerts

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from vigil.config.schema import QuietHours
-from vigil.model import AlertStatus
-from vigil.timeutil import in_daily_window
+from croniter import croniter
+
+from vigil.config.project import matches_any, segment_selected
+from vigil.config.schema import MonitorConfig, QuietHours
+from vigil.model import AlertStatus, AnalysisResult, Direction
+from vigil.timeutil import get_zone, in_daily_window
 
 
 def in_cooldown(bucket: datetime, last_notified: datetime | None, cooldown: timedelta) -> bool:
@@ -35,13 +38,48 @@ def decide(
     notify: bool,
     bucket_end: datetime | None = None,
     max_age: timedelta | None = None,
+    silenced: bool = False,
+    mute_window: bool = False,
 ) -> AlertStatus:
-    """What a monitor does with an anomaly: too old to matter, then cooldown, then quiet hours,
-    then send (or mute)."""
+    """What a monitor does with an anomaly: too old to matter, silenced, in a mute window,
+    in cooldown, in quiet hours — else send (or mute for --no-notify)."""
     if is_stale(bucket_end or bucket, at, max_age):
         return AlertStatus.STALE
+    if silenced:
+        return AlertStatus.SILENCED
+    if mute_window:
+        return AlertStatus.MUTE_WINDOW
     if in_cooldown(bucket, last_notified, cooldown):
         return AlertStatus.COOLDOWN
     if in_quiet_hours(at, quiet, tz):
         return AlertStatus.QUIET_HOURS
     return AlertStatus.NOTIFY if notify else AlertStatus.MUTED
+
+
+def passes_filters(monitor: MonitorConfig, result: AnalysisResult) -> bool:
+    """Whether the monitor handles this anomaly at all (metric, segment and direction)."""
+    metric = result.series.metric
+    if not matches_any(metric, monitor.metrics) or matches_any(metric, monitor.exclude_metrics):
+        return False
+    if not segment_selected(monitor.segments, result.series.segment):
+        return False
+    if monitor.direction is Direction.BOTH or result.deviation is None:
+        return True
+    return (result.deviation > 0) == (monitor.direction is Direction.UP)
+
+
+def in_mute_window(at: datetime, monitor: MonitorConfig, tz: str) -> bool:
+    """Whether `at` falls in one of the monitor's recurring mute windows or excluded ranges."""
+    zone = get_zone(tz)
+    for span in monitor.exclusion_ranges:
+        start = span.start if span.start.tzinfo else span.start.replace(tzinfo=zone)
+        end = span.end if span.end.tzinfo else span.end.replace(tzinfo=zone)
+        if start <= at < end:
+            return True
+    local = at.astimezone(zone)
+    for window in monitor.mute_windows:
+        # The latest start at or before `at` (croniter's get_prev is strictly before its base).
+        start = croniter(window.cron, local + timedelta(seconds=1)).get_prev(datetime)
+        if local - start < window.duration:
+            return True
+    return False

@@ -34,6 +34,7 @@ class TelegramChannel:
                         "text": notification.html,
                         "parse_mode": "HTML",
                         "disable_web_page_preview": True,
+                        **self._thread(),
                     },
                 )
                 parts = 1
@@ -45,11 +46,17 @@ class TelegramChannel:
                     data={
                         "chat_id": self.config.chat_id,
                         "caption": notification.title[:CAPTION_LIMIT],
+                        **self._thread(),
                     },
                     files={"photo": ("chart.png", notification.image, "image/png")},
                 )
                 parts = 2
         return parts
+
+    def _thread(self) -> dict[str, Any]:
+        """The forum topic, when configured."""
+        thread = self.config.message_thread_id
+        return {} if thread is None else {"message_thread_id": thread}
 
     def _call(self, client: httpx.Client, method: str, parts: int, **kwargs: Any) -> None:
         token = self.config.token.get_secret_value()

@@ -18,6 +18,7 @@ from vigil.model import (
     PipelineState,
     RunRecord,
     SeriesKey,
+    Silence,
 )
 from vigil.timeutil import Granularity
 
@@ -155,6 +156,19 @@ class Store(Protocol):
         self, *, since: datetime | None = None, until: datetime | None = None
     ) -> list[AlertRow]:
         """Alerts joined with their results, oldest first."""
+        ...
+
+    # silences
+    def add_silence(self, silence: Silence) -> int:
+        """Store a silence; return its id."""
+        ...
+
+    def list_silences(self, active_at: datetime | None = None) -> list[Silence]:
+        """Every silence, or those active at `active_at`, by id."""
+        ...
+
+    def expire_silence(self, silence_id: int, at: datetime) -> bool:
+        """End a silence now; False if there is no such unexpired silence."""
         ...
 
     # outbox

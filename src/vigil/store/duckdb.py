@@ -24,6 +24,7 @@ from vigil.model import (
     RunRecord,
     Segment,
     SeriesKey,
+    Silence,
     Status,
 )
 from vigil.store.base import AlertRow
@@ -455,6 +456,62 @@ class DuckDBStore:
     def release_lock(self, name: str, owner: str) -> None:
         """Give the lock up (only if held by `owner`)."""
         self._run("DELETE FROM leader_lock WHERE name = ? AND owner = ?", [name, owner])
+
+    # --- silences -------------------------------------------------------------------------
+
+    def add_silence(self, silence: Silence) -> int:
+        """Store a silence; return its id."""
+        rows = self._rows(
+            "INSERT INTO silences (metric, segment, monitor, starts_at, ends_at, reason,"
+            " created_at) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
+            [
+                silence.metric,
+                json.dumps(silence.segment, sort_keys=True),
+                silence.monitor,
+                to_naive_utc(silence.starts_at),
+                to_naive_utc(silence.ends_at),
+                silence.reason,
+                to_naive_utc(self.clock()),
+            ],
+        )
+        return int(rows[0][0])
+
+    def list_silences(self, active_at: datetime | None = None) -> list[Silence]:
+        """Every silence, or those active at `active_at`, by id."""
+        where = ""
+        params: list[Any] = []
+        if active_at is not None:
+            at = to_naive_utc(active_at)
+            where = (
+                "WHERE starts_at <= ? AND ends_at > ? AND (expired_at IS NULL OR expired_at > ?)"
+            )
+            params = [at, at, at]
+        rows = self._rows(
+            "SELECT id, metric, segment, monitor, starts_at, ends_at, reason, expired_at"
+            f" FROM silences {where} ORDER BY id",
+            params,
+        )
+        return [
+            Silence(
+                r[1],
+                json.loads(r[2]),
+                as_utc(r[4]),
+                as_utc(r[5]),
+                r[6],
+                r[3],
+                int(r[0]),
+                as_utc(r[7]) if r[7] else None,
+            )
+            for r in rows
+        ]
+
+    def expire_silence(self, silence_id: int, at: datetime) -> bool:
+        """End a silence now; False if there is no such unexpired silence."""
+        rows = self._rows(
+            "UPDATE silences SET expired_at = ? WHERE id = ? AND expired_at IS NULL RETURNING id",
+            [to_naive_utc(at), silence_id],
+        )
+        return bool(rows)
 
     # --- outbox --------------------------------------------------------------------------
 

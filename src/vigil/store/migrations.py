@@ -143,4 +143,22 @@ MIGRATIONS: tuple[Migration, ...] = (
             "ALTER TABLE notifications ADD COLUMN severity VARCHAR DEFAULT ''",
         ),
     ),
+    Migration(
+        6,
+        "silences",
+        (
+            "CREATE SEQUENCE silences_id",
+            """CREATE TABLE silences (
+                id BIGINT PRIMARY KEY DEFAULT nextval('silences_id'),
+                metric VARCHAR NOT NULL,
+                segment VARCHAR NOT NULL,
+                monitor VARCHAR,
+                starts_at TIMESTAMP NOT NULL,
+                ends_at TIMESTAMP NOT NULL,
+                reason VARCHAR NOT NULL,
+                created_at TIMESTAMP NOT NULL,
+                expired_at TIMESTAMP
+            )""",
+        ),
+    ),
 )
