@@ -179,6 +179,7 @@ class Notification:
     last_error: str = ""
     recipients: str = ""
     severity: str = ""
+    kind: str = "alert"
 
 
 @dataclass(frozen=True)
@@ -232,3 +233,19 @@ class Silence:
             and fnmatchcase(series.metric, self.metric)
             and series.segment.matches(self.segment)
         )
+
+
+@dataclass(frozen=True)
+class Incident:
+    """A run of anomalies of one series under one monitor, from opening to resolution."""
+
+    monitor: str
+    series: SeriesKey
+    granularity: Granularity
+    opened_bucket: datetime
+    last_anomaly_bucket: datetime
+    notified_deviation: float | None = None
+    normal_streak: int = 0
+    status: str = "open"
+    resolved_bucket: datetime | None = None
+    id: int = 0

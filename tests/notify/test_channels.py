@@ -289,3 +289,20 @@ def test_email_server_down_is_retryable() -> None:
     with pytest.raises(NotifyError) as info:
         EmailChannel("mail", config).deliver(note())
     assert info.value.retryable
+
+
+def test_pagerduty_resolves_the_same_incident(web: WebStandIn) -> None:
+    from dataclasses import replace
+
+    config = PagerDutyChannelConfig(
+        type="pagerduty", routing_key="R0UT1NG", api_url=f"{web.url}/v2/enqueue"
+    )
+    channel = PagerDutyChannel("pd", config)
+    channel.deliver(note())
+    channel.deliver(replace(note(), key="k124", kind="resolved"))
+    trigger, resolve = (r.json() for r in web.requests)
+    assert resolve == {
+        "routing_key": "R0UT1NG",
+        "event_action": "resolve",
+        "dedup_key": trigger["dedup_key"],
+    }

@@ -264,3 +264,39 @@ def test_silences_and_monitor_filters_keep_alerts_logged_but_unsent(
     assert statuses == {"os=iOS": AlertStatus.SILENCED, "os=Android": AlertStatus.NOTIFY}
     assert out.getvalue().count("🟠 Actions") == 1
     assert "os=Android" in out.getvalue()
+
+
+def test_incident_opens_extends_and_resolves_with_one_message_each(
+    project_dir: ProjectFactory,
+) -> None:
+    with_drop(project_dir, buckets=3)
+    monitors = MONITORS_YAML.replace(
+        "channels: [console]", "channels: [console]\n    segments: total\n    resolve_after: 2"
+    )
+    app, out = app_for(project_dir.write({"monitors/main.yaml": monitors}))
+    for i in range(1, 7):
+        run_cycle(app, DROP + i * STEP)
+    (incident,) = app.store.list_incidents()
+    assert incident.status == "resolved"
+    assert (incident.opened_bucket, incident.last_anomaly_bucket) == (DROP, DROP + 2 * STEP)
+    assert incident.resolved_bucket == DROP + 4 * STEP
+    text = out.getvalue()
+    assert text.count("🟠 Actions · total") == 1  # extended, not re-sent
+    assert text.count("✅ Resolved: Actions · total") == 1
+    assert "Normal again for 2 buckets (incident opened at 2024-05-09 12:00" in text
+
+
+def test_growing_deviation_renotifies_within_cooldown(project_dir: ProjectFactory) -> None:
+    drop = {DROP: 0.5, DROP + STEP: 0.1}
+    write_events(
+        project_dir.root / "app.duckdb", event_rows(START, 9, {"iOS": 10, "Android": 20}, drop)
+    )
+    monitors = MONITORS_YAML.replace(
+        "channels: [console]", "channels: [console]\n    segments: total\n    renotify_factor: 1.5"
+    )
+    app, out = app_for(project_dir.write({"monitors/main.yaml": monitors}))
+    first = run_cycle(app, DROP + STEP)
+    second = run_cycle(app, DROP + 2 * STEP)
+    assert [a.status for a in first.alerts] == [AlertStatus.NOTIFY]
+    assert [a.status for a in second.alerts] == [AlertStatus.NOTIFY]  # -90% after -50%
+    assert out.getvalue().count("🟠 Actions · total") == 2

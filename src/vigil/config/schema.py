@@ -610,6 +610,19 @@ class MonitorConfig(Base):
     direction: Direction = Field(
         Direction.BOTH, description="Only anomalies above (`up`) or below (`down`) expectation."
     )
+    renotify_factor: float | None = Field(
+        None,
+        gt=1,
+        description=(
+            "Notify again within the cooldown when an open incident's deviation grows to this"
+            " many times the last notified one (e.g. 1.5)."
+        ),
+    )
+    resolve_after: int | None = Field(
+        None,
+        ge=1,
+        description="Send a 'resolved' message once the series has been normal this many buckets.",
+    )
     mute_windows: list[MuteWindow] = Field(
         default_factory=list,
         description="Recurring windows with no notifications (logged as mute_window).",

@@ -33,7 +33,14 @@ class PagerDutyChannel:
         self.config = config
 
     def deliver(self, notification: Notification) -> int:
-        """One event."""
+        """One event: `resolve` for a resolved incident, else `trigger`."""
+        if notification.kind == "resolved":
+            event: dict[str, object] = {
+                "routing_key": self.config.routing_key.get_secret_value(),
+                "event_action": "resolve",
+                "dedup_key": dedup_key(notification),
+            }
+            return self._send(event)
         event = {
             "routing_key": self.config.routing_key.get_secret_value(),
             "event_action": "trigger",
@@ -51,6 +58,9 @@ class PagerDutyChannel:
                 },
             },
         }
+        return self._send(event)
+
+    def _send(self, event: dict[str, object]) -> int:
         with httpx.Client(timeout=self.config.timeout.total_seconds()) as client:
             post(client, self.config.api_url, f"pagerduty {self.name}", json=event)
         return 1

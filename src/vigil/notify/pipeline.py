@@ -31,7 +31,7 @@ from vigil.model import (
 from vigil.notify.channels import Channel
 from vigil.notify.chart import ChartData, render_chart
 from vigil.notify.message import Message, compose_message, render_links
-from vigil.notify.rules import decide, in_mute_window, passes_filters
+from vigil.notify.rules import decide, has_grown, in_mute_window, passes_filters
 from vigil.store.base import Store
 from vigil.timeutil import Granularity
 
@@ -73,6 +73,11 @@ def route(
                 silenced=any(s.covers(monitor.id, result.series, at) for s in silences),
                 mute_window=in_mute_window(at, monitor, project.timezone),
             )
+            if status is AlertStatus.COOLDOWN and monitor.renotify_factor is not None:
+                incident = store.open_incident(monitor.id, result.series)
+                notified = incident.notified_deviation if incident else None
+                if has_grown(result.deviation, notified, monitor.renotify_factor):
+                    status = AlertStatus.NOTIFY if notify else AlertStatus.MUTED
             alerts.append(Alert(monitor.id, monitor.severity, result, status, now))
     return alerts
 

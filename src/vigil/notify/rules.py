@@ -8,7 +8,7 @@ from croniter import croniter
 
 from vigil.config.project import matches_any, segment_selected
 from vigil.config.schema import MonitorConfig, QuietHours
-from vigil.model import AlertStatus, AnalysisResult, Direction
+from vigil.model import AlertStatus, AnalysisResult, Direction, SeriesKey
 from vigil.timeutil import get_zone, in_daily_window
 
 
@@ -56,12 +56,17 @@ def decide(
     return AlertStatus.NOTIFY if notify else AlertStatus.MUTED
 
 
-def passes_filters(monitor: MonitorConfig, result: AnalysisResult) -> bool:
-    """Whether the monitor handles this anomaly at all (metric, segment and direction)."""
-    metric = result.series.metric
+def handles(monitor: MonitorConfig, series: SeriesKey) -> bool:
+    """Whether the monitor's metric and segment filters let this series through."""
+    metric = series.metric
     if not matches_any(metric, monitor.metrics) or matches_any(metric, monitor.exclude_metrics):
         return False
-    if not segment_selected(monitor.segments, result.series.segment):
+    return segment_selected(monitor.segments, series.segment)
+
+
+def passes_filters(monitor: MonitorConfig, result: AnalysisResult) -> bool:
+    """Whether the monitor handles this anomaly at all (metric, segment and direction)."""
+    if not handles(monitor, result.series):
         return False
     if monitor.direction is Direction.BOTH or result.deviation is None:
         return True
@@ -83,3 +88,10 @@ def in_mute_window(at: datetime, monitor: MonitorConfig, tz: str) -> bool:
         if local - start < window.duration:
             return True
     return False
+
+
+def has_grown(deviation: float | None, notified: float | None, factor: float | None) -> bool:
+    """Whether an open incident's deviation grew to `factor` × the last notified one."""
+    if factor is None or deviation is None or notified is None or notified == 0:
+        return False
+    return abs(deviation) >= factor * abs(notified)

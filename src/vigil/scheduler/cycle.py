@@ -16,6 +16,7 @@ from vigil.app import App
 from vigil.config.project import Dataset
 from vigil.errors import SourceError, VigilError
 from vigil.model import Alert, AlertStatus, AnalysisResult, RunRecord
+from vigil.notify.incidents import track_incidents
 from vigil.notify.pipeline import DeliveryReport, compose, deliver_outbox, route
 from vigil.scheduler.health import record_data, record_failure, record_silence, record_success
 from vigil.scheduler.ingest import Ingested, history_buckets, ingest, ingest_window
@@ -277,6 +278,7 @@ def _analysis_stage(
         store.save_results(results)
         store.save_alerts(alerts)
         store.enqueue(composed.notifications)
+        store.enqueue(track_incidents(project, store, results, alerts))
         outcome.results.extend(results)
         outcome.alerts.extend(alerts)
         outcome.charts.extend(composed.charts)

@@ -14,6 +14,7 @@ from vigil.model import (
     Alert,
     AnalysisResult,
     DeliveryStatus,
+    Incident,
     Notification,
     PipelineState,
     RunRecord,
@@ -156,6 +157,19 @@ class Store(Protocol):
         self, *, since: datetime | None = None, until: datetime | None = None
     ) -> list[AlertRow]:
         """Alerts joined with their results, oldest first."""
+        ...
+
+    # incidents
+    def open_incident(self, monitor: str, series: SeriesKey) -> Incident | None:
+        """The monitor's open incident on the series, if any."""
+        ...
+
+    def save_incident(self, incident: Incident) -> int:
+        """Insert a new incident (id 0) or update one; return its id."""
+        ...
+
+    def list_incidents(self, status: str | None = None) -> list[Incident]:
+        """Incidents, newest first, optionally only `open` or `resolved` ones."""
         ...
 
     # silences

@@ -19,6 +19,7 @@ from vigil.model import (
     AnalysisResult,
     Bucket,
     DeliveryStatus,
+    Incident,
     Notification,
     PipelineState,
     RunRecord,
@@ -457,6 +458,55 @@ class DuckDBStore:
         """Give the lock up (only if held by `owner`)."""
         self._run("DELETE FROM leader_lock WHERE name = ? AND owner = ?", [name, owner])
 
+    # --- incidents ------------------------------------------------------------------------
+
+    def open_incident(self, monitor: str, series: SeriesKey) -> Incident | None:
+        """The monitor's open incident on the series, if any."""
+        rows = self._rows(
+            f"SELECT {_INCIDENT_COLUMNS} FROM incidents WHERE monitor = ? AND metric = ?"
+            " AND segment = ? AND status = 'open' ORDER BY id DESC LIMIT 1",
+            [monitor, series.metric, series.segment.key],
+        )
+        return _incident_from_row(rows[0], self.tz) if rows else None
+
+    def save_incident(self, incident: Incident) -> int:
+        """Insert a new incident (id 0) or update one; return its id."""
+        values = [
+            incident.monitor,
+            incident.series.metric,
+            incident.series.segment.key,
+            incident.granularity.seconds,
+            to_naive_utc(incident.opened_bucket),
+            to_naive_utc(incident.last_anomaly_bucket),
+            incident.notified_deviation,
+            incident.normal_streak,
+            incident.status,
+            to_naive_utc(incident.resolved_bucket) if incident.resolved_bucket else None,
+        ]
+        if incident.id:
+            self._run(
+                "UPDATE incidents SET monitor = ?, metric = ?, segment = ?, granularity = ?,"
+                " opened_bucket = ?, last_anomaly_bucket = ?, notified_deviation = ?,"
+                " normal_streak = ?, status = ?, resolved_bucket = ? WHERE id = ?",
+                [*values, incident.id],
+            )
+            return incident.id
+        rows = self._rows(
+            f"INSERT INTO incidents ({_INCIDENT_COLUMNS.removeprefix('id, ')})"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+            values,
+        )
+        return int(rows[0][0])
+
+    def list_incidents(self, status: str | None = None) -> list[Incident]:
+        """Incidents, newest first, optionally only `open` or `resolved` ones."""
+        where = "WHERE status = ?" if status else ""
+        rows = self._rows(
+            f"SELECT {_INCIDENT_COLUMNS} FROM incidents {where} ORDER BY id DESC",
+            [status] if status else [],
+        )
+        return [_incident_from_row(r, self.tz) for r in rows]
+
     # --- silences -------------------------------------------------------------------------
 
     def add_silence(self, silence: Silence) -> int:
@@ -524,8 +574,8 @@ class DuckDBStore:
                 self._run(
                     "INSERT OR IGNORE INTO notifications (key, monitor, channel, metric, segment,"
                     " granularity, bucket, title, text, html, image, status, attempts,"
-                    " parts_sent, last_error, created_at, updated_at, recipients, severity)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    " parts_sent, last_error, created_at, updated_at, recipients, severity, kind)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     [
                         n.key,
                         n.monitor,
@@ -546,6 +596,7 @@ class DuckDBStore:
                         now,
                         n.recipients,
                         n.severity,
+                        n.kind,
                     ],
                 )
                 count += 1
@@ -558,7 +609,7 @@ class DuckDBStore:
         due_clause = " AND (next_attempt_at IS NULL OR next_attempt_at <= ?)" if due else ""
         rows = self._rows(
             "SELECT key, monitor, channel, metric, segment, granularity, bucket, title, text,"
-            " html, image, status, attempts, parts_sent, last_error, recipients, severity"
+            " html, image, status, attempts, parts_sent, last_error, recipients, severity, kind"
             f" FROM notifications WHERE list_contains(?, status){due_clause}"
             " ORDER BY bucket, created_at, key",
             [[s.value for s in statuses], *([to_naive_utc(due)] if due else [])],
@@ -581,6 +632,7 @@ class DuckDBStore:
                 last_error=row[14],
                 recipients=row[15],
                 severity=row[16],
+                kind=row[17],
             )
 
     def update_delivery(
@@ -607,11 +659,32 @@ class DuckDBStore:
         """Every notification without its image, for listings and tests."""
         frame = self._frame(
             "SELECT key, monitor, channel, metric, segment, bucket, status, attempts, parts_sent,"
-            " last_error, title, recipients, created_at, sent_at, next_attempt_at, severity"
+            " last_error, title, recipients, created_at, sent_at, next_attempt_at, severity, kind"
             " FROM notifications"
             " ORDER BY bucket, key"
         )
         return frame.to_dict("records")  # type: ignore[return-value]
+
+
+_INCIDENT_COLUMNS = (
+    "id, monitor, metric, segment, granularity, opened_bucket, last_anomaly_bucket,"
+    " notified_deviation, normal_streak, status, resolved_bucket"
+)
+
+
+def _incident_from_row(row: tuple[Any, ...], tz: str) -> Incident:
+    return Incident(
+        monitor=row[1],
+        series=SeriesKey(row[2], Segment.from_key(row[3])),
+        granularity=Granularity(int(row[4]), tz),
+        opened_bucket=as_utc(row[5]),
+        last_anomaly_bucket=as_utc(row[6]),
+        notified_deviation=row[7],
+        normal_streak=int(row[8]),
+        status=row[9],
+        resolved_bucket=as_utc(row[10]) if row[10] else None,
+        id=int(row[0]),
+    )
 
 
 def _time_filter(

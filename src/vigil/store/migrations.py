@@ -161,4 +161,25 @@ MIGRATIONS: tuple[Migration, ...] = (
             )""",
         ),
     ),
+    Migration(
+        7,
+        "incidents, and the kind of each notification",
+        (
+            "CREATE SEQUENCE incidents_id",
+            """CREATE TABLE incidents (
+                id BIGINT PRIMARY KEY DEFAULT nextval('incidents_id'),
+                monitor VARCHAR NOT NULL,
+                metric VARCHAR NOT NULL,
+                segment VARCHAR NOT NULL,
+                granularity INTEGER NOT NULL,
+                opened_bucket TIMESTAMP NOT NULL,
+                last_anomaly_bucket TIMESTAMP NOT NULL,
+                notified_deviation DOUBLE,
+                normal_streak INTEGER NOT NULL,
+                status VARCHAR NOT NULL,
+                resolved_bucket TIMESTAMP
+            )""",
+            "ALTER TABLE notifications ADD COLUMN kind VARCHAR DEFAULT 'alert'",
+        ),
+    ),
 )
