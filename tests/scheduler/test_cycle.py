@@ -300,3 +300,22 @@ def test_growing_deviation_renotifies_within_cooldown(project_dir: ProjectFactor
     assert [a.status for a in first.alerts] == [AlertStatus.NOTIFY]
     assert [a.status for a in second.alerts] == [AlertStatus.NOTIFY]  # -90% after -50%
     assert out.getvalue().count("🟠 Actions · total") == 2
+
+
+def test_digest_sends_one_message_per_run_with_the_top_anomalies_in_detail(
+    project_dir: ProjectFactory,
+) -> None:
+    with_drop(project_dir)
+    monitors = MONITORS_YAML.replace(
+        "channels: [console]", "channels: [console]\n    mode: DIGEST\n    digest_top: 1"
+    )
+    app, out = app_for(project_dir.write({"monitors/main.yaml": monitors}))
+    report = run_cycle(app, DROP + STEP)
+    assert report.delivery.sent == 1
+    (row,) = app.store.notification_rows()
+    assert row["title"] == "test project: 3 anomalies in 1 metric · main"
+    text = out.getvalue()
+    assert text.count("📋 test project: 3 anomalies in 1 metric · main") == 1
+    assert text.count("Value: ") == 1  # one in detail
+    assert "Also anomalous:\nActions: " in text
+    assert text.count("os=") >= 2

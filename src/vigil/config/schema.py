@@ -589,6 +589,17 @@ class MonitorConfig(Base):
         default_factory=lambda: ["console"], description="Channel names from vigil.yaml."
     )
     severity: Severity = Field(Severity.HIGH, description="critical, high, medium, low, info.")
+    mode: Annotated[
+        Literal["every_anomaly", "digest"],
+        BeforeValidator(lambda v: v.lower() if isinstance(v, str) else v),
+    ] = Field(
+        "every_anomaly",
+        description=(
+            "`every_anomaly`: a message per series; `digest`: one message per run summarising"
+            " all anomalies, grouped by metric and segment (EVERY_ANOMALY / DIGEST accepted)."
+        ),
+    )
+    digest_top: int = Field(5, ge=1, description="Anomalies shown in detail in a digest.")
     cooldown: Duration | None = Field(None, description="Overrides defaults.cooldown.")
     quiet_hours: QuietHours | Literal["off"] | None = Field(
         None, description="Overrides defaults.quiet_hours; `off` disables them."

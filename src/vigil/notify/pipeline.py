@@ -91,35 +91,102 @@ class Composed:
 
 
 def compose(project: Project, store: Store, alerts: list[Alert]) -> Composed:
-    """One notification per monitor, series, bucket and channel, with its chart."""
+    """Per channel: one notification per monitor, series and bucket, with its chart — or, for
+    digest monitors, one per monitor and bucket summarising every anomaly."""
     groups: dict[tuple[str, SeriesKey, Bucket], list[Alert]] = defaultdict(list)
     for alert in alerts:
         if alert.status is AlertStatus.NOTIFY:
             groups[(alert.monitor, alert.result.series, alert.result.bucket)].append(alert)
     notifications: list[Notification] = []
     charts: list[Path] = []
+    digests: dict[tuple[str, Bucket], list[list[Alert]]] = defaultdict(list)
     for (monitor_id, series, bucket), group in groups.items():
         monitor = project.monitors[monitor_id]
+        if monitor.mode == "digest":
+            digests[(monitor_id, bucket)].append(group)
+            continue
         message, image, owners = _message_and_chart(project, store, monitor, group)
         if image is not None:
             charts.append(_save_chart(project, series, bucket, image))
-        for channel in monitor.channels:
-            notifications.append(
-                Notification(
-                    key=notification_key(monitor_id, channel, series, bucket),
-                    monitor=monitor_id,
-                    channel=channel,
-                    series=series,
-                    bucket=bucket,
-                    title=message.title,
-                    text=message.text,
-                    html=message.html,
-                    image=image,
-                    recipients=" ".join(owners),
-                    severity=min((a.severity for a in group), key=list(Severity).index).value,
-                )
-            )
+        notifications.extend(
+            _per_channel(monitor, series, bucket, message, image, owners, _severity(group))
+        )
+    for (monitor_id, bucket), members in digests.items():
+        monitor = project.monitors[monitor_id]
+        message, image, owners, top = _digest(project, store, monitor, members)
+        if image is not None:
+            charts.append(_save_chart(project, top, bucket, image))
+        severity = _severity([a for group in members for a in group])
+        notifications.extend(
+            _per_channel(monitor, top, bucket, message, image, owners, severity, "digest")
+        )
     return Composed(notifications, charts)
+
+
+def _severity(alerts: list[Alert]) -> str:
+    return min((a.severity for a in alerts), key=list(Severity).index).value
+
+
+def _per_channel(
+    monitor: MonitorConfig,
+    series: SeriesKey,
+    bucket: Bucket,
+    message: Message,
+    image: bytes | None,
+    owners: list[str],
+    severity: str,
+    kind: str = "alert",
+) -> list[Notification]:
+    keyed = series if kind == "alert" else SeriesKey(f"{kind}:{monitor.id}")
+    return [
+        Notification(
+            key=notification_key(monitor.id, channel, keyed, bucket),
+            monitor=monitor.id,
+            channel=channel,
+            series=series,
+            bucket=bucket,
+            title=message.title,
+            text=message.text,
+            html=message.html,
+            image=image,
+            recipients=" ".join(owners),
+            severity=severity,
+            kind=kind,
+        )
+        for channel in monitor.channels
+    ]
+
+
+def _digest(
+    project: Project, store: Store, monitor: MonitorConfig, members: list[list[Alert]]
+) -> tuple[Message, bytes | None, list[str], SeriesKey]:
+    """The top anomalies (by |deviation|) in full, the rest listed by metric and segment."""
+
+    def strength(group: list[Alert]) -> float:
+        return max(abs(a.result.deviation or 0.0) for a in group)
+
+    ranked = sorted(members, key=strength, reverse=True)
+    detailed = [
+        _message_and_chart(project, store, monitor, g) for g in ranked[: monitor.digest_top]
+    ]
+    image = detailed[0][1]
+    metrics = {g[0].result.series.metric for g in ranked}
+    title = (
+        f"{project.settings.name}: {len(ranked)} anomal{'y' if len(ranked) == 1 else 'ies'}"
+        f" in {len(metrics)} metric{'s' if len(metrics) != 1 else ''} · {monitor.id}"
+    )
+    rest: dict[str, list[str]] = defaultdict(list)
+    for group in ranked[monitor.digest_top :]:
+        series = group[0].result.series
+        rest[project.metric(series.metric).title].append(series.segment.label())
+    tail = [f"{name}: {', '.join(labels)}" for name, labels in sorted(rest.items())]
+    text = "\n\n".join([f"📋 {title}", *(m.text for m, _, _ in detailed)])
+    body = "\n\n".join([f"📋 <b>{html.escape(title)}</b>", *(m.html for m, _, _ in detailed)])
+    if tail:
+        text += "\n\nAlso anomalous:\n" + "\n".join(tail)
+        body += "\n\n<b>Also anomalous:</b>\n" + html.escape("\n".join(tail))
+    owners = list(dict.fromkeys(o for _, _, group_owners in detailed for o in group_owners))
+    return Message(title, text, body), image, owners, ranked[0][0].result.series
 
 
 def _message_and_chart(
