@@ -319,3 +319,62 @@ def test_digest_sends_one_message_per_run_with_the_top_anomalies_in_detail(
     assert text.count("Value: ") == 1  # one in detail
     assert "Also anomalous:\nActions: " in text
     assert text.count("os=") >= 2
+
+
+TEMPLATED = MONITORS_YAML.replace(
+    "channels: [console]",
+    "channels: [console, tg]\n    segments: total\n"
+    "    template:\n"
+    '      text: "{{ metric_title }} {{ segment_label }}: {{ value }}'
+    " ({{ '%+.0f' % anomalies[0].deviation_pct }}%) {{ mentions }}\"\n"
+    "    channel_templates:\n"
+    "      tg:\n"
+    "        html: \"<b>{{ metric_title }}</b> {{ links.get('x', '<none>') }} {{ value }}\"\n",
+)
+TG_VIGIL = VIGIL_YAML.replace(
+    "  console: {type: console}\n",
+    "  console: {type: console}\n"
+    "  tg: {type: telegram, token: '${TG_TOKEN}', chat_id: '1', api_url: '${TG_URL}'}\n",
+)
+
+
+def test_templates_per_monitor_and_channel_keep_the_chart(
+    project_dir: ProjectFactory, telegram: TelegramStandIn
+) -> None:
+    with_drop(project_dir)
+    root = project_dir.write({"vigil.yaml": TG_VIGIL, "monitors/main.yaml": TEMPLATED})
+    app, out = app_for(root, env={"TG_TOKEN": "1:t", "TG_URL": telegram.url})
+    run_cycle(app, DROP + STEP)
+    assert out.getvalue() == "\nActions total: 6.0 (-80%) @owner\n"
+    message, photo = telegram.calls
+    assert message.fields["text"] == "<b>Actions</b> &lt;none&gt; 6.0"  # HTML is escaped
+    assert is_png(photo.files["photo"])
+
+
+def test_unsafe_template_falls_back_to_the_default_message(project_dir: ProjectFactory) -> None:
+    with_drop(project_dir)
+    monitors = MONITORS_YAML.replace(
+        "channels: [console]",
+        "channels: [console]\n    segments: total\n"
+        "    template: {text: \"{{ ''.__class__.__mro__[1].__subclasses__() }}\"}\n",
+    )
+    app, out = app_for(project_dir.write({"monitors/main.yaml": monitors}))
+    run_cycle(app, DROP + STEP)
+    assert "🟠 Actions · total\nValue: 6 at" in out.getvalue()
+
+
+def test_template_syntax_errors_are_config_errors(project_dir: ProjectFactory) -> None:
+    from vigil.config import load_project
+    from vigil.errors import ConfigError
+
+    monitors = MONITORS_YAML.replace(
+        "channels: [console]", "channels: [console]\n    template: {text: '{{ metric '}\n"
+    )
+    root = project_dir.write({"monitors/main.yaml": monitors})
+    try:
+        load_project(root, env={})
+    except ConfigError as e:
+        (problem,) = e.problems
+    else:
+        raise AssertionError("expected a ConfigError")
+    assert problem.startswith("monitors/main.yaml:10: monitors[0].template: invalid template text")

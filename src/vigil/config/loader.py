@@ -9,6 +9,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from jinja2 import TemplateError
+from jinja2.sandbox import SandboxedEnvironment
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from vigil.config.project import Dataset, Metric, Project, matches_any
@@ -16,6 +18,7 @@ from vigil.config.schema import (
     AnalyzerConfig,
     DatasetConfig,
     DefinitionsFile,
+    MessageTemplate,
     MonitorConfig,
     ProjectFile,
     PythonSourceConfig,
@@ -330,6 +333,41 @@ def _check_monitors(
     for index, monitor in enumerate(definitions.monitors):
         _check_refs(monitor, "analyzers", set(analyzers) | {"*"}, doc, index, problems)
         _check_refs(monitor, "channels", set(settings.channels), doc, index, problems)
+        _check_templates(monitor, settings, doc, index, problems)
+
+
+def _check_templates(
+    monitor: MonitorConfig,
+    settings: ProjectFile,
+    doc: YamlDocument,
+    index: int,
+    problems: list[str],
+) -> None:
+    named = [("template", monitor.template)] if monitor.template else []
+    named += [(f"channel_templates.{c}", t) for c, t in monitor.channel_templates.items()]
+    for key, template in named:
+        problem = check_template(template)
+        path: tuple[str | int, ...] = ("monitors", index, *key.split("."))
+        if problem:
+            problems.append(f"{doc.where(path)}: invalid template {problem}")
+        channel = key.partition(".")[2]
+        if channel and channel not in settings.channels:
+            problems.append(f"{doc.where(path)}: unknown channel '{channel}'")
+
+
+def check_template(template: MessageTemplate) -> str | None:
+    """A syntax problem in a message template, or None."""
+    environment = SandboxedEnvironment()
+    for part in ("title", "text", "html"):
+        source = getattr(template, part)
+        if source is None:
+            continue
+        try:
+            environment.parse(source)
+        except TemplateError as e:
+            line = getattr(e, "lineno", None)
+            return f"{part}{f' line {line}' if line else ''}: {e}"
+    return None
 
 
 def _check_refs(

@@ -580,6 +580,14 @@ class MuteWindow(Base):
     duration: Duration = Field(description="How long each window lasts.")
 
 
+class MessageTemplate(Base):
+    """Jinja2 templates (sandboxed) for a message; a part left out keeps the default."""
+
+    title: str | None = Field(None, description="Title (chart caption, email subject).")
+    text: str | None = Field(None, description="Plain text (console, Slack, Teams, webhook).")
+    html: str | None = Field(None, description="HTML (Telegram, email); values are escaped.")
+
+
 class MonitorConfig(Base):
     """Which analyzers' anomalies reach which channels, and when to stay quiet."""
 
@@ -600,6 +608,12 @@ class MonitorConfig(Base):
         ),
     )
     digest_top: int = Field(5, ge=1, description="Anomalies shown in detail in a digest.")
+    template: MessageTemplate | None = Field(
+        None, description="Custom message for every channel (docs/templates.md)."
+    )
+    channel_templates: dict[str, MessageTemplate] = Field(
+        default_factory=dict, description="Channel name → custom message for that channel."
+    )
     cooldown: Duration | None = Field(None, description="Overrides defaults.cooldown.")
     quiet_hours: QuietHours | Literal["off"] | None = Field(
         None, description="Overrides defaults.quiet_hours; `off` disables them."

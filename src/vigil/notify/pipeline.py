@@ -11,6 +11,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -32,6 +33,7 @@ from vigil.notify.channels import Channel
 from vigil.notify.chart import ChartData, render_chart
 from vigil.notify.message import Message, compose_message, render_links
 from vigil.notify.rules import decide, has_grown, in_mute_window, passes_filters
+from vigil.notify.templates import TemplateError, render, template_context
 from vigil.store.base import Store
 from vigil.timeutil import Granularity
 
@@ -105,12 +107,23 @@ def compose(project: Project, store: Store, alerts: list[Alert]) -> Composed:
         if monitor.mode == "digest":
             digests[(monitor_id, bucket)].append(group)
             continue
-        message, image, owners = _message_and_chart(project, store, monitor, group)
+        message, image, owners, context = _message_context_chart(project, store, monitor, group)
         if image is not None:
             charts.append(_save_chart(project, series, bucket, image))
-        notifications.extend(
-            _per_channel(monitor, series, bucket, message, image, owners, _severity(group))
-        )
+        for channel in monitor.channels:
+            templated = _templated(monitor, channel, context, message)
+            notifications.extend(
+                _per_channel(
+                    monitor,
+                    series,
+                    bucket,
+                    templated,
+                    image,
+                    owners,
+                    _severity(group),
+                    channels=[channel],
+                )
+            )
     for (monitor_id, bucket), members in digests.items():
         monitor = project.monitors[monitor_id]
         message, image, owners, top = _digest(project, store, monitor, members)
@@ -136,6 +149,7 @@ def _per_channel(
     owners: list[str],
     severity: str,
     kind: str = "alert",
+    channels: list[str] | None = None,
 ) -> list[Notification]:
     keyed = series if kind == "alert" else SeriesKey(f"{kind}:{monitor.id}")
     return [
@@ -153,8 +167,22 @@ def _per_channel(
             severity=severity,
             kind=kind,
         )
-        for channel in monitor.channels
+        for channel in (monitor.channels if channels is None else channels)
     ]
+
+
+def _templated(
+    monitor: MonitorConfig, channel: str, context: dict[str, Any], default: Message
+) -> Message:
+    """The channel's (or the monitor's) template applied, or the default message."""
+    template = monitor.channel_templates.get(channel) or monitor.template
+    if template is None:
+        return default
+    try:
+        return render(template, context, default)
+    except TemplateError as e:
+        log.error("template of monitor %s failed (%s); sending the default message", monitor.id, e)
+        return default
 
 
 def _digest(
@@ -192,6 +220,13 @@ def _digest(
 def _message_and_chart(
     project: Project, store: Store, monitor: MonitorConfig, group: list[Alert]
 ) -> tuple[Message, bytes | None, list[str]]:
+    message, image, owners, _ = _message_context_chart(project, store, monitor, group)
+    return message, image, owners
+
+
+def _message_context_chart(
+    project: Project, store: Store, monitor: MonitorConfig, group: list[Alert]
+) -> tuple[Message, bytes | None, list[str], dict[str, Any]]:
     first = group[0].result
     metric = project.metric(first.series.metric)
     dataset = project.dataset_of(metric.name)
@@ -212,11 +247,20 @@ def _message_and_chart(
         links=links,
         tz=project.timezone,
     )
+    context = template_context(
+        project_name=project.settings.name,
+        metric=metric,
+        alerts=group,
+        owners=owners,
+        links=links,
+        tz=project.timezone,
+        default=message,
+    )
     image = None
     if monitor.chart:
         data = chart_data(store, metric.title, first)
         image = render_chart(data, project.timezone)
-    return message, image, owners
+    return message, image, owners, context
 
 
 def chart_data(store: Store, title: str, result: AnalysisResult) -> ChartData:
