@@ -332,6 +332,9 @@ def alerts(
             f"{r.bucket.start.astimezone(zone):%Y-%m-%d %H:%M}  {row.severity:<8} {row.status:<11}"
             f" {r.series.label():<40} {format_number(r.value):>10}  {r.analyzer} → {row.monitor}"
         )
+        for channel, status, error in row.deliveries:
+            if status != "sent":
+                click.echo(f"    {channel}: {status}" + (f": {error}" if error else ""))
 
 
 def alert_json(row: AlertRow) -> dict[str, Any]:
@@ -354,6 +357,10 @@ def alert_json(row: AlertRow) -> dict[str, Any]:
         "severity": row.severity,
         "status": row.status,
         "reason": r.reason,
+        "deliveries": [
+            {"channel": channel, "status": status, "error": error}
+            for channel, status, error in row.deliveries
+        ],
     }
 
 

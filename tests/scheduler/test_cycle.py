@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 from datetime import datetime, timedelta
 
 import duckdb
@@ -15,6 +16,7 @@ from tests.conftest import (
     VIGIL_YAML,
     ProjectFactory,
     TelegramStandIn,
+    WebStandIn,
     event_rows,
     is_png,
     write_events,
@@ -378,3 +380,60 @@ def test_template_syntax_errors_are_config_errors(project_dir: ProjectFactory) -
     else:
         raise AssertionError("expected a ConfigError")
     assert problem.startswith("monitors/main.yaml:10: monitors[0].template: invalid template text")
+
+
+def test_escalated_severity_routes_to_its_channels_with_channel_mentions(
+    project_dir: ProjectFactory, telegram: TelegramStandIn, web: WebStandIn
+) -> None:
+    with_drop(project_dir)  # -80%
+    vigil = TG_VIGIL.replace(
+        "  console: {type: console}\n",
+        "  console: {type: console}\n"
+        "  slack:\n    type: slack\n    webhook_url: '${SLACK_HOOK}'\n"
+        "    mentions: {'@owner': '<@U0OWNER>'}\n",
+    )
+    monitors = MONITORS_YAML.replace(
+        "channels: [console]",
+        "channels: [console]\n    segments: total\n"
+        "    escalations: [{min_deviation: 0.5, severity: critical}]\n"
+        "    routes: {critical: [slack, tg]}",
+    )
+    root = project_dir.write({"vigil.yaml": vigil, "monitors/main.yaml": monitors})
+    env = {"TG_TOKEN": "1:t", "TG_URL": telegram.url, "SLACK_HOOK": f"{web.url}/hook"}
+    app, out = app_for(root, env=env)
+    report = run_cycle(app, DROP + STEP)
+    assert [a.severity.value for a in report.alerts] == ["critical"]
+    assert out.getvalue() == ""  # critical goes to slack and telegram only
+    (slack_post,) = web.requests
+    assert "Owners: <@U0OWNER>" in slack_post.json()["text"]
+    assert "🔴" in slack_post.json()["text"]
+    assert "Owners: @owner" in telegram.calls[0].fields["text"]
+    (row,) = app.store.list_alerts()
+    assert sorted(c for c, _, _ in row.deliveries) == ["slack", "tg"]
+
+
+def test_alerts_show_failed_deliveries(
+    project_dir: ProjectFactory, telegram: TelegramStandIn
+) -> None:
+    from click.testing import CliRunner
+
+    from vigil.cli import main
+
+    with_drop(project_dir)
+    monitors = MONITORS_YAML.replace("channels: [console]", "channels: [tg]\n    segments: total")
+    root = project_dir.write({"vigil.yaml": TG_VIGIL, "monitors/main.yaml": monitors})
+    env = {"TG_TOKEN": "1:t", "TG_URL": telegram.url}
+    app, _ = app_for(root, env=env)
+    telegram.fail_next(400, "Bad Request: chat not found")
+    run_cycle(app, DROP + STEP)
+    result = CliRunner(env=env).invoke(main, ["--project", str(root), "alerts", "--json"])
+    (alert,) = json.loads(result.stdout)
+    assert alert["deliveries"] == [
+        {
+            "channel": "tg",
+            "status": "gave_up",
+            "error": "telegram sendMessage: HTTP 400: Bad Request: chat not found",
+        }
+    ]
+    text = CliRunner(env=env).invoke(main, ["--project", str(root), "alerts"]).stdout
+    assert "    tg: gave_up: telegram sendMessage: HTTP 400: Bad Request: chat not found" in text

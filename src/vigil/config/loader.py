@@ -334,6 +334,14 @@ def _check_monitors(
         _check_refs(monitor, "analyzers", set(analyzers) | {"*"}, doc, index, problems)
         _check_refs(monitor, "channels", set(settings.channels), doc, index, problems)
         _check_templates(monitor, settings, doc, index, problems)
+        for severity, channels in monitor.routes.items():
+            for channel in channels:
+                if channel not in settings.channels:
+                    known = ", ".join(sorted(settings.channels))
+                    problems.append(
+                        f"{doc.where(('monitors', index, 'routes', severity.value))}: unknown"
+                        f" channel '{channel}'; expected one of: {known}"
+                    )
 
 
 def _check_templates(

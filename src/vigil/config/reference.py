@@ -51,7 +51,7 @@ SECTIONS: list[tuple[str, str, list[type[BaseModel]]]] = [
     (
         "monitors",
         "Route analyzers' anomalies to channels.",
-        [schema.MonitorConfig, schema.MuteWindow, schema.MessageTemplate],
+        [schema.MonitorConfig, schema.MuteWindow, schema.Escalation, schema.MessageTemplate],
     ),
     ("scheduler", "How `vigil run` behaves.", [schema.SchedulerConfig]),
     ("shared blocks", "Used inside the sections above.", [schema.TimeRange]),

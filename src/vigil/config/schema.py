@@ -189,6 +189,10 @@ class SlackChannelConfig(Base):
     channel: str | None = Field(None, description="Channel id for the bot (e.g. C0123456).")
     webhook_url: SecretStr | None = Field(None, description="Incoming webhook URL instead.")
     api_url: str = Field("https://slack.com/api", description="Web API base URL.")
+    mentions: dict[str, str] = Field(
+        default_factory=dict,
+        description="Owner handle → this channel's mention syntax, e.g. '@ann': '<@U024BE7LH>'.",
+    )
     timeout: Duration = Field(timedelta(seconds=15), description="HTTP timeout per request.")
 
     @model_validator(mode="after")
@@ -232,6 +236,10 @@ class TeamsChannelConfig(Base):
 
     type: Literal["teams"] = Field(description="Channel backend.")
     webhook_url: SecretStr = Field(description="Incoming webhook URL, from ${ENV_VAR}.")
+    mentions: dict[str, str] = Field(
+        default_factory=dict,
+        description="Owner handle → this channel's mention syntax, e.g. '@ann': '<@U024BE7LH>'.",
+    )
     timeout: Duration = Field(timedelta(seconds=15), description="HTTP timeout per request.")
 
 
@@ -242,6 +250,10 @@ class MattermostChannelConfig(Base):
     webhook_url: SecretStr = Field(description="Incoming webhook URL, from ${ENV_VAR}.")
     channel: str | None = Field(None, description="Override the webhook's channel.")
     username: str | None = Field(None, description="Override the poster's name.")
+    mentions: dict[str, str] = Field(
+        default_factory=dict,
+        description="Owner handle → this channel's mention syntax, e.g. '@ann': '<@U024BE7LH>'.",
+    )
     timeout: Duration = Field(timedelta(seconds=15), description="HTTP timeout per request.")
 
 
@@ -588,6 +600,13 @@ class MessageTemplate(Base):
     html: str | None = Field(None, description="HTML (Telegram, email); values are escaped.")
 
 
+class Escalation(Base):
+    """Raise an alert's severity when its deviation is large."""
+
+    min_deviation: float = Field(gt=0, description="|deviation| (fraction) at least this…")
+    severity: Severity = Field(description="…gives this severity.")
+
+
 class MonitorConfig(Base):
     """Which analyzers' anomalies reach which channels, and when to stay quiet."""
 
@@ -597,6 +616,14 @@ class MonitorConfig(Base):
         default_factory=lambda: ["console"], description="Channel names from vigil.yaml."
     )
     severity: Severity = Field(Severity.HIGH, description="critical, high, medium, low, info.")
+    escalations: list[Escalation] = Field(
+        default_factory=list,
+        description="Severity by deviation, e.g. [{min_deviation: 0.5, severity: critical}].",
+    )
+    routes: dict[Severity, list[str]] = Field(
+        default_factory=dict,
+        description="Severity → channels; a severity not listed uses `channels`.",
+    )
     mode: Annotated[
         Literal["every_anomaly", "digest"],
         BeforeValidator(lambda v: v.lower() if isinstance(v, str) else v),

@@ -32,7 +32,14 @@ from vigil.model import (
 from vigil.notify.channels import Channel
 from vigil.notify.chart import ChartData, render_chart
 from vigil.notify.message import Message, compose_message, render_links
-from vigil.notify.rules import decide, has_grown, in_mute_window, passes_filters
+from vigil.notify.rules import (
+    alert_severity,
+    channels_for,
+    decide,
+    has_grown,
+    in_mute_window,
+    passes_filters,
+)
 from vigil.notify.templates import TemplateError, render, template_context
 from vigil.store.base import Store
 from vigil.timeutil import Granularity
@@ -80,7 +87,8 @@ def route(
                 notified = incident.notified_deviation if incident else None
                 if has_grown(result.deviation, notified, monitor.renotify_factor):
                     status = AlertStatus.NOTIFY if notify else AlertStatus.MUTED
-            alerts.append(Alert(monitor.id, monitor.severity, result, status, now))
+            severity = alert_severity(monitor, result.deviation)
+            alerts.append(Alert(monitor.id, severity, result, status, now))
     return alerts
 
 
@@ -110,8 +118,12 @@ def compose(project: Project, store: Store, alerts: list[Alert]) -> Composed:
         message, image, owners, context = _message_context_chart(project, store, monitor, group)
         if image is not None:
             charts.append(_save_chart(project, series, bucket, image))
-        for channel in monitor.channels:
-            templated = _templated(monitor, channel, context, message)
+        severity = _severity(group)
+        for channel in channels_for(monitor, Severity(severity)):
+            mentioned = _with_mentions(project, channel, owners, message, context)
+            templated = _templated(
+                monitor, channel, context | _mention_vars(project, channel, owners), mentioned
+            )
             notifications.extend(
                 _per_channel(
                     monitor,
@@ -130,8 +142,9 @@ def compose(project: Project, store: Store, alerts: list[Alert]) -> Composed:
         if image is not None:
             charts.append(_save_chart(project, top, bucket, image))
         severity = _severity([a for group in members for a in group])
+        routed = channels_for(monitor, Severity(severity))
         notifications.extend(
-            _per_channel(monitor, top, bucket, message, image, owners, severity, "digest")
+            _per_channel(monitor, top, bucket, message, image, owners, severity, "digest", routed)
         )
     return Composed(notifications, charts)
 
@@ -169,6 +182,32 @@ def _per_channel(
         )
         for channel in (monitor.channels if channels is None else channels)
     ]
+
+
+def _mention_map(project: Project, channel: str) -> dict[str, str]:
+    config = project.settings.channels.get(channel)
+    return dict(getattr(config, "mentions", {}) or {})
+
+
+def _mention_vars(project: Project, channel: str, owners: list[str]) -> dict[str, Any]:
+    mapping = _mention_map(project, channel)
+    return {"mentions": " ".join(mapping.get(o, o) for o in owners)}
+
+
+def _with_mentions(
+    project: Project, channel: str, owners: list[str], message: Message, context: dict[str, Any]
+) -> Message:
+    """The default message with owners in the channel's own mention syntax."""
+    mapping = _mention_map(project, channel)
+    if not owners or not mapping:
+        return message
+    before = "Owners: " + " ".join(owners)
+    after = "Owners: " + " ".join(mapping.get(o, o) for o in owners)
+    return Message(
+        message.title,
+        message.text.replace(before, after),
+        message.html.replace(html.escape(before), html.escape(after)),
+    )
 
 
 def _templated(

@@ -8,7 +8,7 @@ from croniter import croniter
 
 from vigil.config.project import matches_any, segment_selected
 from vigil.config.schema import MonitorConfig, QuietHours
-from vigil.model import AlertStatus, AnalysisResult, Direction, SeriesKey
+from vigil.model import AlertStatus, AnalysisResult, Direction, SeriesKey, Severity
 from vigil.timeutil import get_zone, in_daily_window
 
 
@@ -95,3 +95,19 @@ def has_grown(deviation: float | None, notified: float | None, factor: float | N
     if factor is None or deviation is None or notified is None or notified == 0:
         return False
     return abs(deviation) >= factor * abs(notified)
+
+
+def alert_severity(monitor: MonitorConfig, deviation: float | None) -> Severity:
+    """The monitor's severity, raised by the highest escalation the deviation reaches."""
+    order = list(Severity)
+    severity = monitor.severity
+    for rule in monitor.escalations:
+        reached = deviation is not None and abs(deviation) >= rule.min_deviation
+        if reached and order.index(rule.severity) < order.index(severity):
+            severity = rule.severity
+    return severity
+
+
+def channels_for(monitor: MonitorConfig, severity: Severity) -> list[str]:
+    """Where an alert of this severity goes."""
+    return monitor.routes.get(severity, monitor.channels)

@@ -33,6 +33,7 @@ class AlertRow:
     status: str
     created_at: datetime
     result: AnalysisResult
+    deliveries: tuple[tuple[str, str, str], ...] = ()
 
 
 class Store(Protocol):

@@ -345,10 +345,41 @@ class DuckDBStore:
             f" {clause} ORDER BY a.bucket, a.metric, a.segment, a.monitor, a.analyzer",
             params,
         )
-        return [
-            AlertRow(row[0], row[1], row[2], as_utc(row[3]), _result_from_row(row[4:], self.tz))
-            for row in rows
-        ]
+        deliveries = self._deliveries(where, params)
+        out = []
+        for row in rows:
+            result = _result_from_row(row[4:], self.tz)
+            key = (
+                row[0],
+                result.series.metric,
+                result.series.segment.key,
+                to_naive_utc(result.bucket.start),
+            )
+            out.append(
+                AlertRow(
+                    row[0], row[1], row[2], as_utc(row[3]), result, tuple(deliveries.get(key, ()))
+                )
+            )
+        return out
+
+    def _deliveries(
+        self, where: list[str], params: list[Any]
+    ) -> dict[tuple[str, str, str, datetime], list[tuple[str, str, str]]]:
+        """Per (monitor, metric, segment, bucket): each channel's delivery status and error."""
+        clause = (
+            ("WHERE " + " AND ".join(w.replace("a.bucket", "bucket") for w in where))
+            if where
+            else ""
+        )
+        rows = self._rows(
+            "SELECT monitor, metric, segment, bucket, channel, status, last_error"
+            f" FROM notifications {clause} ORDER BY channel",
+            params,
+        )
+        out: dict[tuple[str, str, str, datetime], list[tuple[str, str, str]]] = {}
+        for monitor, metric, segment, bucket, channel, status, error in rows:
+            out.setdefault((monitor, metric, segment, bucket), []).append((channel, status, error))
+        return out
 
     def last_change(
         self, metrics: list[str], granularity: Granularity, bucket: datetime
