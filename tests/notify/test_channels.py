@@ -6,6 +6,8 @@ import base64
 import hashlib
 import hmac
 import socket
+import ssl
+import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -16,6 +18,7 @@ from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, LoginPassword
 
 from tests.conftest import WebStandIn, is_png
 from vigil.config.schema import (
@@ -306,3 +309,78 @@ def test_pagerduty_resolves_the_same_incident(web: WebStandIn) -> None:
         "event_action": "resolve",
         "dedup_key": trigger["dedup_key"],
     }
+
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
+    """A self-signed certificate for 127.0.0.1, made with the openssl command."""
+    folder = tmp_path_factory.mktemp("tls")
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return str(cert), str(key)
+
+
+def authenticator(server: Any, session: Any, envelope: Any, mechanism: str, data: Any) -> Any:
+    ok = isinstance(data, LoginPassword) and (data.login, data.password) == (b"vigil", b"pw")
+    return AuthResult(success=ok)
+
+
+@pytest.mark.parametrize("security", ["starttls", "ssl"])
+def test_email_over_tls_with_login(certificate: tuple[str, str], security: str) -> None:
+    cert, key = certificate
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_context.load_cert_chain(cert, key)
+    inbox, port = Inbox(), free_port()
+    tls = (
+        {"tls_context": server_context, "require_starttls": True}
+        if security == "starttls"
+        else {"ssl_context": server_context}
+    )
+    controller = Controller(
+        inbox,
+        hostname="127.0.0.1",
+        port=port,
+        authenticator=authenticator,
+        auth_require_tls=False,
+        **tls,
+    )
+    controller.start()
+    try:
+        config = EmailChannelConfig(
+            type="email",
+            host="127.0.0.1",
+            port=port,
+            security=security,
+            username="vigil",
+            password="pw",
+            ca_file=cert,
+            sender="vigil@example.com",
+            to=["oncall@example.com"],
+        )
+        assert EmailChannel("mail", config).deliver(note()) == 1
+        assert len(inbox.messages) == 1
+        ((_, _, message),) = inbox.messages
+        assert message["X-Vigil-Key"] == "k123"
+    finally:
+        controller.stop()

@@ -108,3 +108,22 @@ def test_silence_covers_metric_glob_segment_and_monitor() -> None:
     assert not silence.covers("m", series, T + timedelta(hours=2))
     assert not silence.covers("m", SeriesKey("likes", Segment.of({"os": "Android"})), T)
     assert not silence.covers("m", SeriesKey("views", Segment.of({"os": "iOS"})), T)
+
+
+def test_escalation_and_minimum_severity() -> None:
+    from vigil.model import Severity
+    from vigil.notify.rules import alert_severity, at_least, channels_for
+
+    m = monitor(
+        severity="medium",
+        escalations=[{"min_deviation": 0.5, "severity": "critical"}],
+        routes={"critical": ["pager"]},
+        channels=["chat"],
+    )
+    assert alert_severity(m, -0.3) is Severity.MEDIUM
+    assert alert_severity(m, -0.6) is Severity.CRITICAL
+    assert channels_for(m, Severity.CRITICAL) == ["pager"]
+    assert channels_for(m, Severity.MEDIUM) == ["chat"]
+    assert at_least(Severity.CRITICAL, Severity.HIGH)
+    assert not at_least(Severity.MEDIUM, Severity.HIGH)
+    assert at_least(Severity.INFO, None)

@@ -217,6 +217,9 @@ class EmailChannelConfig(Base):
     password: SecretStr | None = Field(None, description="Login password, from ${ENV_VAR}.")
     sender: str = Field(description="From address.")
     to: list[str] = Field(min_length=1, description="Recipient addresses.")
+    ca_file: str | None = Field(
+        None, description="CA bundle to trust (an internal CA); default: the system's."
+    )
     timeout: Duration = Field(timedelta(seconds=30), description="SMTP timeout.")
 
 
@@ -661,6 +664,9 @@ class MonitorConfig(Base):
     )
     direction: Direction = Field(
         Direction.BOTH, description="Only anomalies above (`up`) or below (`down`) expectation."
+    )
+    min_severity: Severity | None = Field(
+        None, description="Only alerts at least this severe (after escalations)."
     )
     renotify_factor: float | None = Field(
         None,

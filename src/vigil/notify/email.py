@@ -53,15 +53,14 @@ class EmailChannel:
         timeout = cfg.timeout.total_seconds()
         try:
             smtp: smtplib.SMTP
+            context = ssl.create_default_context(cafile=cfg.ca_file)
             if cfg.security == "ssl":
-                smtp = smtplib.SMTP_SSL(
-                    cfg.host, cfg.port, timeout=timeout, context=ssl.create_default_context()
-                )
+                smtp = smtplib.SMTP_SSL(cfg.host, cfg.port, timeout=timeout, context=context)
             else:
                 smtp = smtplib.SMTP(cfg.host, cfg.port, timeout=timeout)
             with smtp:
                 if cfg.security == "starttls":
-                    smtp.starttls(context=ssl.create_default_context())
+                    smtp.starttls(context=context)
                 if cfg.username:
                     password = cfg.password.get_secret_value() if cfg.password else ""
                     smtp.login(cfg.username, password)

@@ -34,6 +34,7 @@ from vigil.notify.chart import ChartData, render_chart
 from vigil.notify.message import Message, compose_message, render_links
 from vigil.notify.rules import (
     alert_severity,
+    at_least,
     channels_for,
     decide,
     has_grown,
@@ -88,6 +89,8 @@ def route(
                 if has_grown(result.deviation, notified, monitor.renotify_factor):
                     status = AlertStatus.NOTIFY if notify else AlertStatus.MUTED
             severity = alert_severity(monitor, result.deviation)
+            if not at_least(severity, monitor.min_severity):
+                continue
             alerts.append(Alert(monitor.id, severity, result, status, now))
     return alerts
 

@@ -111,3 +111,9 @@ def alert_severity(monitor: MonitorConfig, deviation: float | None) -> Severity:
 def channels_for(monitor: MonitorConfig, severity: Severity) -> list[str]:
     """Where an alert of this severity goes."""
     return monitor.routes.get(severity, monitor.channels)
+
+
+def at_least(severity: Severity, minimum: Severity | None) -> bool:
+    """Whether `severity` is as severe as `minimum` (always, without a minimum)."""
+    order = list(Severity)
+    return minimum is None or order.index(severity) <= order.index(minimum)
