@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TextIO
 
 from vigil.clock import Clock, SystemClock
@@ -24,7 +24,6 @@ class App:
     channels: dict[str, Channel]
     clock: Clock
     out: TextIO | None = None
-    notes: list[str] = field(default_factory=list)
 
     @contextmanager
     def session(self) -> Iterator[None]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
@@ -57,8 +56,3 @@ class ManualClock:
     def set(self, instant: datetime) -> None:
         """Jump to an instant."""
         self._now = instant
-
-
-def monotonic() -> float:
-    """Monotonic seconds, for measuring durations."""
-    return time.monotonic()

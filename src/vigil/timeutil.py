@@ -155,10 +155,6 @@ class Granularity:
         current = self.floor(at)
         return self.shift(current, -1)
 
-    def buckets_in(self, span: timedelta) -> int:
-        """How many buckets of this width make up `span` (rounded up)."""
-        return max(1, -(-int(span.total_seconds()) // self.seconds))
-
 
 def _local_midnight(day: date, zone: ZoneInfo) -> datetime:
     return datetime.combine(day, time(0), zone).astimezone(UTC)

@@ -41,11 +41,6 @@ class Analyzer(Protocol):
         ...
 
 
-def nan_array(n: int) -> np.ndarray:
-    """An array of n NaNs."""
-    return np.full(n, np.nan)
-
-
 def relative(value: np.ndarray, reference: np.ndarray) -> np.ndarray:
     """(value − reference) / |reference|, NaN where the reference is 0 or missing."""
     with np.errstate(divide="ignore", invalid="ignore"):

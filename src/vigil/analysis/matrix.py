@@ -55,10 +55,6 @@ class SeriesMatrix:
         """Column of the bucket starting at `start`."""
         return self.times.index(start)
 
-    def window(self, end: int, size: int) -> np.ndarray:
-        """Columns [end - size + 1, end] (clipped at 0), all rows."""
-        return self.values[:, max(0, end - size + 1) : end + 1]
-
 
 def _grid(times: list[datetime], granularity: Granularity) -> np.ndarray:
     """Bucket starts as naive-UTC datetime64, computed arithmetically where the step is fixed."""

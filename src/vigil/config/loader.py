@@ -11,7 +11,7 @@ from typing import Any
 
 from jinja2 import TemplateError
 from jinja2.sandbox import SandboxedEnvironment
-from pydantic import BaseModel, TypeAdapter, ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from vigil.config.project import Dataset, Metric, Project, matches_any
 from vigil.config.schema import (
@@ -392,8 +392,3 @@ def _check_refs(
                 f"{doc.where(('monitors', index, key, i))}: unknown {key[:-1]} '{name}';"
                 f" expected one of: {', '.join(sorted(known - {'*'})) or 'none defined'}"
             )
-
-
-def dump_model(model: BaseModel) -> dict[str, Any]:
-    """A JSON-safe dump with secrets masked."""
-    return model.model_dump(mode="json")

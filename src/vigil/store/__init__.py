@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
-from pathlib import Path
 
 from vigil.config.project import Project
 from vigil.store.base import AlertRow, Store
@@ -24,4 +23,4 @@ def open_store(project: Project, clock: Callable[[], datetime]) -> Store:
     return store
 
 
-__all__ = ["AlertRow", "DuckDBStore", "Path", "Store", "open_store"]
+__all__ = ["AlertRow", "DuckDBStore", "Store", "open_store"]
