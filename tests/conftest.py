@@ -11,7 +11,7 @@ from email.parser import BytesParser
 from email.policy import HTTP
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import duckdb
 import pandas as pd
@@ -131,33 +131,25 @@ class TelegramCall:
     files: dict[str, bytes]
 
 
-class TelegramStandIn:
-    """A local HTTP server speaking the Bot API's sendMessage/sendPhoto shapes."""
+Reply = tuple[int, Any, dict[str, str]]
+
+
+class LocalHTTPServer:
+    """A threaded HTTP server on a free loopback port; subclasses answer each POST."""
 
     def __init__(self) -> None:
-        self.calls: list[TelegramCall] = []
-        self.failures: list[tuple[str | None, int, dict[str, Any]]] = []
         stand_in = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length", 0))
-                body = self.rfile.read(length)
-                _, token, method = self.path.split("/", 2)
-                fields, files = _parse_body(self.headers.get("Content-Type", ""), body)
-                if stand_in.failures and stand_in.failures[0][0] in (None, method):
-                    _, status, payload = stand_in.failures.pop(0)
-                    self._reply(status, payload)
-                    return
-                stand_in.calls.append(
-                    TelegramCall(method, token.removeprefix("bot"), fields, files)
-                )
-                self._reply(200, {"ok": True, "result": {"message_id": len(stand_in.calls)}})
-
-            def _reply(self, status: int, payload: dict[str, Any]) -> None:
-                data = json.dumps(payload).encode()
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                status, payload, extra = stand_in.handle(self.path, headers, body)
+                data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
+                for key, value in extra.items():
+                    self.send_header(key, value)
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)
@@ -168,6 +160,40 @@ class TelegramStandIn:
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def handle(self, path: str, headers: dict[str, str], body: bytes) -> Reply:
+        """Answer one request: status, JSON payload (or bytes), extra headers."""
+        raise NotImplementedError
+
+
+ServerT = TypeVar("ServerT", bound=LocalHTTPServer)
+
+
+def serving(server: ServerT) -> Iterator[ServerT]:
+    """Run the server for the length of a fixture."""
+    server.thread.start()
+    yield server
+    server.server.shutdown()
+    server.server.server_close()
+
+
+class TelegramStandIn(LocalHTTPServer):
+    """A local HTTP server speaking the Bot API's sendMessage/sendPhoto shapes."""
+
+    def __init__(self) -> None:
+        self.calls: list[TelegramCall] = []
+        self.failures: list[tuple[str | None, int, dict[str, Any]]] = []
+        super().__init__()
+
+    def handle(self, path: str, headers: dict[str, str], body: bytes) -> Reply:
+        """Record a call, or answer with the next queued failure for its method."""
+        _, token, method = path.split("/", 2)
+        fields, files = _parse_body(headers.get("content-type", ""), body)
+        if self.failures and self.failures[0][0] in (None, method):
+            _, status, payload = self.failures.pop(0)
+            return status, payload, {}
+        self.calls.append(TelegramCall(method, token.removeprefix("bot"), fields, files))
+        return 200, {"ok": True, "result": {"message_id": len(self.calls)}}, {}
 
     def fail_next(
         self, status: int, description: str = "error", method: str | None = None, **extra: Any
@@ -199,10 +225,7 @@ def _parse_body(content_type: str, body: bytes) -> tuple[dict[str, Any], dict[st
 def telegram() -> Iterator[TelegramStandIn]:
     """A running Telegram stand-in on a free local port."""
     server = TelegramStandIn()
-    server.thread.start()
-    yield server
-    server.server.shutdown()
-    server.server.server_close()
+    yield from serving(server)
 
 
 def is_png(data: bytes) -> bool:
@@ -233,35 +256,19 @@ class Recorded:
         return _parse_body(content_type, self.body)
 
 
-class WebStandIn:
+class WebStandIn(LocalHTTPServer):
     """A local HTTP server that records every request and answers from a table of routes."""
 
     def __init__(self) -> None:
         self.requests: list[Recorded] = []
-        self.routes: dict[str, list[tuple[int, Any, dict[str, str]]]] = {}
-        stand_in = self
+        self.routes: dict[str, list[Reply]] = {}
+        super().__init__()
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                headers = {k.lower(): v for k, v in self.headers.items()}
-                stand_in.requests.append(Recorded("POST", self.path, headers, body))
-                queue = stand_in.routes.get(self.path, [])
-                status, payload, extra = queue.pop(0) if queue else (200, {"ok": True}, {})
-                data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
-                self.send_response(status)
-                for key, value in extra.items():
-                    self.send_header(key, value)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+    def handle(self, path: str, headers: dict[str, str], body: bytes) -> Reply:
+        """Record the request; answer from the queue for its path (default 200 ok)."""
+        self.requests.append(Recorded("POST", path, headers, body))
+        queue = self.routes.get(path, [])
+        return queue.pop(0) if queue else (200, {"ok": True}, {})
 
     def answer(self, path: str, status: int, payload: Any = None, **headers: str) -> None:
         """Queue an answer for the next request to `path`."""
@@ -273,7 +280,4 @@ class WebStandIn:
 def web() -> Iterator[WebStandIn]:
     """A running recording HTTP server on a free local port."""
     server = WebStandIn()
-    server.thread.start()
-    yield server
-    server.server.shutdown()
-    server.server.server_close()
+    yield from serving(server)
