@@ -50,16 +50,28 @@ def render_links(
     return out
 
 
-def compose_message(
-    *,
-    project_name: str,
-    metric: Metric,
-    alerts: list[Alert],
-    owners: list[str],
-    links: dict[str, str],
-    tz: str,
-) -> Message:
+@dataclass(frozen=True)
+class MessageInputs:
+    """What a message about one monitor's alerts on one series and bucket is made from."""
+
+    project_name: str
+    metric: Metric
+    alerts: list[Alert]
+    owners: list[str]
+    links: dict[str, str]
+    tz: str
+    mentions: list[str] | None = None
+
+    @property
+    def mention_list(self) -> list[str]:
+        """The owners in the channel's mention syntax (the handles themselves by default)."""
+        return self.owners if self.mentions is None else self.mentions
+
+
+def compose_message(inputs: MessageInputs) -> Message:
     """The message for all alerts of one monitor on one series and bucket."""
+    project_name, metric, alerts = inputs.project_name, inputs.metric, inputs.alerts
+    owners, links, tz = inputs.mention_list, inputs.links, inputs.tz
     first = alerts[0].result
     series, bucket = first.series, first.bucket
     severity = min((a.severity for a in alerts), key=list(Severity).index)

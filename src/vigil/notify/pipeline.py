@@ -8,7 +8,7 @@ import logging
 import re
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -31,7 +31,7 @@ from vigil.model import (
 )
 from vigil.notify.channels import Channel
 from vigil.notify.chart import ChartData, render_chart
-from vigil.notify.message import Message, compose_message, render_links
+from vigil.notify.message import Message, MessageInputs, compose_message, render_links
 from vigil.notify.rules import (
     alert_severity,
     at_least,
@@ -118,15 +118,17 @@ def compose(project: Project, store: Store, alerts: list[Alert]) -> Composed:
         if monitor.mode == "digest":
             digests[(monitor_id, bucket)].append(group)
             continue
-        message, image, owners, context = _message_context_chart(project, store, monitor, group)
+        inputs, image = _inputs_and_chart(project, store, monitor, group)
+        owners = inputs.owners
         if image is not None:
             charts.append(_save_chart(project, series, bucket, image))
         severity = _severity(group)
         for channel in channels_for(monitor, Severity(severity)):
-            mentioned = _with_mentions(project, channel, owners, message, context)
-            templated = _templated(
-                monitor, channel, context | _mention_vars(project, channel, owners), mentioned
-            )
+            mapping = _mention_map(project, channel)
+            channel_inputs = replace(inputs, mentions=[mapping.get(o, o) for o in owners])
+            message = compose_message(channel_inputs)
+            context = template_context(channel_inputs, message)
+            templated = _templated(monitor, channel, context, message)
             notifications.extend(
                 _per_channel(
                     monitor,
@@ -192,27 +194,6 @@ def _mention_map(project: Project, channel: str) -> dict[str, str]:
     return dict(getattr(config, "mentions", {}) or {})
 
 
-def _mention_vars(project: Project, channel: str, owners: list[str]) -> dict[str, Any]:
-    mapping = _mention_map(project, channel)
-    return {"mentions": " ".join(mapping.get(o, o) for o in owners)}
-
-
-def _with_mentions(
-    project: Project, channel: str, owners: list[str], message: Message, context: dict[str, Any]
-) -> Message:
-    """The default message with owners in the channel's own mention syntax."""
-    mapping = _mention_map(project, channel)
-    if not owners or not mapping:
-        return message
-    before = "Owners: " + " ".join(owners)
-    after = "Owners: " + " ".join(mapping.get(o, o) for o in owners)
-    return Message(
-        message.title,
-        message.text.replace(before, after),
-        message.html.replace(html.escape(before), html.escape(after)),
-    )
-
-
 def _templated(
     monitor: MonitorConfig, channel: str, context: dict[str, Any], default: Message
 ) -> Message:
@@ -262,13 +243,14 @@ def _digest(
 def _message_and_chart(
     project: Project, store: Store, monitor: MonitorConfig, group: list[Alert]
 ) -> tuple[Message, bytes | None, list[str]]:
-    message, image, owners, _ = _message_context_chart(project, store, monitor, group)
-    return message, image, owners
+    inputs, image = _inputs_and_chart(project, store, monitor, group)
+    return compose_message(inputs), image, inputs.owners
 
 
-def _message_context_chart(
+def _inputs_and_chart(
     project: Project, store: Store, monitor: MonitorConfig, group: list[Alert]
-) -> tuple[Message, bytes | None, list[str], dict[str, Any]]:
+) -> tuple[MessageInputs, bytes | None]:
+    """What the message is made from (owners, links), and the chart."""
     first = group[0].result
     metric = project.metric(first.series.metric)
     dataset = project.dataset_of(metric.name)
@@ -281,28 +263,12 @@ def _message_context_chart(
             + "/metrics/{metric}?segment={segment}&at={bucket}",
         )
     links = render_links(templates, first.series, first.bucket, dataset.name)
-    message = compose_message(
-        project_name=project.settings.name,
-        metric=metric,
-        alerts=group,
-        owners=owners,
-        links=links,
-        tz=project.timezone,
-    )
-    context = template_context(
-        project_name=project.settings.name,
-        metric=metric,
-        alerts=group,
-        owners=owners,
-        links=links,
-        tz=project.timezone,
-        default=message,
-    )
+    inputs = MessageInputs(project.settings.name, metric, group, owners, links, project.timezone)
     image = None
     if monitor.chart:
         data = chart_data(store, metric.title, first)
         image = render_chart(data, project.timezone)
-    return message, image, owners, context
+    return inputs, image
 
 
 def chart_data(store: Store, title: str, result: AnalysisResult) -> ChartData:

@@ -7,31 +7,21 @@ from typing import Any
 from jinja2 import StrictUndefined, TemplateError
 from jinja2.sandbox import SandboxedEnvironment
 
-from vigil.config.project import Metric
 from vigil.config.schema import MessageTemplate
-from vigil.model import Alert
-from vigil.notify.message import Message
+from vigil.notify.message import Message, MessageInputs
 from vigil.timeutil import get_zone
 
 _TEXT = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
 _HTML = SandboxedEnvironment(undefined=StrictUndefined, autoescape=True)
 
 
-def template_context(
-    *,
-    project_name: str,
-    metric: Metric,
-    alerts: list[Alert],
-    owners: list[str],
-    links: dict[str, str],
-    tz: str,
-    default: Message,
-) -> dict[str, Any]:
+def template_context(inputs: MessageInputs, default: Message) -> dict[str, Any]:
     """The variables a template sees (listed in docs/templates.md)."""
+    metric, alerts = inputs.metric, inputs.alerts
     first = alerts[0].result
-    local = first.bucket.start.astimezone(get_zone(tz))
+    local = first.bucket.start.astimezone(get_zone(inputs.tz))
     return {
-        "project": project_name,
+        "project": inputs.project_name,
         "monitor": alerts[0].monitor,
         "severity": min(a.severity.value for a in alerts),
         "metric": metric.name,
@@ -42,9 +32,9 @@ def template_context(
         "bucket": local.strftime("%Y-%m-%d %H:%M"),
         "bucket_utc": first.bucket.start.isoformat(),
         "granularity": first.bucket.granularity.name,
-        "owners": owners,
-        "mentions": " ".join(owners),
-        "links": links,
+        "owners": inputs.owners,
+        "mentions": " ".join(inputs.mention_list),
+        "links": inputs.links,
         "anomalies": [
             {
                 "analyzer": a.result.analyzer,
