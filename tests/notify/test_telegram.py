@@ -79,12 +79,18 @@ def test_message_then_chart_photo_arrive(telegram: TelegramStandIn, png: bytes) 
     assert photo.files["photo"] == png
 
 
-def test_outbox_resumes_from_the_part_that_failed(
-    tmp_path: Path, telegram: TelegramStandIn, png: bytes
-) -> None:
+@pytest.fixture
+def store(tmp_path: Path, png: bytes) -> DuckDBStore:
+    """A store whose outbox holds one pending notification with a chart."""
     store = DuckDBStore(tmp_path / "v.duckdb")
     store.migrate()
     store.enqueue([note(png)])
+    return store
+
+
+def test_outbox_resumes_from_the_part_that_failed(
+    store: DuckDBStore, telegram: TelegramStandIn, png: bytes
+) -> None:
     tg = channel(telegram.url)
     # First pass: sendMessage succeeds, sendPhoto is rate limited (retryable).
     telegram.fail_next(
@@ -110,11 +116,8 @@ def test_outbox_resumes_from_the_part_that_failed(
 
 
 def test_client_error_gives_up_and_keeps_the_reason(
-    tmp_path: Path, telegram: TelegramStandIn, png: bytes
+    store: DuckDBStore, telegram: TelegramStandIn, png: bytes
 ) -> None:
-    store = DuckDBStore(tmp_path / "v.duckdb")
-    store.migrate()
-    store.enqueue([note(png)])
     telegram.fail_next(400, "Bad Request: chat not found")
     deliver_outbox(store, {"tg": channel(telegram.url)}, [TOKEN])
     (row,) = store.notification_rows()
@@ -124,11 +127,8 @@ def test_client_error_gives_up_and_keeps_the_reason(
 
 
 def test_server_errors_back_off_exponentially(
-    tmp_path: Path, telegram: TelegramStandIn, png: bytes
+    store: DuckDBStore, telegram: TelegramStandIn, png: bytes
 ) -> None:
-    store = DuckDBStore(tmp_path / "v.duckdb")
-    store.migrate()
-    store.enqueue([note(png)])
     tg = channel(telegram.url)
     now = T0
     waits = []
