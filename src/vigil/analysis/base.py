@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -9,7 +10,8 @@ from typing import Protocol
 import numpy as np
 
 from vigil.analysis.matrix import SeriesMatrix
-from vigil.model import Status
+from vigil.config.schema import StaticLimits
+from vigil.model import Direction, Status
 from vigil.timeutil import Granularity
 
 STATUS_CODES = (Status.OK, Status.ANOMALY, Status.INSUFFICIENT, Status.NO_DATA)
@@ -58,3 +60,67 @@ def format_number(value: float | None) -> str:
     if abs(value) >= 10:
         return f"{value:,.1f}".rstrip("0").rstrip(".")
     return f"{value:.4g}"
+
+
+def outside(
+    value: np.ndarray, lower: np.ndarray, upper: np.ndarray, direction: Direction
+) -> tuple[np.ndarray, np.ndarray]:
+    """(above, below) masks of the value against the band, kept to `direction`."""
+    with np.errstate(invalid="ignore"):
+        above = value > upper
+        below = value < lower
+    if direction == Direction.UP:
+        below = np.zeros_like(below)
+    elif direction == Direction.DOWN:
+        above = np.zeros_like(above)
+    return above, below
+
+
+def apply_limits(
+    value: np.ndarray,
+    lower: np.ndarray,
+    upper: np.ndarray,
+    limits: StaticLimits,
+    direction: Direction,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Combine a computed band with the static thresholds; return lower, upper, above, below.
+
+    `or`: the static thresholds cap the band (upper = min(upper, max_upper_threshold), lower =
+    max(lower, min_lower_threshold)). `and`: an anomaly must be beyond both bounds, so the
+    effective bound is the farther of the two.
+    """
+    ceiling = limits.max_upper_threshold
+    floor = limits.min_lower_threshold
+    if limits.limit_type == "or":
+        if ceiling is not None:
+            upper = np.fmin(upper, ceiling)
+        if floor is not None:
+            lower = np.fmax(lower, floor)
+    else:
+        if ceiling is not None:
+            upper = np.fmax(upper, ceiling)
+        if floor is not None:
+            lower = np.fmin(lower, floor)
+    above, below = outside(value, lower, upper, direction)
+    return lower, upper, above, below
+
+
+def statuses(flagged: np.ndarray, enough: np.ndarray, value: np.ndarray) -> np.ndarray:
+    """Status codes: anomaly where flagged, insufficient without enough baseline, no data."""
+    status = np.where(flagged & enough, ANOMALY, OK)
+    status[~enough] = INSUFFICIENT
+    status[np.isnan(value)] = NO_DATA
+    return status
+
+
+def nan_stats(baseline: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Count, mean and sample stddev (n − 1) per row, missing values skipped."""
+    rows = baseline.shape[0]
+    count = (~np.isnan(baseline)).sum(axis=1) if baseline.size else np.zeros(rows, dtype=int)
+    if not baseline.size:
+        return count, np.full(rows, np.nan), np.full(rows, np.nan)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        mean = np.nanmean(baseline, axis=1)
+        std = np.nanstd(baseline, axis=1, ddof=1)
+    return count, mean, std

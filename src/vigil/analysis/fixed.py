@@ -1,4 +1,4 @@
-"""Fixed bounds: anomalous above `upper` or below `lower`."""
+"""Fixed bounds: anomalous above `upper` or below `lower` (optionally N buckets in a row)."""
 
 from __future__ import annotations
 
@@ -11,37 +11,51 @@ from vigil.timeutil import Granularity
 
 
 class FixedAnalyzer:
-    """Static thresholds, for metrics with known healthy ranges (a CTR floor, an error ceiling)."""
+    """Static thresholds, for metrics with known healthy ranges (a CTR floor, an error ceiling).
+
+    With `n_consecutive: N` the target and the N − 1 buckets before it must all breach. The
+    earlier buckets are judged from their stored values with the same static bounds — exactly
+    what their own results were — so the rule also holds right after the analyzer is added.
+    """
 
     def __init__(self, config: FixedConfig) -> None:
         self.config = config
 
     def history(self, granularity: Granularity) -> int:
-        """Only the target bucket is read."""
-        return 0
+        """The N − 1 buckets before the target."""
+        return self.config.n_consecutive - 1
 
     def evaluate(self, matrix: SeriesMatrix, target: int) -> Evaluation:
         """Compare each series' value with the bounds."""
+        cfg = self.config
         value = matrix.values[:, target]
         n = len(value)
-        upper = np.full(n, np.inf if self.config.upper is None else self.config.upper)
-        lower = np.full(n, -np.inf if self.config.lower is None else self.config.lower)
+        upper = np.full(n, np.inf if cfg.upper is None else cfg.upper)
+        lower = np.full(n, -np.inf if cfg.lower is None else cfg.lower)
         above, below = value > upper, value < lower
-        status = np.where(above | below, ANOMALY, OK)
+        first = target - cfg.n_consecutive + 1
+        run = np.zeros(n, dtype=int)
+        if first >= 0:
+            window = matrix.values[:, first : target + 1]
+            with np.errstate(invalid="ignore"):
+                breach = (window > upper[:, None]) | (window < lower[:, None])
+            run = breach.sum(axis=1)
+            streak = breach.all(axis=1)
+        else:
+            streak = np.zeros(n, dtype=bool) if cfg.n_consecutive > 1 else above | below
+        status = np.where((above | below) & streak, ANOMALY, OK)
         status[np.isnan(value)] = NO_DATA
         bound = np.where(above, upper, lower)
         deviation = np.where(above | below, relative(value, bound), 0.0)
 
         def describe(i: int) -> str:
-            if above[i]:
-                return (
-                    f"{format_number(value[i])} is above the upper bound {format_number(upper[i])}"
-                )
-            if below[i]:
-                return (
-                    f"{format_number(value[i])} is below the lower bound {format_number(lower[i])}"
-                )
-            return "within bounds"
+            side = "above the upper" if above[i] else "below the lower" if below[i] else ""
+            if not side:
+                return "within bounds"
+            text = f"{format_number(value[i])} is {side} bound {format_number(bound[i])}"
+            if cfg.n_consecutive > 1:
+                text += f" ({run[i]} of the last {cfg.n_consecutive} buckets breach)"
+            return text
 
         finite_lower = np.where(np.isfinite(lower), lower, np.nan)
         finite_upper = np.where(np.isfinite(upper), upper, np.nan)

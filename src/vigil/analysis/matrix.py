@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import datetime
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from vigil.model import Segment
 from vigil.timeutil import Granularity, to_naive_utc
+
+
+@dataclass(frozen=True)
+class Reference:
+    """A stored snapshot of one series: its values and distributions."""
+
+    values: tuple[float, ...] = ()
+    payloads: tuple[dict[str, Any], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -21,6 +30,8 @@ class SeriesMatrix:
     segments: list[Segment]
     times: list[datetime]
     values: np.ndarray
+    payloads: np.ndarray | None = None
+    references: dict[str, dict[str, Reference]] = field(default_factory=dict)
 
     @classmethod
     def from_frame(
@@ -49,7 +60,39 @@ class SeriesMatrix:
     def select(self, mask: np.ndarray) -> SeriesMatrix:
         """Only the rows where `mask` is true."""
         segments = [s for s, keep in zip(self.segments, mask, strict=True) if keep]
-        return SeriesMatrix(self.metric, self.granularity, segments, self.times, self.values[mask])
+        payloads = None if self.payloads is None else self.payloads[mask]
+        return SeriesMatrix(
+            self.metric,
+            self.granularity,
+            segments,
+            self.times,
+            self.values[mask],
+            payloads,
+            self.references,
+        )
+
+    def with_payloads(self, frame: pd.DataFrame) -> SeriesMatrix:
+        """A copy carrying the distributions of long (segment, bucket, payload) rows."""
+        payloads = np.full(self.values.shape, None, dtype=object)
+        if len(frame) and self.times:
+            grid = _grid(self.times, self.granularity)
+            rows = {s.key: i for i, s in enumerate(self.segments)}
+            buckets = frame["bucket"].to_numpy(dtype="datetime64[us]")
+            cols = np.searchsorted(grid, buckets)
+            for segment, col, bucket, payload in zip(
+                frame["segment"], cols, buckets, frame["payload"], strict=True
+            ):
+                row = rows.get(segment)
+                if row is not None and col < len(grid) and grid[col] == bucket:
+                    payloads[row, col] = payload
+        return replace(self, payloads=payloads)
+
+    def payload_at(self, row: int, col: int) -> dict[str, Any] | None:
+        """The distribution stored for one cell, if any."""
+        if self.payloads is None:
+            return None
+        found = self.payloads[row, col]
+        return found if isinstance(found, dict) else None
 
     def index_of(self, start: datetime) -> int:
         """Column of the bucket starting at `start`."""

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 
 import numpy as np
 from croniter import croniter
 
+from vigil.analysis import baseline as baselines
 from vigil.analysis import build_analyzer
 from vigil.analysis.base import STATUS_CODES, Evaluation
-from vigil.analysis.matrix import SeriesMatrix
-from vigil.config.project import Dataset, Metric, config_hash, segment_selected
-from vigil.config.schema import AnalyzerConfig
+from vigil.analysis.matrix import Reference, SeriesMatrix
+from vigil.config.profiles import PAYLOAD_STATS
+from vigil.config.project import Dataset, Metric, analyzer_selects, config_hash
+from vigil.config.schema import AnalyzerConfig, ReferenceBaseline
 from vigil.model import AnalysisResult, Bucket, SeriesKey
 from vigil.store.base import Store
 from vigil.timeutil import Granularity, get_zone
@@ -43,10 +46,18 @@ def analyze_dataset(
     ]
     if not jobs:
         return []
-    history = max(build_analyzer(a).history(granularity) for _, a in jobs)
+    history = max(build_analyzer(a, m.analyzers).history(granularity) for m, a in jobs)
     start = granularity.shift(bucket_start, -history)
+    fixed = [e for _, a in jobs if (e := _earliest(a, granularity)) is not None]
+    if fixed:
+        start = min(start, granularity.floor(min(fixed)))
     end = granularity.next(bucket_start)
     frame = store.load_values([m.name for m in chosen], granularity, start, end)
+    payload_metrics = [m.name for m in chosen if m.stat in PAYLOAD_STATS]
+    payloads = (
+        store.load_payloads(payload_metrics, granularity, start, end) if payload_metrics else None
+    )
+    references = _references(store, jobs, granularity)
     bucket = Bucket(bucket_start, granularity)
     names = [m.name for m in chosen]
     done = {} if reanalyze else store.analyzed_keys(names, granularity, bucket_start)
@@ -54,9 +65,10 @@ def analyze_dataset(
     matrices: dict[str, SeriesMatrix] = {}
     for metric, config in jobs:
         if metric.name not in matrices:
-            matrices[metric.name] = SeriesMatrix.from_frame(
-                frame, metric.name, granularity, start, end
-            )
+            built = SeriesMatrix.from_frame(frame, metric.name, granularity, start, end)
+            if payloads is not None and metric.name in payload_metrics:
+                built = built.with_payloads(payloads[payloads["metric"] == metric.name])
+            matrices[metric.name] = replace(built, references=references.get(metric.name, {}))
         matrix = matrices[metric.name]
         if not matrix.segments:
             continue
@@ -68,6 +80,30 @@ def analyze_dataset(
         }
         results.extend(_run_one(config, metric, matrix, bucket, skip, partial))
     return results
+
+
+def _earliest(config: AnalyzerConfig, granularity: Granularity) -> datetime | None:
+    found = getattr(config, "baseline", None)
+    return None if found is None else baselines.earliest(found, granularity.tz)
+
+
+def _references(
+    store: Store, jobs: list[tuple[Metric, AnalyzerConfig]], granularity: Granularity
+) -> dict[str, dict[str, dict[str, Reference]]]:
+    """metric → reference name → segment key → snapshot, for the references the jobs use."""
+    names = {
+        b.name for _, a in jobs if isinstance(b := getattr(a, "baseline", None), ReferenceBaseline)
+    }
+    out: dict[str, dict[str, dict[str, Reference]]] = {}
+    for name in sorted(names):
+        rows = store.load_reference(name, [m.name for m, _ in jobs])
+        for (metric, segment), group in rows.groupby(["metric", "segment"], sort=False):
+            snapshot = Reference(
+                tuple(float(v) for v in group["value"] if v == v),
+                tuple(p for p in group["payload"] if isinstance(p, dict)),
+            )
+            out.setdefault(str(metric), {}).setdefault(name, {})[str(segment)] = snapshot
+    return out
 
 
 def is_excluded(config: AnalyzerConfig, bucket_start: datetime, tz: str) -> bool:
@@ -91,13 +127,14 @@ def _run_one(
     partial: bool,
 ) -> list[AnalysisResult]:
     mask = np.array(
-        [segment_selected(config.segments, s) and s.key not in done for s in matrix.segments],
+        [analyzer_selects(config, s) and s.key not in done for s in matrix.segments],
         dtype=bool,
     )
     if not mask.any():
         return []
     subset = matrix.select(mask)
-    evaluation = build_analyzer(config).evaluate(subset, subset.index_of(bucket.start))
+    analyzer = build_analyzer(config, metric.analyzers)
+    evaluation = analyzer.evaluate(subset, subset.index_of(bucket.start))
     return to_results(config, metric, subset, bucket, evaluation, partial)
 
 

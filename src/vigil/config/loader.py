@@ -5,6 +5,7 @@ from __future__ import annotations
 import glob
 import string
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -13,9 +14,19 @@ from jinja2 import TemplateError
 from jinja2.sandbox import SandboxedEnvironment
 from pydantic import TypeAdapter, ValidationError
 
-from vigil.config.project import Dataset, Metric, Project, matches_any
+from vigil.config.profiles import profile_metrics
+from vigil.config.project import (
+    PAYLOAD_NEEDS,
+    TARGET_GROUPS,
+    Dataset,
+    Metric,
+    Project,
+    targets,
+    targets_name,
+)
 from vigil.config.schema import (
     AnalyzerConfig,
+    CompositeConfig,
     DatasetConfig,
     DefinitionsFile,
     MessageTemplate,
@@ -94,7 +105,7 @@ def _resolve(
                 _resolve_dataset(dataset, settings, analyzers, doc, path, seen_metrics, problems)
             )
     for doc, definitions in docs:
-        _check_analyzers(definitions, seen_metrics, doc, problems)
+        _check_analyzers(definitions, seen_metrics, datasets, analyzers, doc, problems)
         _check_monitors(definitions, settings, analyzers, doc, problems)
     if problems:
         raise ConfigError(problems)
@@ -139,6 +150,11 @@ def _check_dataset(
         )
         return
     if isinstance(source, PythonSourceConfig):
+        if dataset.profile or dataset.dataset_stats:
+            problems.append(
+                f"{doc.where(path)}: profile and dataset_stats are computed by SQL sources;"
+                " expected a SQL source for them"
+            )
         for i, metric in enumerate(dataset.metrics):
             if metric.formula is not None:
                 problems.append(
@@ -150,8 +166,10 @@ def _check_dataset(
         problems.append(f"{doc.where(path)}: missing table or query for SQL source")
     if not dataset.time_column:
         problems.append(f"{doc.where(path)}: missing time_column for SQL source")
-    if not dataset.metrics:
-        problems.append(f"{doc.where(path)}: no metrics; expected at least one")
+    if not dataset.metrics and not dataset.profile and not dataset.dataset_stats:
+        problems.append(
+            f"{doc.where(path)}: no metrics; expected metrics, profile or dataset_stats"
+        )
     for i, metric in enumerate(dataset.metrics):
         if not metric.formula:
             problems.append(f"{doc.where((*path, 'metrics', i))}: missing formula")
@@ -205,6 +223,15 @@ def _resolve_dataset(
             )
         )
         _check_rollups(config.rollup, effective, granularity, where, problems)
+    generated = profile_metrics(dataset, granularity, owners, links)
+    for index, metric in generated:
+        where = doc.where((*path, "profile", index) if index >= 0 else (*path, "dataset_stats"))
+        if metric.name in seen_metrics:
+            problems.append(f"{where}: duplicate metric '{metric.name}'")
+        seen_metrics[metric.name] = where
+        chosen = tuple(a for a in analyzers.values() if targets(a, metric))
+        metrics.append(replace(metric, analyzers=chosen, where=where))
+        _check_rollups(metric.rollup, chosen, granularity, where, problems)
     grace = defaults.backfill_grace_period or (
         timedelta(days=190) if granularity.seconds >= 7 * 86400 else timedelta(days=30)
     )
@@ -278,7 +305,7 @@ def _effective_analyzers(
             continue
         override = metric.overrides.get(analyzer.id)
         if override is None:
-            if matches_any(metric.name, analyzer.metrics):
+            if targets_name(analyzer, metric.name):
                 out.append(analyzer)
             continue
         merged = {**analyzer.model_dump(), **override}
@@ -313,14 +340,65 @@ def _check_links(
 
 
 def _check_analyzers(
-    definitions: DefinitionsFile, metrics: dict[str, str], doc: YamlDocument, problems: list[str]
+    definitions: DefinitionsFile,
+    metrics: dict[str, str],
+    datasets: list[Dataset],
+    analyzers: dict[str, AnalyzerConfig],
+    doc: YamlDocument,
+    problems: list[str],
 ) -> None:
+    used = {a.id for d in datasets for m in d.metrics for a in m.analyzers}
     for index, analyzer in enumerate(definitions.analyzers):
+        where = doc.where(("analyzers", index))
         for pattern in analyzer.metrics:
             if not any(c in pattern for c in "*?[") and pattern not in metrics:
                 problems.append(
                     f"{doc.where(('analyzers', index, 'metrics'))}: unknown metric '{pattern}'"
                 )
+        needs = PAYLOAD_NEEDS.get(analyzer.type)
+        if needs and analyzer.id not in used:
+            problems.append(
+                f"{where}: analyzer '{analyzer.id}' ({analyzer.type}) checks no metric; expected"
+                f" profile metrics with stat {' or '.join(sorted(needs))}"
+                " (e.g. metrics: ['price.histogram'])"
+            )
+        matrix = analyzer.target_matrix
+        for key in ("include", "exclude"):
+            for pattern in getattr(matrix, key) if matrix else []:
+                if pattern.startswith("group:") and pattern not in TARGET_GROUPS:
+                    problems.append(
+                        f"{doc.where(('analyzers', index, 'target_matrix', key))}: unknown group"
+                        f" '{pattern}'; expected one of: {', '.join(TARGET_GROUPS)}"
+                    )
+        if isinstance(analyzer, CompositeConfig):
+            _check_members(
+                analyzer, analyzers, doc.where(("analyzers", index, "analyzers")), problems
+            )
+
+
+def _check_members(
+    composite: CompositeConfig,
+    analyzers: dict[str, AnalyzerConfig],
+    where: str,
+    problems: list[str],
+) -> None:
+    for member_id in composite.analyzers:
+        member = analyzers.get(member_id)
+        if member is None:
+            problems.append(
+                f"{where}: unknown analyzer '{member_id}'; expected one of:"
+                f" {', '.join(sorted(set(analyzers) - {composite.id}))}"
+            )
+        elif isinstance(member, CompositeConfig):
+            problems.append(
+                f"{where}: '{member_id}' is itself a {member.type}; expected plain analyzers"
+            )
+        elif member.granularity != composite.granularity:
+            problems.append(
+                f"{where}: '{member_id}' works on {member.granularity or 'the dataset'} buckets"
+                f" but '{composite.id}' on {composite.granularity or 'the dataset'}'s;"
+                " expected the same granularity"
+            )
 
 
 def _check_monitors(

@@ -38,6 +38,14 @@ class Metric:
     analyzers: tuple[AnalyzerConfig, ...]
     where: str = ""
     rollup: str | None = None
+    column: str | None = None
+    stat: str | None = None
+    kind: str = "formula"
+
+    @property
+    def is_profile(self) -> bool:
+        """Whether the metric profiles a column (`<column>.<stat>`)."""
+        return self.column is not None
 
 
 @dataclass(frozen=True)
@@ -152,9 +160,77 @@ def matches_any(name: str, patterns: list[str]) -> bool:
     return any(fnmatch.fnmatchcase(name, p) for p in patterns)
 
 
+def targets(analyzer: AnalyzerConfig, metric: Metric) -> bool:
+    """Whether the analyzer checks the metric: by `metrics` globs or by its target_matrix."""
+    return targets_name(analyzer, metric.name, metric.column, metric.stat, metric.kind)
+
+
+def targets_name(
+    analyzer: AnalyzerConfig,
+    name: str,
+    column: str | None = None,
+    stat: str | None = None,
+    kind: str = "formula",
+) -> bool:
+    """`targets` for a metric known by its name (and, for a profile metric, column and stat)."""
+    needs = PAYLOAD_NEEDS.get(analyzer.type)
+    if needs is not None and stat not in needs:
+        return False
+    matrix = analyzer.target_matrix
+    if matrix is None:
+        # `*` means the formula metrics; profile and dataset stats (`price.mean`) are named
+        # with a dot, and only patterns with a dot select them.
+        patterns = [p for p in analyzer.metrics if "." in p] if "." in name else analyzer.metrics
+        return matches_any(name, patterns)
+    if matrix.type == "column":
+        if column is None or stat != analyzer.metric:
+            return False
+        name = column
+    elif column is not None:
+        return False
+    return _in_group(name, kind, matrix.include) and not _in_group(name, kind, matrix.exclude)
+
+
+# Analysis types that read distributions, and the profile stats that carry them.
+PAYLOAD_NEEDS = {
+    "drift": frozenset({"histogram", "frequent_items"}),
+    "frequent_string_comparison": frozenset({"frequent_items"}),
+}
+TARGET_GROUPS = ("group:continuous", "group:discrete")
+
+
+def _in_group(name: str, kind: str, patterns: list[str]) -> bool:
+    for pattern in patterns:
+        if pattern.startswith("group:"):
+            if pattern == f"group:{kind}":
+                return True
+        elif fnmatch.fnmatchcase(name, pattern):
+            return True
+    return False
+
+
+def analyzer_selects(analyzer: AnalyzerConfig, segment: Segment) -> bool:
+    """Whether the analyzer checks this segment (`segments`, or the target_matrix's)."""
+    matrix = analyzer.target_matrix
+    if matrix is None or matrix.segments is None:
+        chosen = segment_selected(analyzer.segments, segment)
+    else:
+        chosen = any(_exactly(s, segment) for s in matrix.segments)
+    if matrix is not None and any(_exactly(s, segment) for s in matrix.exclude_segments):
+        return False
+    return chosen
+
+
+def _exactly(selector: dict[str, str], segment: Segment) -> bool:
+    """The segment has exactly the selector's keys, with its values (`*` = any value)."""
+    return set(selector) == {k for k, _ in segment.tags} and segment.matches(selector)
+
+
 def config_hash(config: AnalyzerConfig) -> str:
     """A short stable hash of an effective analyzer configuration."""
-    payload: dict[str, Any] = config.model_dump(mode="json", exclude={"metrics", "segments"})
+    payload: dict[str, Any] = config.model_dump(
+        mode="json", exclude={"metrics", "segments", "target_matrix"}
+    )
     digest = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
     return digest[:16]
 

@@ -41,12 +41,41 @@ SECTIONS: list[tuple[str, str, list[type[BaseModel]]]] = [
     (
         "datasets",
         "In any included file (or vigil.yaml): metrics read from one table by one query.",
-        [schema.DatasetConfig, schema.MetricConfig, schema.SliceConfig, schema.SegmentOwners],
+        [
+            schema.DatasetConfig,
+            schema.MetricConfig,
+            schema.ProfileColumn,
+            schema.SliceConfig,
+            schema.SegmentOwners,
+        ],
     ),
     (
         "analyzers",
         "Checks run on every targeted series at every bucket. Chosen by `type`.",
-        [schema.SameTimeComparisonConfig, schema.FixedConfig, schema.StddevConfig],
+        [
+            schema.SameTimeComparisonConfig,
+            schema.FixedConfig,
+            schema.StddevConfig,
+            schema.DiffConfig,
+            schema.SeasonalConfig,
+            schema.DriftConfig,
+            schema.ListComparisonConfig,
+            schema.FrequentStringComparisonConfig,
+            schema.MonotonicConfig,
+            schema.ComparisonConfig,
+            schema.CompositeConfig,
+            schema.TargetMatrix,
+        ],
+    ),
+    (
+        "baselines",
+        "What an analyzer compares the target bucket with. Chosen by `type`.",
+        [
+            schema.TrailingWindowBaseline,
+            schema.TimeRangeBaseline,
+            schema.ReferenceBaseline,
+            schema.LaggedBaseline,
+        ],
     ),
     (
         "monitors",

@@ -22,7 +22,8 @@ def history_buckets(dataset: Dataset, minimum: int) -> int:
     for metric in dataset.metrics:
         for analyzer in metric.analyzers:
             g = dataset.granularity_of(analyzer)
-            buckets = build_analyzer(analyzer).history(g) + (1 if g != fine else 0)
+            reach = build_analyzer(analyzer, metric.analyzers).history(g)
+            buckets = reach + (1 if g != fine else 0)
             needs.append(-(-buckets * g.seconds // fine.seconds))
     return max(needs)
 

@@ -66,6 +66,38 @@ class Store(Protocol):
         """Values with buckets in [start, end): columns metric, segment, bucket, value."""
         ...
 
+    def load_payloads(
+        self, metrics: list[str], granularity: Granularity, start: datetime, end: datetime
+    ) -> pd.DataFrame:
+        """Distributions with buckets in [start, end): metric, segment, bucket, payload (dict).
+
+        `upsert_values` stores them from a frame's optional `payload` column.
+        """
+        ...
+
+    def save_reference(
+        self,
+        name: str,
+        metrics: list[str],
+        granularity: Granularity,
+        start: datetime,
+        end: datetime,
+    ) -> int:
+        """Snapshot stored values and distributions of [start, end) as `name`; return rows."""
+        ...
+
+    def load_reference(self, name: str, metrics: list[str]) -> pd.DataFrame:
+        """A reference's rows for these metrics: metric, segment, bucket, value, payload."""
+        ...
+
+    def list_references(self) -> list[dict[str, Any]]:
+        """Each reference: name, metrics, series, rows, first and last bucket, created_at."""
+        ...
+
+    def delete_reference(self, name: str) -> bool:
+        """Remove a reference; False if there was none."""
+        ...
+
     def known_segments(
         self, metrics: list[str], granularity: Granularity, since: datetime
     ) -> dict[str, set[str]]:

@@ -179,7 +179,90 @@ class DuckDBStore:
                 )
             finally:
                 conn.unregister("incoming_values")
+            if "payload" in frame.columns:
+                self._upsert_payloads(frame, granularity)
         return len(incoming)
+
+    def _upsert_payloads(self, frame: pd.DataFrame, granularity: Granularity) -> None:
+        chosen = frame[frame["payload"].map(lambda p: isinstance(p, dict))]
+        if chosen.empty:
+            return
+        rows = chosen[["metric", "segment", "bucket"]].copy()
+        rows["granularity"] = granularity.seconds
+        rows["payload"] = chosen["payload"].map(lambda p: json.dumps(p, sort_keys=True))
+        with self.session() as conn:
+            conn.register("incoming_payloads", rows)
+            try:
+                self._run(
+                    "INSERT OR REPLACE INTO metric_payloads"
+                    " SELECT metric, segment, granularity, bucket, payload FROM incoming_payloads"
+                )
+            finally:
+                conn.unregister("incoming_payloads")
+
+    def load_payloads(
+        self, metrics: list[str], granularity: Granularity, start: datetime, end: datetime
+    ) -> pd.DataFrame:
+        """Distributions with buckets in [start, end): metric, segment, bucket, payload (dict)."""
+        frame = self._frame(
+            "SELECT metric, segment, bucket, payload FROM metric_payloads"
+            " WHERE granularity = ? AND bucket >= ? AND bucket < ? AND list_contains(?, metric)"
+            " ORDER BY metric, segment, bucket",
+            [granularity.seconds, to_naive_utc(start), to_naive_utc(end), metrics],
+        )
+        frame["payload"] = frame["payload"].map(json.loads)
+        return frame
+
+    def save_reference(
+        self,
+        name: str,
+        metrics: list[str],
+        granularity: Granularity,
+        start: datetime,
+        end: datetime,
+    ) -> int:
+        """Snapshot the stored values and distributions of [start, end) as reference `name`."""
+        params = [granularity.seconds, to_naive_utc(start), to_naive_utc(end), metrics]
+        with self.transaction():
+            self._run("DELETE FROM reference_values WHERE name = ?", [name])
+            self._run(
+                "INSERT INTO reference_values"
+                " SELECT ?, v.metric, v.segment, v.granularity, v.bucket, v.value, p.payload, ?"
+                " FROM metric_values v LEFT JOIN metric_payloads p USING"
+                " (metric, segment, granularity, bucket)"
+                " WHERE v.granularity = ? AND v.bucket >= ? AND v.bucket < ?"
+                " AND list_contains(?, v.metric)",
+                [name, to_naive_utc(self.clock()), *params],
+            )
+            found = self._rows("SELECT count(*) FROM reference_values WHERE name = ?", [name])
+        return int(found[0][0])
+
+    def load_reference(self, name: str, metrics: list[str]) -> pd.DataFrame:
+        """A reference's rows for these metrics: metric, segment, bucket, value, payload."""
+        frame = self._frame(
+            "SELECT metric, segment, bucket, value, payload FROM reference_values"
+            " WHERE name = ? AND list_contains(?, metric) ORDER BY metric, segment, bucket",
+            [name, metrics],
+        )
+        frame["payload"] = frame["payload"].map(lambda p: json.loads(p) if p else None)
+        return frame
+
+    def list_references(self) -> list[dict[str, Any]]:
+        """Each reference: name, metrics, series, rows, first and last bucket, created_at."""
+        rows = self._rows(
+            "SELECT name, count(DISTINCT metric), count(DISTINCT (metric, segment)), count(*),"
+            " min(bucket), max(bucket), max(created_at) FROM reference_values"
+            " GROUP BY name ORDER BY name"
+        )
+        keys = ("name", "metrics", "series", "rows", "first", "last", "created_at")
+        return [dict(zip(keys, row, strict=True)) for row in rows]
+
+    def delete_reference(self, name: str) -> bool:
+        """Remove a reference; False if there was none."""
+        with self.transaction():
+            found = self._rows("SELECT count(*) FROM reference_values WHERE name = ?", [name])
+            self._run("DELETE FROM reference_values WHERE name = ?", [name])
+        return bool(found[0][0])
 
     def load_values(
         self, metrics: list[str], granularity: Granularity, start: datetime, end: datetime

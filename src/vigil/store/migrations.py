@@ -182,4 +182,29 @@ MIGRATIONS: tuple[Migration, ...] = (
             "ALTER TABLE notifications ADD COLUMN kind VARCHAR DEFAULT 'alert'",
         ),
     ),
+    Migration(
+        8,
+        "distributions of profile metrics, and named reference snapshots",
+        (
+            """CREATE TABLE metric_payloads (
+                metric VARCHAR NOT NULL,
+                segment VARCHAR NOT NULL,
+                granularity INTEGER NOT NULL,
+                bucket TIMESTAMP NOT NULL,
+                payload VARCHAR NOT NULL,
+                PRIMARY KEY (metric, segment, granularity, bucket)
+            )""",
+            """CREATE TABLE reference_values (
+                name VARCHAR NOT NULL,
+                metric VARCHAR NOT NULL,
+                segment VARCHAR NOT NULL,
+                granularity INTEGER NOT NULL,
+                bucket TIMESTAMP NOT NULL,
+                value DOUBLE,
+                payload VARCHAR,
+                created_at TIMESTAMP NOT NULL,
+                PRIMARY KEY (name, metric, segment, granularity, bucket)
+            )""",
+        ),
+    ),
 )
