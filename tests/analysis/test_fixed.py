@@ -34,3 +34,15 @@ def test_config_needs_a_bound_and_consistent_order() -> None:
         analyzer()
     with pytest.raises(ValueError, match=r"lower \(5.0\) is above upper \(1.0\)"):
         analyzer(lower=5, upper=1)
+
+
+def test_n_consecutive_needs_every_recent_bucket_to_breach() -> None:
+    # upper 10, N = 3: only the series whose last three values all exceed 10 is anomalous.
+    m = matrix([[11.0, 12, 13], [5.0, 12, 13], [11.0, np.nan, 13], [20.0, 20, 5]])
+    result = analyzer(upper=10, n_consecutive=3).evaluate(m, 2)
+    assert result.status.tolist() == [ANOMALY, OK, OK, OK]
+    assert result.describe(1) == "13 is above the upper bound 10 (2 of the last 3 buckets breach)"
+
+
+def test_n_consecutive_without_enough_history_does_not_fire() -> None:
+    assert analyzer(upper=10, n_consecutive=3).evaluate(matrix([[50.0, 50]]), 1).status == [OK]

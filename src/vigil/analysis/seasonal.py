@@ -6,11 +6,12 @@ is a small non-linear least-squares problem per series: Gauss–Newton steps on 
 series × equations × parameters array solve every series together. The one-step forecast
 error has the innovation variance σ², so the band is forecast ± z(1 − alpha/2) · σ.
 
-Anomaly replacement: after a first fit, baseline points whose one-step residual lies outside
-the band are replaced by their one-step prediction and the model is refitted, so a past
-incident does not widen or bend the band for the weeks after it. Missing values and the
-`stddev_time_ranges` (known events) are filled (same bucket one season back, else the
-previous value) only to keep the lags aligned; no equation is fitted on them.
+Anomaly replacement: after a first fit, baseline points whose one-step residual is beyond
+max(z, 3) σ are replaced by their one-step prediction and the model is refitted (three
+passes at most), so a past incident does not widen or bend the band for the weeks after it.
+Missing values and the `stddev_time_ranges` (known events) are filled (same bucket one
+season back, else the previous value) only to keep the lags aligned; no equation is fitted
+on them.
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ from vigil.timeutil import Granularity
 
 ITERATIONS = 12
 RIDGE = 1e-9
+REPLACE_SIGMAS = 3.0
+CLEANING_PASSES = 3
 
 
 class SeasonalAnalyzer:
@@ -134,33 +137,95 @@ def fit_forecast(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One-step forecast after `window` (series × time), innovation σ, and which series fitted.
 
-    Fits twice: the second time with the first fit's outliers replaced by their predictions.
+    Refits (up to three times) with the outliers of the previous fit replaced by predictions.
     """
     x = _fill(window, observed, s)
-    forecast, sigma, fitted, residuals, rows = _fit(x, observed, p, d, big_p, big_d, s)
-    if residuals.size:
-        with np.errstate(invalid="ignore"):
-            outlier = np.abs(residuals) > z * sigma[:, None]
-        if outlier.any():
-            x = x.copy()
-            series, where = np.nonzero(outlier)
-            x[series, rows[where]] -= residuals[series, where]
-            forecast, sigma, fitted, _, _ = _fit(x, observed, p, d, big_p, big_d, s)
+    theta, sigma, fitted, rows = _fit(x, observed, p, d, big_p, big_d, s)
+    if not fitted.any():
+        return np.full(len(x), np.nan), sigma, fitted
+    # Walk forward through the fitted equations with the first fit's model: a value far
+    # outside its prediction — both from the cleaned history and from the raw one — is
+    # replaced by the cleaned prediction. Requiring both keeps the echo of an earlier spike
+    # from being "cleaned", and lets a lasting level shift back in after one season.
+    orders = (p, d, big_p, big_d, s)
+    cleaned = x
+    for _ in range(CLEANING_PASSES):
+        cleaned = _clean(theta, sigma, fitted, x, observed, rows, orders, z)
+        if cleaned is x:
+            break
+        theta, sigma, fitted, _ = _fit(cleaned, observed, p, d, big_p, big_d, s)
+    forecast = _one_step(theta, cleaned, x.shape[1], orders)
     return forecast, sigma, fitted
+
+
+def _clean(
+    theta: np.ndarray,
+    sigma: np.ndarray,
+    fitted: np.ndarray,
+    x: np.ndarray,
+    observed: np.ndarray,
+    rows: np.ndarray,
+    orders: tuple[int, int, int, int, int],
+    z: float,
+) -> np.ndarray:
+    """`x` with its outliers replaced (or `x` itself when there are none)."""
+    cleaned = x.copy()
+    limit = max(z, REPLACE_SIGMAS) * sigma
+    changed = False
+    for t in rows:
+        predicted = _one_step(theta, cleaned, int(t), orders)
+        raw = _one_step(theta, x, int(t), orders)
+        with np.errstate(invalid="ignore"):
+            outlier = (
+                fitted
+                & observed[:, t]
+                & (np.abs(cleaned[:, t] - predicted) > limit)
+                & (np.abs(x[:, t] - raw) > limit)
+            )
+        if outlier.any():
+            cleaned[outlier, t] = predicted[outlier]
+            changed = True
+    return cleaned if changed else x
+
+
+def _one_step(
+    theta: np.ndarray, x: np.ndarray, t: int, orders: tuple[int, int, int, int, int]
+) -> np.ndarray:
+    """The model's prediction of x[:, t] from x[:, :t] (t may be one past the end)."""
+    p, d, big_p, big_d, s = orders
+    delta = _difference_polynomial(d, big_d, s)
+
+    def w(u: int) -> np.ndarray:
+        return sum((delta[k] * x[:, u - k] for k in range(len(delta))), np.zeros(len(x)))
+
+    w_hat = theta[:, 0].copy()
+    for idx in range(p):
+        w_hat += theta[:, 1 + idx] * w(t - idx - 1)
+    for jdx in range(big_p):
+        j = (jdx + 1) * s
+        w_hat += theta[:, 1 + p + jdx] * w(t - j)
+        for idx in range(p):
+            w_hat -= theta[:, 1 + idx] * theta[:, 1 + p + jdx] * w(t - idx - 1 - j)
+    return w_hat - sum((delta[k] * x[:, t - k] for k in range(1, len(delta))), np.zeros(len(x)))
 
 
 def _fit(
     x: np.ndarray, observed: np.ndarray, p: int, d: int, big_p: int, big_d: int, s: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Conditional-sum-of-squares fit of every row; residuals per equation and their columns."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Conditional-sum-of-squares fit of every row: θ, σ, which rows fitted, and the x columns
+    the equations predict."""
     n_series, n = x.shape
     delta = _difference_polynomial(d, big_d, s)
     shift = len(delta) - 1
     m = p + big_p * s
     k = 1 + p + big_p
-    empty = (np.full(n_series, np.nan), np.full(n_series, np.nan), np.zeros(n_series, bool))
     if n - shift - m < k + 2:
-        return (*empty, np.empty((n_series, 0)), np.empty(0, dtype=int))
+        return (
+            np.zeros((n_series, k)),
+            np.full(n_series, np.nan),
+            np.zeros(n_series, dtype=bool),
+            np.empty(0, dtype=int),
+        )
     # Differenced series w (aligned so that w[:, j] belongs to x column j + shift).
     w = sum(delta[i] * x[:, shift - i : n - i] for i in range(len(delta)))
     w_ok = np.ones_like(w, dtype=bool)
@@ -199,17 +264,7 @@ def _fit(
     with np.errstate(invalid="ignore", divide="ignore"):
         sigma = np.sqrt(np.nansum(residual**2, axis=1) / (count - k))
     fitted = (count >= k + 2) & np.isfinite(sigma)
-    # Forecast the next w, then undo the differencing with the last x values.
-    nxt = {j: (w[:, big_m - j] if j else np.zeros(n_series)) for j in used}
-    w_hat = theta[:, 0].copy()
-    for idx, i in enumerate(ar):
-        w_hat += theta[:, 1 + idx] * nxt[i]
-    for jdx, j in enumerate(sar):
-        w_hat += theta[:, 1 + p + jdx] * nxt[j]
-        for idx, i in enumerate(ar):
-            w_hat -= theta[:, 1 + idx] * theta[:, 1 + p + jdx] * nxt[i + j]
-    forecast = w_hat - sum(delta[i] * x[:, n - i] for i in range(1, len(delta)))
-    return forecast, sigma, fitted, np.where(valid, residual, 0.0), rows + shift
+    return theta, sigma, fitted, rows + shift
 
 
 def _residuals(

@@ -869,6 +869,8 @@ class SeasonalConfig(AnalyzerBase, StaticLimits):
             raise ValueError("seasonal period s must be at least 2")
         if min(*self.order, *self.seasonal_order) < 0:
             raise ValueError("orders must not be negative")
+        if self.baseline.offset:
+            raise ValueError("a seasonal baseline forecasts the next bucket; expected offset 0")
         return self
 
 

@@ -69,6 +69,7 @@ def ingest(
     buckets = dataset.granularity.range(start, end)
     empty = frozenset(b for b in buckets if to_naive_utc(b) not in present)
     frame = fill_zeros(fetched, dataset, store, [b for b in buckets if b not in empty])
+    frame = dataset_stats_for_empty(frame, dataset, sorted(empty))
     written = store.upsert_values(frame, dataset.granularity)
     written += roll_up(dataset, store, start, end)
     store.set_ingested_until(dataset.name, end)
@@ -103,6 +104,51 @@ def roll_up(dataset: Dataset, store: Store, start: datetime, end: datetime) -> i
         rolled["bucket"] = pd.to_datetime(rolled["bucket"]).astype("datetime64[us]")
         written += store.upsert_values(rolled, coarse)
     return written
+
+
+def dataset_stats_for_empty(
+    frame: pd.DataFrame, dataset: Dataset, empty: list[datetime]
+) -> pd.DataFrame:
+    """Dataset stats of buckets without rows: missing_datapoint 1, and the upload age growing.
+
+    seconds_since_last_upload of an empty bucket is the previous bucket's age plus one bucket
+    (unknown when the window starts empty).
+    """
+    stats = {m.stat: m.name for m in dataset.metrics if m.kind == "dataset"}
+    if not stats or not empty:
+        return frame
+    g = dataset.granularity
+    rows: list[dict[str, object]] = []
+    if "missing_datapoint" in stats:
+        rows += [
+            {
+                "metric": stats["missing_datapoint"],
+                "segment": "{}",
+                "bucket": to_naive_utc(b),
+                "value": 1.0,
+            }
+            for b in empty
+        ]
+    name = stats.get("seconds_since_last_upload")
+    if name is not None:
+        known = frame[(frame["metric"] == name) & (frame["segment"] == "{}")]
+        ages = {
+            pd.Timestamp(b).to_pydatetime(): v
+            for b, v in zip(known["bucket"], known["value"], strict=True)
+        }
+        for b in empty:
+            previous = ages.get(to_naive_utc(g.shift(b, -1)))
+            if previous is not None:
+                age = previous + (g.next(b) - b).total_seconds()
+                ages[to_naive_utc(b)] = age
+                rows.append(
+                    {"metric": name, "segment": "{}", "bucket": to_naive_utc(b), "value": age}
+                )
+    if not rows:
+        return frame
+    extra = pd.DataFrame(rows)
+    extra["bucket"] = extra["bucket"].astype("datetime64[us]")
+    return pd.concat([frame, extra], ignore_index=True)
 
 
 def fill_zeros(
