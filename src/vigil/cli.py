@@ -20,6 +20,8 @@ from vigil.app import running_app
 from vigil.clock import SystemClock
 from vigil.config import Project, load_project
 from vigil.config.graph import render_dot, render_mermaid, render_text
+from vigil.config.project import matches_any
+from vigil.config.schema import IDENTIFIER
 from vigil.errors import ConfigError, NotifyError, VigilError
 from vigil.model import AlertStatus, RunRecord, Segment, Silence
 from vigil.notify.pipeline import redact, sample_notification
@@ -498,6 +500,74 @@ def silence_expire(ctx: click.Context, silence_id: int) -> None:
         if not app.store.expire_silence(silence_id, clock.now()):
             raise VigilError(f"no active silence {silence_id}")
     click.echo(f"Silence {silence_id} expired.")
+
+
+@main.group()
+def reference() -> None:
+    """Reference baselines: named snapshots of stored values and distributions."""
+
+
+@reference.command("create")
+@click.argument("name")
+@click.option("--from", "start_text", required=True, type=TIME, help="First bucket (inclusive).")
+@click.option("--to", "end_text", required=True, type=TIME, help="End (exclusive).")
+@click.option("--metric", "metrics", multiple=True, help="Metric name or glob; default: all.")
+@click.pass_context
+@handle_errors
+def reference_create(
+    ctx: click.Context, name: str, start_text: str, end_text: str, metrics: tuple[str, ...]
+) -> None:
+    """Snapshot [--from, --to) of stored values as reference NAME (replacing it)."""
+    project = _project(ctx.find_root())
+    if not IDENTIFIER.match(name):
+        raise VigilError(f"'{name}' is not a valid name; expected letters, digits and _")
+    start, end = _range(start_text, end_text, project)
+    patterns = list(metrics) or ["*", "*.*"]
+    rows = 0
+    chosen: list[str] = []
+    with running_app(project, SystemClock()) as app:
+        for dataset in project.datasets:
+            names = [m.name for m in dataset.metrics if matches_any(m.name, patterns)]
+            if names:
+                chosen += names
+                rows += app.store.save_reference(name, names, dataset.granularity, start, end)
+    if not chosen:
+        raise VigilError(f"no metric matches {', '.join(patterns)}")
+    if not rows:
+        raise VigilError(
+            f"no stored values for {', '.join(chosen)} in that range; run `vigil backfill` first"
+        )
+    click.echo(f"Reference '{name}': {rows} values of {len(chosen)} metrics.")
+
+
+@reference.command("list")
+@click.pass_context
+@handle_errors
+def reference_list(ctx: click.Context) -> None:
+    """List the stored references."""
+    project = _project(ctx.find_root())
+    with running_app(project, SystemClock()) as app:
+        rows = app.store.list_references()
+    for r in rows:
+        click.echo(
+            f"{r['name']:<20} {r['metrics']:>3} metrics {r['series']:>5} series"
+            f" {r['rows']:>7} values  {r['first']:%Y-%m-%d %H:%M} – {r['last']:%Y-%m-%d %H:%M}"
+        )
+    if not rows:
+        click.echo("No references.")
+
+
+@reference.command("delete")
+@click.argument("name")
+@click.pass_context
+@handle_errors
+def reference_delete(ctx: click.Context, name: str) -> None:
+    """Delete reference NAME."""
+    project = _project(ctx.find_root())
+    with running_app(project, SystemClock()) as app:
+        if not app.store.delete_reference(name):
+            raise VigilError(f"no reference '{name}'")
+    click.echo(f"Reference '{name}' deleted.")
 
 
 @main.group()

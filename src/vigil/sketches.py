@@ -82,7 +82,9 @@ def _quantile_distributions(
     cumulative = np.cumsum(point_weights[order]) / point_weights.sum()
     levels = np.arange(1, bins) / bins
     inner = points[order][np.minimum(np.searchsorted(cumulative, levels), len(points) - 1)]
-    edges = np.unique(inner)
+    # The baseline's minimum and maximum are edges too, so that mass outside its range
+    # falls in bins of its own (where the baseline has none).
+    edges = np.unique(np.concatenate([[points.min()], inner, [points.max()]]))
     base_cdf = sum(w * cdf(b["q"], edges) for b, w in zip(baseline, weights, strict=True))
     base_cdf = np.asarray(base_cdf) / weights.sum()
     target_cdf = cdf(target["q"], edges)

@@ -244,7 +244,9 @@ class DuckDBStore:
             " WHERE name = ? AND list_contains(?, metric) ORDER BY metric, segment, bucket",
             [name, metrics],
         )
-        frame["payload"] = frame["payload"].map(lambda p: json.loads(p) if p else None)
+        frame["payload"] = frame["payload"].map(
+            lambda p: json.loads(p) if isinstance(p, str) else None
+        )
         return frame
 
     def list_references(self) -> list[dict[str, Any]]:
