@@ -22,6 +22,8 @@ from vigil.config import Project, load_project
 from vigil.config.graph import render_dot, render_mermaid, render_text
 from vigil.config.project import matches_any
 from vigil.config.schema import IDENTIFIER
+from vigil.config.whylabs import convert
+from vigil.config.yamlfile import dump_yaml
 from vigil.errors import ConfigError, NotifyError, VigilError
 from vigil.model import AlertStatus, RunRecord, Segment, Silence
 from vigil.notify.pipeline import redact, sample_notification
@@ -500,6 +502,55 @@ def silence_expire(ctx: click.Context, silence_id: int) -> None:
         if not app.store.expire_silence(silence_id, clock.now()):
             raise VigilError(f"no active silence {silence_id}")
     click.echo(f"Silence {silence_id} expired.")
+
+
+@main.command("import-whylabs")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--dataset", default="dataset", show_default=True, help="Vigil dataset name.")
+@click.option("--source", help="With --table and --time-column: also write the dataset.")
+@click.option("--table", help="Table of the profiled columns.")
+@click.option("--time-column", help="Its event time column.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Write here.")
+@handle_errors
+def import_whylabs(
+    file: Path,
+    dataset: str,
+    source: str | None,
+    table: str | None,
+    time_column: str | None,
+    out: Path | None,
+) -> None:
+    """Convert a WhyLabs monitor config (JSON) into Vigil analyzers and monitors (YAML).
+
+    Every field that cannot be honoured is listed on stderr; unknown fields are errors.
+    """
+    try:
+        doc = json.loads(file.read_text())
+    except json.JSONDecodeError as e:
+        raise ConfigError([f"{file}:{e.lineno}: not JSON: {e.msg}"]) from None
+    result = convert(doc, str(file), dataset)
+    definitions = dict(result.definitions)
+    if source and table and time_column and result.dataset is not None:
+        block = {"source": source, "table": table, "time_column": time_column}
+        definitions = {"datasets": [{**result.dataset, **block}], **definitions}
+    elif result.dataset is not None and result.dataset["profile"]:
+        columns = ", ".join(c["column"] for c in result.dataset["profile"])
+        result.not_honoured.append(
+            f"dataset '{dataset}': profile these columns ({columns}) in a dataset, or pass"
+            " --source, --table and --time-column to write it"
+        )
+    text = dump_yaml(definitions)
+    if out is None:
+        click.echo(text, nl=False)
+    else:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text)
+        click.echo(
+            f"Wrote {out}: {len(result.definitions['analyzers'])} analyzers,"
+            f" {len(result.definitions['monitors'])} monitors."
+        )
+    for note in result.not_honoured:
+        click.echo(f"not honoured: {note}", err=True)
 
 
 @main.group()

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 from jinja2 import TemplateError
 from jinja2.sandbox import SandboxedEnvironment
@@ -229,7 +229,9 @@ def _resolve_dataset(
         if metric.name in seen_metrics:
             problems.append(f"{where}: duplicate metric '{metric.name}'")
         seen_metrics[metric.name] = where
-        chosen = tuple(a for a in analyzers.values() if targets(a, metric))
+        chosen = with_composites(
+            tuple(a for a in analyzers.values() if targets(a, metric)), analyzers
+        )
         metrics.append(replace(metric, analyzers=chosen, where=where))
         _check_rollups(metric.rollup, chosen, granularity, where, problems)
     grace = defaults.backfill_grace_period or (
@@ -319,7 +321,29 @@ def _effective_analyzers(
                 f"{doc.where((*path, 'overrides', analyzer.id))}: {loc}: {message}"
                 f" (got {error.get('input')!r})"
             )
-    return tuple(out)
+    return with_composites(tuple(out), analyzers)
+
+
+def with_composites(
+    chosen: tuple[AnalyzerConfig, ...], analyzers: dict[str, AnalyzerConfig]
+) -> tuple[AnalyzerConfig, ...]:
+    """Composites without targets of their own check the metrics any of their members checks."""
+    ids = {a.id for a in chosen}
+    kept = [a for a in chosen if not _inherits_targets(a) or ids & set(a.analyzers)]
+    added = [
+        a
+        for a in analyzers.values()
+        if _inherits_targets(a) and a.id not in ids and ids & set(a.analyzers)
+    ]
+    return (*kept, *added)
+
+
+def _inherits_targets(analyzer: AnalyzerConfig) -> TypeGuard[CompositeConfig]:
+    return (
+        isinstance(analyzer, CompositeConfig)
+        and "metrics" not in analyzer.model_fields_set
+        and analyzer.target_matrix is None
+    )
 
 
 def _check_links(

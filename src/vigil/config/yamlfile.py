@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import re
 from collections.abc import Mapping
@@ -110,3 +111,13 @@ def _substitute(
         return value
 
     return _ENV.sub(replace, text)
+
+
+def dump_yaml(data: Any) -> str:
+    """Block-style YAML text of plain data (for generated config files)."""
+    yaml = YAML()
+    yaml.default_flow_style = False
+    yaml.indent(mapping=2, sequence=4, offset=2)
+    stream = io.StringIO()
+    yaml.dump(data, stream)
+    return stream.getvalue()
