@@ -59,6 +59,11 @@ datasets:
         owners: ["@ios_lead"]
       - segment: {os: Android}
         owners: ["@android_lead"]
+    # Profile the action column: which actions occur, counted inside DuckDB.
+    profile:
+      - column: action
+        kind: discrete
+        stats: [frequent_items]
     metrics:
       - name: feed_users
         title: Active feed users
@@ -131,10 +136,16 @@ analyzers:
     metrics: [ctr, views_per_user]
     window: 24
     factor: 5
+  # A new kind of feed action (an unreleased feature leaking, a client bug) is worth a look.
+  - id: new_actions
+    type: frequent_string_comparison
+    metrics: [action.frequent_items]
+    operator: baseline_includes_all_target
+    baseline: {{type: trailing_window, size: 96}}
 
 monitors:
   - id: product
-    analyzers: [day_week, ratio_band]
+    analyzers: [day_week, ratio_band, new_actions]
     channels: [{channels}]
     severity: high
   - id: ctr_guard
