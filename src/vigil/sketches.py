@@ -102,16 +102,12 @@ def cdf(quantiles: Sequence[float], x: np.ndarray) -> np.ndarray:
     q = np.asarray(quantiles, dtype=float)
     levels = np.linspace(0.0, 1.0, len(q))
     idx = np.searchsorted(q, x, side="right")
-    out = np.empty(len(x))
-    for k, (i, value) in enumerate(zip(idx, x, strict=True)):
-        if i == 0:
-            out[k] = 0.0
-        elif i >= len(q):
-            out[k] = 1.0
-        else:
-            lo, hi = q[i - 1], q[i]
-            out[k] = levels[i - 1] + (levels[i] - levels[i - 1]) * (value - lo) / (hi - lo)
-    return out
+    # Inside the range q[i − 1] ≤ x < q[i], so hi > lo; outside, the clipped values are unused.
+    i = np.clip(idx, 1, len(q) - 1)
+    lo, hi = q[i - 1], q[i]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        inside = levels[i - 1] + (levels[i] - levels[i - 1]) * (x - lo) / (hi - lo)
+    return np.where(idx == 0, 0.0, np.where(idx >= len(q), 1.0, inside))
 
 
 def _item_distributions(

@@ -124,3 +124,44 @@ def nan_stats(baseline: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]
         mean = np.nanmean(baseline, axis=1)
         std = np.nanstd(baseline, axis=1, ddof=1)
     return count, mean, std
+
+
+def band_evaluation(
+    value: np.ndarray,
+    status: np.ndarray,
+    lower: np.ndarray,
+    upper: np.ndarray,
+    center: np.ndarray,
+    enough: np.ndarray,
+    baselines: dict[str, np.ndarray],
+    describe: Callable[[int], str],
+) -> Evaluation:
+    """An evaluation around `center`; band and deviation are blank without enough baseline."""
+    return Evaluation(
+        value,
+        status,
+        np.where(enough, lower, np.nan),
+        np.where(enough, upper, np.nan),
+        np.where(enough, relative(value, center), np.nan),
+        baselines,
+        describe,
+    )
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """One series' outcome from an analyzer that judges series one at a time."""
+
+    status: int
+    reason: str
+    number: float = float("nan")
+
+
+def judge_rows(
+    count: int, judge: Callable[[int], Verdict]
+) -> tuple[np.ndarray, Callable[[int], str], np.ndarray]:
+    """Status codes, reasons and each verdict's number for rows 0..count−1."""
+    verdicts = [judge(i) for i in range(count)]
+    status = np.array([v.status for v in verdicts], dtype=int)
+    numbers = np.array([v.number for v in verdicts], dtype=float)
+    return status, lambda i: verdicts[i].reason, numbers

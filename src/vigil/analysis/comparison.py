@@ -9,7 +9,16 @@ from typing import Any
 import numpy as np
 
 from vigil.analysis import baseline as baselines
-from vigil.analysis.base import ANOMALY, INSUFFICIENT, NO_DATA, OK, Evaluation, format_number
+from vigil.analysis.base import (
+    ANOMALY,
+    INSUFFICIENT,
+    NO_DATA,
+    OK,
+    Evaluation,
+    Verdict,
+    format_number,
+    judge_rows,
+)
 from vigil.analysis.matrix import SeriesMatrix
 from vigil.config.schema import (
     ComparisonConfig,
@@ -64,39 +73,30 @@ class ComparisonAnalyzer(_Base):
     def evaluate(self, matrix: SeriesMatrix, target: int) -> Evaluation:
         """Test the relation per series."""
         cfg = self.config
-        n = len(matrix.segments)
-        status = np.full(n, OK)
-        expected = np.full(n, np.nan)
-        reasons = [""] * n
         window = baselines.values(cfg.baseline, matrix, target) if cfg.expected is None else None
-        for i in range(n):
+
+        def judge(i: int) -> Verdict:
             value = observed(matrix, i, target)
             want: Any = cfg.expected
             if want is None and window is not None:
                 known = window[i][~np.isnan(window[i])]
                 want = float(known.mean()) if len(known) else None
             if value is None:
-                status[i], reasons[i] = NO_DATA, "no value"
-                continue
+                return Verdict(NO_DATA, "no value")
             if want is None:
-                status[i], reasons[i] = INSUFFICIENT, "no baseline value to compare with"
-                continue
-            if not isinstance(want, str):
-                expected[i] = want
+                return Verdict(INSUFFICIENT, "no baseline value to compare with")
             holds = _OPERATORS[cfg.operator](value, want)
-            status[i] = OK if holds else ANOMALY
-            verdict = "holds" if holds else "fails"
-            reasons[i] = f"{_show(value)} {_SYMBOLS[cfg.operator]} {_show(want)} {verdict}"
-        value_arr = matrix.values[:, target]
-        deviation = np.where(np.isnan(expected), np.nan, value_arr - expected)
+            reason = f"{_show(value)} {_SYMBOLS[cfg.operator]} {_show(want)}"
+            number = float("nan") if isinstance(want, str) else float(want)
+            return Verdict(
+                OK if holds else ANOMALY, f"{reason} {'holds' if holds else 'fails'}", number
+            )
+
+        status, describe, expected = judge_rows(len(matrix.segments), judge)
+        value = matrix.values[:, target]
+        deviation = np.where(np.isnan(expected), np.nan, value - expected)
         return Evaluation(
-            value_arr,
-            status,
-            expected,
-            expected,
-            deviation,
-            {"expected": expected},
-            lambda i: reasons[i],
+            value, status, expected, expected, deviation, {"expected": expected}, describe
         )
 
 
@@ -112,32 +112,30 @@ class ListComparisonAnalyzer(_Base):
     def evaluate(self, matrix: SeriesMatrix, target: int) -> Evaluation:
         """Membership test per series."""
         cfg = self.config
-        n = len(matrix.segments)
-        status = np.full(n, OK)
-        reasons = [""] * n
-        cols = baselines.columns(cfg.baseline, matrix, target) if cfg.expected is None else None
-        for i in range(n):
+        cols: list[int] = (
+            baselines.columns(cfg.baseline, matrix, target).tolist() if cfg.expected is None else []
+        )
+
+        def judge(i: int) -> Verdict:
             value = observed(matrix, i, target)
             if cfg.expected is not None:
                 listed: list[Any] = list(cfg.expected)
             else:
-                found = [observed(matrix, i, int(c)) for c in (cols if cols is not None else [])]
+                found = [observed(matrix, i, c) for c in cols]
                 listed = [v for v in found if v is not None]
             if value is None:
-                status[i], reasons[i] = NO_DATA, "no value"
-                continue
+                return Verdict(NO_DATA, "no value")
             if not listed:
-                status[i], reasons[i] = INSUFFICIENT, "no baseline values to compare with"
-                continue
+                return Verdict(INSUFFICIENT, "no baseline values to compare with")
             member = any(_same(value, e) for e in listed)
             bad = not member if cfg.operator == "in" else member
-            status[i] = ANOMALY if bad else OK
             shown = ", ".join(_show(v) for v in list(dict.fromkeys(listed))[:10])
             relation = "is" if member else "is not"
-            reasons[i] = f"{_show(value)} {relation} in [{shown}]"
-        value_arr = matrix.values[:, target]
-        nan = np.full(n, np.nan)
-        return Evaluation(value_arr, status, nan, nan, nan, {}, lambda i: reasons[i])
+            return Verdict(ANOMALY if bad else OK, f"{_show(value)} {relation} in [{shown}]")
+
+        status, describe, _ = judge_rows(len(matrix.segments), judge)
+        nan = np.full(len(status), np.nan)
+        return Evaluation(matrix.values[:, target], status, nan, nan, nan, {}, describe)
 
 
 class FrequentStringComparisonAnalyzer(_Base):
@@ -153,48 +151,38 @@ class FrequentStringComparisonAnalyzer(_Base):
     def evaluate(self, matrix: SeriesMatrix, target: int) -> Evaluation:
         """Set comparison per series, quoting a sample of the differing items."""
         cfg = self.config
-        n = len(matrix.segments)
-        status = np.full(n, OK)
-        reasons = [""] * n
-        missing_count = np.full(n, np.nan)
         history = baselines.payloads(cfg.baseline, matrix, target)
-        for i in range(n):
+
+        def judge(i: int) -> Verdict:
             now = matrix.payload_at(i, target)
             past = [p for p in history[i] if p.get("kind") == "items"]
             if now is None or now.get("kind") != "items":
-                status[i], reasons[i] = NO_DATA, "no frequent items in the target bucket"
-                continue
+                return Verdict(NO_DATA, "no frequent items in the target bucket")
             if len(past) < cfg.min_batch_size:
-                status[i] = INSUFFICIENT
-                reasons[i] = f"only {len(past)} baseline buckets; need {cfg.min_batch_size}"
-                continue
+                need = cfg.min_batch_size
+                return Verdict(INSUFFICIENT, f"only {len(past)} baseline buckets; need {need}")
             current = {item for item, _ in now["items"]}
             before = {item for p in past for item, _ in p["items"]}
             gone, new = sorted(before - current), sorted(current - before)
-            if cfg.operator == "eq":
-                bad = bool(gone or new)
-            elif cfg.operator == "target_includes_all_baseline":
-                bad, new = bool(gone), []
-            else:
-                bad, gone = bool(new), []
-            status[i] = ANOMALY if bad else OK
-            missing_count[i] = len(gone) + len(new)
-            parts = []
-            if new:
-                parts.append(f"new: {_sample(new, cfg.sample_size)}")
-            if gone:
-                parts.append(f"missing: {_sample(gone, cfg.sample_size)}")
-            reasons[i] = "; ".join(parts) if parts else "same frequent items as the baseline"
-        value_arr = matrix.values[:, target]
-        nan = np.full(n, np.nan)
+            if cfg.operator == "target_includes_all_baseline":
+                new = []
+            elif cfg.operator == "baseline_includes_all_target":
+                gone = []
+            parts = [f"new: {_sample(new, cfg.sample_size)}"] if new else []
+            parts += [f"missing: {_sample(gone, cfg.sample_size)}"] if gone else []
+            reason = "; ".join(parts) if parts else "same frequent items as the baseline"
+            return Verdict(ANOMALY if parts else OK, reason, len(gone) + len(new))
+
+        status, describe, differing = judge_rows(len(matrix.segments), judge)
+        nan = np.full(len(status), np.nan)
         return Evaluation(
-            value_arr,
+            matrix.values[:, target],
             status,
             nan,
             nan,
             nan,
-            {"differing_items": missing_count},
-            lambda i: reasons[i],
+            {"differing_items": differing},
+            describe,
         )
 
 

@@ -8,7 +8,13 @@ from collections.abc import Callable
 import numpy as np
 
 from vigil.analysis import baseline as baselines
-from vigil.analysis.base import Evaluation, format_number, outside, relative, statuses
+from vigil.analysis.base import (
+    Evaluation,
+    band_evaluation,
+    format_number,
+    outside,
+    statuses,
+)
 from vigil.analysis.matrix import SeriesMatrix
 from vigil.config.schema import DiffConfig
 from vigil.timeutil import Granularity
@@ -74,12 +80,13 @@ class DiffAnalyzer:
                 f" (threshold {cfg.threshold:g}{unit})"
             )
 
-        return Evaluation(
+        return band_evaluation(
             value,
             status,
-            np.where(enough, lower, np.nan),
-            np.where(enough, upper, np.nan),
-            np.where(enough, relative(value, base), np.nan),
+            lower,
+            upper,
+            base,
+            enough,
             {"baseline": base, "diff": diff, "count": count.astype(float)},
             describe,
         )

@@ -5,7 +5,15 @@ from __future__ import annotations
 import numpy as np
 
 from vigil.analysis import baseline as baselines
-from vigil.analysis.base import ANOMALY, INSUFFICIENT, NO_DATA, OK, Evaluation
+from vigil.analysis.base import (
+    ANOMALY,
+    INSUFFICIENT,
+    NO_DATA,
+    OK,
+    Evaluation,
+    Verdict,
+    judge_rows,
+)
 from vigil.analysis.matrix import SeriesMatrix
 from vigil.config.schema import DriftConfig
 from vigil.sketches import distance, distributions
@@ -31,38 +39,30 @@ class DriftAnalyzer:
         """Distance per series, anomaly above the threshold."""
         cfg = self.config
         threshold = cfg.effective_threshold
-        n = len(matrix.segments)
-        value = matrix.values[:, target]
-        dist = np.full(n, np.nan)
-        status = np.full(n, OK)
-        reasons: list[str] = [""] * n
         history = baselines.payloads(cfg.baseline, matrix, target)
-        for i in range(n):
+
+        def judge(i: int) -> Verdict:
             now = matrix.payload_at(i, target)
-            past = [p for p in history[i] if p.get("kind") == (now or {}).get("kind")]
             if now is None:
-                status[i], reasons[i] = NO_DATA, "no distribution in the target bucket"
-            elif len(past) < cfg.min_batch_size or not past:
-                status[i] = INSUFFICIENT
-                reasons[i] = f"only {len(past)} baseline distributions; need {cfg.min_batch_size}"
-            else:
-                base, now_p, labels = distributions(past, now, cfg.bins)
-                dist[i] = distance(cfg.algorithm, base, now_p)
-                status[i] = ANOMALY if dist[i] > threshold else OK
-                moved = int(np.argmax(np.abs(now_p - base)))
-                reasons[i] = (
-                    f"{cfg.algorithm} distance {dist[i]:.3f} (threshold {threshold:g}) vs"
-                    f" {baselines.describe(cfg.baseline)}; biggest change: {labels[moved]}"
-                    f" {base[moved]:.1%} → {now_p[moved]:.1%}"
+                return Verdict(NO_DATA, "no distribution in the target bucket")
+            past = [p for p in history[i] if p.get("kind") == now.get("kind")]
+            if not past or len(past) < cfg.min_batch_size:
+                need = cfg.min_batch_size
+                return Verdict(
+                    INSUFFICIENT, f"only {len(past)} baseline distributions; need {need}"
                 )
-        lower = np.full(n, np.nan)
+            base, now_p, labels = distributions(past, now, cfg.bins)
+            dist = distance(cfg.algorithm, base, now_p)
+            moved = int(np.argmax(np.abs(now_p - base)))
+            reason = (
+                f"{cfg.algorithm} distance {dist:.3f} (threshold {threshold:g}) vs"
+                f" {baselines.describe(cfg.baseline)}; biggest change: {labels[moved]}"
+                f" {base[moved]:.1%} → {now_p[moved]:.1%}"
+            )
+            return Verdict(ANOMALY if dist > threshold else OK, reason, dist)
+
+        status, describe, dist = judge_rows(len(matrix.segments), judge)
+        lower = np.full(len(status), np.nan)
         upper = np.where(np.isnan(dist), np.nan, threshold)
-        return Evaluation(
-            value,
-            status,
-            lower,
-            upper,
-            dist,
-            {"distance": dist},
-            lambda i: reasons[i],
-        )
+        value = matrix.values[:, target]
+        return Evaluation(value, status, lower, upper, dist, {"distance": dist}, describe)

@@ -33,16 +33,13 @@ class FixedAnalyzer:
         upper = np.full(n, np.inf if cfg.upper is None else cfg.upper)
         lower = np.full(n, -np.inf if cfg.lower is None else cfg.lower)
         above, below = value > upper, value < lower
+        # The target and the N − 1 buckets before it (none before the first column: no streak).
         first = target - cfg.n_consecutive + 1
-        run = np.zeros(n, dtype=int)
-        if first >= 0:
-            window = matrix.values[:, first : target + 1]
-            with np.errstate(invalid="ignore"):
-                breach = (window > upper[:, None]) | (window < lower[:, None])
-            run = breach.sum(axis=1)
-            streak = breach.all(axis=1)
-        else:
-            streak = np.zeros(n, dtype=bool) if cfg.n_consecutive > 1 else above | below
+        window = matrix.values[:, max(0, first) : target + 1]
+        with np.errstate(invalid="ignore"):
+            breach = (window > upper[:, None]) | (window < lower[:, None])
+        run = breach.sum(axis=1)
+        streak = breach.all(axis=1) & (first >= 0)
         status = np.where((above | below) & streak, ANOMALY, OK)
         status[np.isnan(value)] = NO_DATA
         bound = np.where(above, upper, lower)

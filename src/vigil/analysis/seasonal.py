@@ -24,9 +24,9 @@ from vigil.analysis import baseline as baselines
 from vigil.analysis.base import (
     Evaluation,
     apply_limits,
+    band_evaluation,
     format_number,
     nan_stats,
-    relative,
     statuses,
 )
 from vigil.analysis.matrix import SeriesMatrix
@@ -93,12 +93,13 @@ class SeasonalAnalyzer:
                 f" [{format_number(lower[i])}, {format_number(upper[i])}]"
             )
 
-        return Evaluation(
+        return band_evaluation(
             value,
             status,
-            np.where(enough, lower, np.nan),
-            np.where(enough, upper, np.nan),
-            np.where(enough, relative(value, center), np.nan),
+            lower,
+            upper,
+            center,
+            enough,
             {
                 "forecast": center,
                 "sigma": spread,

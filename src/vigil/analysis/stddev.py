@@ -8,9 +8,9 @@ from vigil.analysis import baseline as baselines
 from vigil.analysis.base import (
     Evaluation,
     apply_limits,
+    band_evaluation,
     format_number,
     nan_stats,
-    relative,
     statuses,
 )
 from vigil.analysis.matrix import SeriesMatrix
@@ -55,12 +55,13 @@ class StddevAnalyzer:
                 f" {where})"
             )
 
-        return Evaluation(
+        return band_evaluation(
             value,
             status,
-            np.where(enough, lower, np.nan),
-            np.where(enough, upper, np.nan),
-            np.where(enough, relative(value, mean), np.nan),
+            lower,
+            upper,
+            mean,
+            enough,
             {"mean": mean, "stddev": std, "zscore": zscore, "count": count.astype(float)},
             describe,
         )

@@ -276,9 +276,7 @@ def frame_from_rows(result: pd.DataFrame, query: DatasetQuery) -> pd.DataFrame:
         if stat in PAYLOAD_STATS:
             found = [_payload(stat, cell) for cell in column]
             payloads[name] = found
-            wide[name] = [float(p["n"]) if p and "n" in p else np.nan for p in found]
-            if stat == "inferred_type":
-                wide[name] = [float(sum(p["counts"].values())) if p else np.nan for p in found]
+            wide[name] = [_payload_count(p) for p in found]
         elif stat == "missing_datapoint":
             wide[name] = 0.0
         elif stat == "seconds_since_last_upload" and query.granularity is not None:
@@ -295,6 +293,15 @@ def frame_from_rows(result: pd.DataFrame, query: DatasetQuery) -> pd.DataFrame:
         per_metric = {name: iter(values) for name, values in payloads.items()}
         long["payload"] = [next(per_metric[m]) if m in per_metric else None for m in long["metric"]]
     return long
+
+
+def _payload_count(payload: dict[str, Any] | None) -> float:
+    """The value kept beside a distribution: how many non-null values it describes."""
+    if payload is None:
+        return np.nan
+    if "counts" in payload:
+        return float(sum(payload["counts"].values()))
+    return float(payload["n"])
 
 
 def _payload(stat: str, cell: Any) -> dict[str, Any] | None:

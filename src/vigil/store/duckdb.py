@@ -166,22 +166,28 @@ class DuckDBStore:
         incoming = frame[["metric", "segment", "bucket", "value"]].copy()
         incoming["granularity"] = granularity.seconds
         incoming["updated_at"] = to_naive_utc(self.clock())
-        with self.session() as conn:
-            conn.register("incoming_values", incoming)
-            try:
-                self._run(
-                    "INSERT INTO metric_values"
-                    " SELECT metric, segment, granularity, bucket, value, updated_at"
-                    " FROM incoming_values"
-                    " ON CONFLICT (metric, segment, granularity, bucket)"
-                    " DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at"
-                    " WHERE metric_values.value IS DISTINCT FROM excluded.value"
-                )
-            finally:
-                conn.unregister("incoming_values")
+        with self.session():
+            self._insert_frame(
+                incoming,
+                "INSERT INTO metric_values"
+                " SELECT metric, segment, granularity, bucket, value, updated_at"
+                " FROM incoming"
+                " ON CONFLICT (metric, segment, granularity, bucket)"
+                " DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at"
+                " WHERE metric_values.value IS DISTINCT FROM excluded.value",
+            )
             if "payload" in frame.columns:
                 self._upsert_payloads(frame, granularity)
         return len(incoming)
+
+    def _insert_frame(self, frame: pd.DataFrame, sql: str) -> None:
+        """Run `sql`, which reads the frame as the view `incoming`."""
+        with self.session() as conn:
+            conn.register("incoming", frame)
+            try:
+                self._run(sql)
+            finally:
+                conn.unregister("incoming")
 
     def _upsert_payloads(self, frame: pd.DataFrame, granularity: Granularity) -> None:
         chosen = frame[frame["payload"].map(lambda p: isinstance(p, dict))]
@@ -190,15 +196,11 @@ class DuckDBStore:
         rows = chosen[["metric", "segment", "bucket"]].copy()
         rows["granularity"] = granularity.seconds
         rows["payload"] = chosen["payload"].map(lambda p: json.dumps(p, sort_keys=True))
-        with self.session() as conn:
-            conn.register("incoming_payloads", rows)
-            try:
-                self._run(
-                    "INSERT OR REPLACE INTO metric_payloads"
-                    " SELECT metric, segment, granularity, bucket, payload FROM incoming_payloads"
-                )
-            finally:
-                conn.unregister("incoming_payloads")
+        self._insert_frame(
+            rows,
+            "INSERT OR REPLACE INTO metric_payloads"
+            " SELECT metric, segment, granularity, bucket, payload FROM incoming",
+        )
 
     def load_payloads(
         self, metrics: list[str], granularity: Granularity, start: datetime, end: datetime
@@ -346,15 +348,11 @@ class DuckDBStore:
             return 0
         frame = pd.DataFrame(rows, columns=[c.strip() for c in _RESULT_COLUMNS.split(",")])
         frame["created_at"] = to_naive_utc(self.clock())
-        with self.session() as conn:
-            conn.register("incoming_results", frame)
-            try:
-                self._run(
-                    f"INSERT OR REPLACE INTO analysis_results ({_RESULT_COLUMNS}, created_at)"
-                    f" SELECT {_RESULT_COLUMNS}, created_at FROM incoming_results"
-                )
-            finally:
-                conn.unregister("incoming_results")
+        self._insert_frame(
+            frame,
+            f"INSERT OR REPLACE INTO analysis_results ({_RESULT_COLUMNS}, created_at)"
+            f" SELECT {_RESULT_COLUMNS}, created_at FROM incoming",
+        )
         return len(rows)
 
     def list_results(
