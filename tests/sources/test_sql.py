@@ -12,8 +12,9 @@ import pytest
 from tests.conftest import METRICS_YAML, START, ProjectFactory, write_events
 from vigil.config import load_project
 from vigil.config.project import Project
+from vigil.sources.dialects import DuckDBDialect
 from vigil.sources.duckdb import DuckDBSource
-from vigil.sources.sql import DuckDBDialect, build_query
+from vigil.sources.sql import build_query
 
 END = datetime(2024, 5, 1, 1, tzinfo=UTC)
 
@@ -158,8 +159,10 @@ def test_check_reports_unknown_column_at_the_formula_line(project_dir: ProjectFa
 def test_failing_query_names_source_dataset_and_sql(project_dir: ProjectFactory) -> None:
     metrics = METRICS_YAML.replace("count(*)", "sum(nonexistent)")
     project = load_project(project_dir.write({"metrics/events.yaml": metrics}), env={})
-    with pytest.raises(Exception, match="source 'app', dataset 'events'") as info:
+    with pytest.raises(Exception, match="source 'app' \\(duckdb\\), dataset 'events'") as info:
         fetch(project)
+    assert "metric 'actions':" in str(info.value)
+    assert "users" not in str(info.value).split("SQL:")[0]
     assert "SQL: SELECT" in str(info.value)
 
 

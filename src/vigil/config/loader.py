@@ -32,6 +32,7 @@ from vigil.config.schema import (
     MessageTemplate,
     MonitorConfig,
     ProjectFile,
+    PrometheusSourceConfig,
     PythonSourceConfig,
 )
 from vigil.config.validation import validate_document
@@ -134,6 +135,31 @@ def _collect_unique(
     return found
 
 
+def _check_prometheus_dataset(
+    dataset: DatasetConfig, doc: YamlDocument, path: tuple[str | int, ...], problems: list[str]
+) -> None:
+    """A Prometheus dataset: one PromQL expression per metric; label sets are the segments."""
+    for field in ("table", "query", "time_column"):
+        if getattr(dataset, field):
+            problems.append(
+                f"{doc.where((*path, field))}: a Prometheus source reads PromQL, not tables;"
+                f" expected no {field}"
+            )
+    if dataset.slices or dataset.profile or dataset.dataset_stats or dataset.filters:
+        problems.append(
+            f"{doc.where(path)}: a Prometheus query returns its own label sets as segments;"
+            " expected no slices, filters, profile or dataset_stats (use `sum by (label)`)"
+        )
+    if not dataset.metrics:
+        problems.append(f"{doc.where(path)}: no metrics; expected metrics with a PromQL formula")
+    for i, metric in enumerate(dataset.metrics):
+        if not metric.formula:
+            problems.append(
+                f"{doc.where((*path, 'metrics', i))}: missing formula; expected a PromQL"
+                " expression, e.g. sum by (job) (rate(http_requests_total[5m]))"
+            )
+
+
 def _check_dataset(
     dataset: DatasetConfig,
     settings: ProjectFile,
@@ -161,6 +187,9 @@ def _check_dataset(
                     f"{doc.where((*path, 'metrics', i, 'formula'))}: a Python source names its"
                     " metrics itself; expected no formula"
                 )
+        return
+    if isinstance(source, PrometheusSourceConfig):
+        _check_prometheus_dataset(dataset, doc, path, problems)
         return
     if not dataset.table and not dataset.query:
         problems.append(f"{doc.where(path)}: missing table or query for SQL source")

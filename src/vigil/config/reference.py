@@ -21,7 +21,16 @@ SECTIONS: list[tuple[str, str, list[type[BaseModel]]]] = [
     (
         "sources",
         "Named data sources; a dataset names one. Chosen by `type`.",
-        [schema.DuckDBSourceConfig, schema.PythonSourceConfig],
+        [
+            schema.DuckDBSourceConfig,
+            schema.PostgresSourceConfig,
+            schema.MySQLSourceConfig,
+            schema.ClickHouseSourceConfig,
+            schema.SQLiteSourceConfig,
+            schema.FilesSourceConfig,
+            schema.PrometheusSourceConfig,
+            schema.PythonSourceConfig,
+        ],
     ),
     (
         "channels",

@@ -127,8 +127,13 @@ def _factors(times: pd.DatetimeIndex, incidents: list[Incident]) -> dict[str, np
     return f
 
 
-def simulate(path: Path, start: datetime, end: datetime, seed: int) -> list[Incident]:
-    """Write feed_actions and message_actions for [start, end) into a DuckDB file."""
+def simulate(
+    path: Path, start: datetime, end: datetime, seed: int, scale: float = 1.0
+) -> list[Incident]:
+    """Write feed_actions and message_actions for [start, end) into a DuckDB file.
+
+    `scale` multiplies the number of users (a small copy for loading into other engines).
+    """
     rng = np.random.default_rng(seed)
     times = pd.date_range(start, end, freq=STEP, inclusive="left", tz="UTC")
     incidents = plan_incidents(end)
@@ -139,6 +144,7 @@ def simulate(path: Path, start: datetime, end: datetime, seed: int) -> list[Inci
         key = os_name.lower()
         feed_users = rng.poisson(
             PEAK_FEED_USERS
+            * scale
             * OS_SHARE[os_index]
             * shape
             * factors[f"feed_{key}"]
@@ -148,6 +154,7 @@ def simulate(path: Path, start: datetime, end: datetime, seed: int) -> list[Inci
         feed_parts.append(_feed_rows(rng, times, feed_users, os_index, factors["like"]))
         msg_users = rng.poisson(
             PEAK_MESSENGER_USERS
+            * scale
             * OS_SHARE[os_index]
             * shape
             * factors[f"msg_{key}"]

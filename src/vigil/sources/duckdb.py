@@ -1,67 +1,40 @@
-"""DuckDB source: a database file queried read-only, aggregation pushed into DuckDB."""
+"""DuckDB sources: a database file queried read-only, or files (CSV, Parquet, JSON) as tables."""
 
 from __future__ import annotations
 
+import glob
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
-from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pandas as pd
 
-from vigil.config.project import Dataset
-from vigil.config.schema import DuckDBSourceConfig
+from vigil.config.schema import DuckDBSourceConfig, FilesSourceConfig, file_format
 from vigil.errors import SourceError
-from vigil.sources.sql import DuckDBDialect, build_query, frame_from_rows
-from vigil.timeutil import DAY
+from vigil.sources.dialects import DuckDBDialect, sql_string
+from vigil.sources.sqlbase import SQLSource
 
 
-class DuckDBSource:
+class DuckDBSource(SQLSource):
     """Runs the generated dataset queries inside DuckDB."""
 
     dialect = DuckDBDialect()
+    errors = (duckdb.Error,)
 
     def __init__(self, name: str, config: DuckDBSourceConfig, root: Path) -> None:
-        self.name = name
-        self.config = config
+        super().__init__(name, config, root)
         path = Path(config.path)
         self.path = path if path.is_absolute() or config.path == ":memory:" else root / path
         self._memory: duckdb.DuckDBPyConnection | None = None
-        self._session: duckdb.DuckDBPyConnection | None = None
 
-    @contextmanager
-    def session(self) -> Iterator[None]:
-        """Keep one read-only connection for a batch of queries (a cycle, a replay)."""
-        if self._session is not None:
-            yield
-            return
-        with self._open() as conn:
-            self._session = conn
-            try:
-                yield
-            finally:
-                self._session = None
-
-    @contextmanager
-    def _connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """The session's connection, or one for this use only: writers get the file in between."""
-        if self._session is not None:
-            yield self._session
-            return
-        with self._open() as conn:
-            yield conn
-
-    @contextmanager
-    def _open(self) -> Iterator[duckdb.DuckDBPyConnection]:
+    def _open(self) -> duckdb.DuckDBPyConnection:
         target = str(self.path)
         if target == ":memory:":
             if self._memory is None:
                 self._memory = duckdb.connect(target)
                 self._memory.execute("SET TimeZone = 'UTC'")
-            yield self._memory
-            return
+            return self._memory
         if not Path(target).exists():
             raise SourceError(f"source '{self.name}': database file {target} does not exist")
         try:
@@ -69,52 +42,52 @@ class DuckDBSource:
             conn.execute("SET TimeZone = 'UTC'")
         except duckdb.Error as e:
             raise SourceError(f"source '{self.name}': cannot open {target}: {e}") from e
-        try:
-            yield conn
-        finally:
+        return conn
+
+    def _release(self, conn: Any) -> None:
+        if conn is not self._memory:
             conn.close()
 
-    def fetch(self, dataset: Dataset, start: datetime, end: datetime) -> pd.DataFrame:
-        """Run the dataset's query for [start, end) and return the long frame."""
-        query = build_query(dataset, self.dialect, start, end, self.config.timezone)
-        with self._connection() as conn:
-            result = self._execute(conn, dataset, query.sql, query.params)
-        return frame_from_rows(result, query)
-
-    def _execute(
-        self, conn: duckdb.DuckDBPyConnection, dataset: Dataset, sql: str, params: list[object]
-    ) -> pd.DataFrame:
-        timer = threading.Timer(self.config.query_timeout.total_seconds(), conn.interrupt)
+    def _query(self, conn: Any, sql: str, params: Any) -> pd.DataFrame:
+        """Run with a timer that interrupts DuckDB after the query timeout."""
+        timer = threading.Timer(self.timeout_seconds, conn.interrupt)
         timer.start()
         try:
-            return conn.execute(sql, params).df()
-        except duckdb.Error as e:
-            message = str(e).splitlines()[0]
-            raise SourceError(
-                f"source '{self.name}', dataset '{dataset.name}': {message}\nSQL: {sql}"
-            ) from e
+            return conn.execute(sql, params).df()  # type: ignore[no-any-return]
         finally:
             timer.cancel()
-
-    def check(self, dataset: Dataset) -> list[str]:
-        """Compile each metric's formula against the real table; report what DuckDB rejects."""
-        end = datetime(2000, 1, 1)
-        problems = []
-        try:
-            with self._connection() as conn:
-                for metric in dataset.metrics:
-                    query = build_query(dataset, self.dialect, end - DAY, end, "UTC", [metric.name])
-                    try:
-                        conn.execute(f"EXPLAIN {query.sql}", query.params)
-                    except duckdb.Error as e:
-                        where = dataset.formula_where.get(metric.name, dataset.where)
-                        problems.append(f"{where}: {str(e).splitlines()[0]}")
-        except SourceError as e:
-            return [f"{dataset.where}: {e}"]
-        return problems
 
     def close(self) -> None:
         """Close the in-memory connection, if any."""
         if self._memory is not None:
             self._memory.close()
             self._memory = None
+
+
+class FilesSource(DuckDBSource):
+    """CSV, Parquet and JSON files (or globs) as tables of an in-memory DuckDB."""
+
+    def __init__(self, name: str, config: FilesSourceConfig, root: Path) -> None:
+        SQLSource.__init__(self, name, config, root)
+        self.path = Path(":memory:")
+        self._memory = None
+
+    def _open(self) -> duckdb.DuckDBPyConnection:
+        if self._memory is not None:
+            return self._memory
+        conn = duckdb.connect(":memory:")
+        conn.execute("SET TimeZone = 'UTC'")
+        for table, pattern in self.config.tables.items():
+            path = pattern if Path(pattern).is_absolute() else str(self.root / pattern)
+            if not glob.glob(path):
+                conn.close()
+                raise SourceError(f"source '{self.name}': table '{table}': no file matches {path}")
+            reader = {"csv": "read_csv", "parquet": "read_parquet", "json": "read_json"}
+            function = reader[file_format(pattern) or "csv"]
+            # A view: each query reads the files as they are now (new files, late rows).
+            conn.execute(
+                f"CREATE VIEW {self.dialect.quote(table)} AS"
+                f" SELECT * FROM {function}({sql_string(path)})"
+            )
+        self._memory = conn
+        return conn

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -14,132 +14,12 @@ import pandas as pd
 from vigil.config.profiles import PAYLOAD_STATS
 from vigil.config.project import Dataset, Metric
 from vigil.config.schema import QUALIFIED_NAME
-from vigil.sketches import (
-    MAX_ITEMS,
-    QUANTILE_LEVELS,
-    TYPE_NAMES,
-    histogram_payload,
-    items_payload,
-    type_payload,
-)
+from vigil.sketches import TYPE_NAMES, histogram_payload, items_payload, type_payload
 from vigil.sources.base import empty_frame
+from vigil.sources.dialects import PARAM, Dialect
 from vigil.timeutil import Granularity, as_utc, to_naive_utc
 
 NULL_VALUE = "(null)"
-
-
-class Dialect(Protocol):
-    """What differs between SQL engines for the queries Vigil generates."""
-
-    name: str
-
-    def quote(self, identifier: str) -> str:
-        """Quote a (validated) identifier, dotted names part by part."""
-        ...
-
-    def placeholder(self) -> str:
-        """The positional parameter marker."""
-        ...
-
-    def to_utc(self, column: str, source_tz: str) -> str:
-        """Expression turning the time column into a naive UTC timestamp."""
-        ...
-
-    def bucket(self, utc_expr: str, granularity: Granularity) -> str:
-        """Expression giving the naive UTC start of the bucket of a naive UTC timestamp."""
-        ...
-
-    def profile(self, stat: str, column: str) -> str:
-        """Aggregate expression computing a profile stat of a (quoted) column."""
-        ...
-
-
-class DuckDBDialect:
-    """DuckDB SQL (also used for files read through DuckDB)."""
-
-    name = "duckdb"
-
-    def quote(self, identifier: str) -> str:
-        """Quote with double quotes, part by part."""
-        return ".".join('"' + part.replace('"', '""') + '"' for part in identifier.split("."))
-
-    def placeholder(self) -> str:
-        """DuckDB uses `?`."""
-        return "?"
-
-    def to_utc(self, column: str, source_tz: str) -> str:
-        """Naive timestamps are local to `source_tz`; the session zone is UTC."""
-        if source_tz == "UTC":
-            return f"CAST({column} AS TIMESTAMP)"
-        return f"CAST(timezone({sql_string(source_tz)}, CAST({column} AS TIMESTAMP)) AS TIMESTAMP)"
-
-    def bucket(self, utc_expr: str, granularity: Granularity) -> str:
-        """time_bucket; days and weeks follow local midnight in the project's zone."""
-        if not granularity.is_calendar:
-            return f"time_bucket(INTERVAL '{granularity.seconds} seconds', {utc_expr})"
-        width = "1 month" if granularity.is_month else f"{granularity.seconds // 86400} days"
-        zone = sql_string(granularity.tz)
-        return (
-            f"CAST(time_bucket(INTERVAL '{width}', timezone('UTC', {utc_expr}), {zone})"
-            " AS TIMESTAMP)"
-        )
-
-    def profile(self, stat: str, column: str) -> str:
-        """DuckDB aggregates; distributions come back as structs and lists."""
-        c = column
-        if stat.startswith("count_") and stat != "count_null":
-            kind = {"count_integral": "integral", "count_fractional": "fractional"}.get(stat)
-            kind = kind or {"count_bool": "boolean", "count_string": "string"}[stat]
-            return f"count(*) FILTER (WHERE {self._type_of(c)} = '{kind}')"
-        if stat == "inferred_type":
-            parts = ", ".join(
-                f"'{k}': count(*) FILTER (WHERE {self._type_of(c)} = '{k}')" for k in TYPE_NAMES
-            )
-            return "{" + parts + "}"
-        if stat == "histogram":
-            levels = ", ".join(f"{q:.2f}" for q in QUANTILE_LEVELS)
-            return f"{{'n': count({c}), 'q': quantile_cont(CAST({c} AS DOUBLE), [{levels}])}}"
-        if stat == "frequent_items":
-            text = f"CAST({c} AS VARCHAR)"
-            pairs = (
-                f"list_transform(map_entries(histogram({text})),"
-                " lambda x: {'c': x.value, 'k': x.key})"
-            )
-            top = f"list_slice(list_sort({pairs}, 'DESC'), 1, {MAX_ITEMS})"
-            return f"{{'n': count({c}), 'items': {top}}}"
-        return {
-            "count": f"count({c})",
-            "null_count": f"count(*) - count({c})",
-            "null_ratio": f"(count(*) - count({c})) / nullif(count(*), 0)",
-            "mean": f"avg({c})",
-            "median": f"median({c})",
-            "min": f"min({c})",
-            "max": f"max({c})",
-            "stddev": f"stddev_samp({c})",
-            "unique_est": f"approx_count_distinct({c})",
-            "unique_est_ratio": f"approx_count_distinct({c}) / nullif(count({c}), 0)",
-        }[stat]
-
-    @staticmethod
-    def _type_of(c: str) -> str:
-        text = f"CAST({c} AS VARCHAR)"
-        return (
-            f"CASE WHEN {c} IS NULL THEN NULL"
-            f" WHEN typeof({c}) = 'BOOLEAN' THEN 'boolean'"
-            f" WHEN regexp_full_match(typeof({c}), 'U?(TINY|SMALL|BIG|HUGE)?INT(EGER)?')"
-            " THEN 'integral'"
-            f" WHEN typeof({c}) IN ('DOUBLE', 'FLOAT', 'REAL') OR typeof({c}) LIKE 'DECIMAL%'"
-            " THEN 'fractional'"
-            f" WHEN regexp_full_match({text}, '\\s*[-+]?[0-9]+\\s*') THEN 'integral'"
-            f" WHEN TRY_CAST({text} AS DOUBLE) IS NOT NULL THEN 'fractional'"
-            f" WHEN lower(trim({text})) IN ('true', 'false') THEN 'boolean'"
-            " ELSE 'string' END"
-        )
-
-
-def sql_string(value: str) -> str:
-    """A SQL string literal (only for validated names such as time zones)."""
-    return "'" + value.replace("'", "''") + "'"
 
 
 @dataclass(frozen=True)
@@ -167,7 +47,11 @@ def build_query(
     source_tz: str = "UTC",
     metrics: list[str] | None = None,
 ) -> DatasetQuery:
-    """The query for buckets starting in [start, end): all metrics, slices and the total."""
+    """The query for buckets starting in [start, end): all metrics, slices and the total.
+
+    Engines with GROUPING SETS get one GROUP BY GROUPING SETS query; the others one UNION ALL
+    branch per slice, each reading only its slice's values.
+    """
     config = dataset.config
     names = metrics if metrics is not None else [m.name for m in dataset.metrics]
     by_name = {m.name: m for m in dataset.metrics}
@@ -178,31 +62,63 @@ def build_query(
     time_col = dialect.quote(config.time_column or "")
     utc_time = dialect.to_utc(time_col, source_tz)
     bucket = dialect.bucket(utc_time, dataset.granularity)
-    select = [f"{bucket} AS {dialect.quote('__bucket')}"]
-    for i, dim in enumerate(dims):
-        select.append(f"{dialect.quote(dim)} AS {dialect.quote(f'__d{i}')}")
-        select.append(f"GROUPING({dialect.quote(dim)}) AS {dialect.quote(f'__g{i}')}")
-    for i, name in enumerate(names):
-        expression = _expression(by_name[name], dialect, utc_time)
-        select.append(f"({expression}) AS {dialect.quote(f'__m{i}')}")
+    expressions = [_expression(by_name[name], dialect, utc_time) for name in names]
     source = (
         dialect.quote(config.table)
         if config.table
         else f"({config.query}) AS {dialect.quote('__src')}"
     )
-    mark = dialect.placeholder()
-    where = [f"{time_col} >= {mark}", f"{time_col} < {mark}", *(f"({f})" for f in config.filters)]
-    params: list[Any] = [_local_naive(start, source_tz), _local_naive(end, source_tz)]
-    sql = f"SELECT {', '.join(select)}\nFROM {source}\nWHERE {' AND '.join(where)}\n"
-    sql += _group_by(dataset, dialect, bucket, dims, params)
+    window = [_local_naive(start, source_tz), _local_naive(end, source_tz)]
+    compared = dialect.time_filter(time_col)
+    where = [f"{compared} >= {PARAM}", f"{compared} < {PARAM}", *(f"({f})" for f in config.filters)]
+    params: list[Any] = []
+    if dialect.grouping_sets or not dims:
+        select = [f"{bucket} AS {dialect.quote('__bucket')}"]
+        for i, dim in enumerate(dims):
+            select.append(f"{dialect.quote(dim)} AS {dialect.quote(f'__d{i}')}")
+            select.append(f"GROUPING({dialect.quote(dim)}) AS {dialect.quote(f'__g{i}')}")
+        select += _metric_columns(expressions, dialect)
+        params += window
+        sql = f"SELECT {', '.join(select)}\nFROM {source}\nWHERE {' AND '.join(where)}\n"
+        sql += _group_by(dataset, dialect, bucket, dims, params)
+    else:
+        branches = []
+        sets: list[dict[str, Any]] = [{}] if config.include_total else []
+        sets += [s.dimensions for s in dataset.slices]
+        for wanted in sets:
+            select = [f"{bucket} AS {dialect.quote('__bucket')}"]
+            branch_where = list(where)
+            params += window
+            for i, dim in enumerate(dims):
+                grouped = dim in wanted
+                value = dialect.quote(dim) if grouped else "NULL"
+                select.append(f"{value} AS {dialect.quote(f'__d{i}')}")
+                select.append(f"{0 if grouped else 1} AS {dialect.quote(f'__g{i}')}")
+                values = wanted.get(dim)
+                if isinstance(values, list):
+                    marks = ", ".join(PARAM for _ in values)
+                    branch_where.append(f"{dialect.quote(dim)} IN ({marks})")
+                    params.extend(values)
+            select += _metric_columns(expressions, dialect)
+            group = ", ".join([bucket, *(dialect.quote(d) for d in dims if d in wanted)])
+            branches.append(
+                f"SELECT {', '.join(select)}\nFROM {source}\nWHERE {' AND '.join(branch_where)}"
+                f"\nGROUP BY {group}"
+            )
+        sql = "\nUNION ALL\n".join(branches) + "\n"
+    final_sql, final_params = dialect.finalize(sql, params)
     return DatasetQuery(
-        sql=sql,
-        params=params,
+        sql=final_sql,
+        params=final_params,
         dimensions=dims,
         metrics=names,
         stats=tuple(by_name[n].stat for n in names),
         granularity=dataset.granularity,
     )
+
+
+def _metric_columns(expressions: list[str], dialect: Dialect) -> list[str]:
+    return [f"({e}) AS {dialect.quote(f'__m{i}')}" for i, e in enumerate(expressions)]
 
 
 def _expression(metric: Metric, dialect: Dialect, utc_time: str) -> str:
@@ -249,7 +165,7 @@ def _slice_condition(
         parts.append(f"GROUPING({column}) = {0 if dim in wanted else 1}")
         values = wanted.get(dim)
         if isinstance(values, list):
-            parts.append(f"{column} IN ({', '.join(dialect.placeholder() for _ in values)})")
+            parts.append(f"{column} IN ({', '.join(PARAM for _ in values)})")
             params.extend(values)
     return " AND ".join(parts)
 
@@ -308,10 +224,14 @@ def _payload(stat: str, cell: Any) -> dict[str, Any] | None:
     """Turn an engine's distribution result into the stored payload."""
     if cell is None or (isinstance(cell, float) and cell != cell):
         return None
+    if isinstance(cell, str | bytes):
+        cell = json.loads(cell)  # engines without structs return JSON text
     if stat == "histogram":
         return histogram_payload(cell["n"], cell["q"])
     if stat == "frequent_items":
-        return items_payload((pair["k"], pair["c"]) for pair in cell["items"])
+        items = cell["items"]
+        pairs = items.items() if isinstance(items, dict) else ((p["k"], p["c"]) for p in items)
+        return items_payload(pairs)
     return type_payload([cell[name] for name in TYPE_NAMES])
 
 
