@@ -166,3 +166,74 @@ def test_a_failing_query_names_source_metric_and_sql_without_credentials(
     assert len(problems) == 1
     assert problems[0].startswith("metrics/events.yaml:")
     assert "metrics[2].formula" in problems[0]
+
+
+def run_one(root: Path, source: str, metrics_yaml: str, timezone: str = "UTC") -> pd.DataFrame:
+    (root / "metrics").mkdir(parents=True, exist_ok=True)
+    (root / "vigil.yaml").write_text(f"timezone: {timezone}\nsources:\n  src: {source}\n")
+    (root / "metrics" / "events.yaml").write_text(metrics_yaml)
+    project = load_project(root, env={})
+    src = build_source("src", project.settings.sources["src"], project.root)
+    try:
+        return src.fetch(project.datasets[0], START, START + timedelta(days=1))
+    finally:
+        src.close()
+
+
+def test_clickhouse_functions_work_in_formulas(loaded: dict[str, str], tmp_path: Path) -> None:
+    frame = run_one(
+        tmp_path,
+        loaded["clickhouse"],
+        """\
+datasets:
+  - name: events
+    source: src
+    table: events
+    time_column: time
+    granularity: 1h
+    metrics:
+      - {name: users, formula: uniqExact(user_id)}
+      - {name: likes, formula: "countIf(action = 'like')"}
+      - {name: active_quarters, formula: uniqExact(toStartOfFifteenMinutes(time))}
+""",
+    )
+    first = frame[frame["bucket"] == pd.Timestamp("2024-03-25 00:00")]
+    values = dict(zip(first["metric"], first["value"], strict=True))
+    rows = events()
+    hour = rows[rows["time"] < pd.Timestamp("2024-03-25 01:00")]
+    assert values["users"] == hour["user_id"].nunique()
+    assert values["likes"] == (hour["action"] == "like").sum()
+    assert values["active_quarters"] == hour["time"].dt.floor("15min").nunique() == 3
+
+
+SLOW_FILTERS = {
+    "postgres": "pg_sleep(0.01) IS NOT NULL",
+    "mariadb": "SLEEP(0.01) = 0",
+}
+
+
+@pytest.mark.parametrize("engine", ["postgres", "mariadb"])
+def test_a_query_over_its_timeout_is_aborted_with_a_clear_error(
+    loaded: dict[str, str], tmp_path: Path, engine: str
+) -> None:
+    source = loaded[engine].replace("}", ", query_timeout: 1s}")
+    began = datetime.now(UTC)
+    with pytest.raises(SourceError) as info:
+        run_one(
+            tmp_path,
+            source,
+            f"""\
+datasets:
+  - name: events
+    source: src
+    table: events
+    time_column: time
+    filters: ["{SLOW_FILTERS[engine]}"]
+    metrics:
+      - {{name: rows, formula: count(*)}}
+""",
+        )
+    assert datetime.now(UTC) - began < timedelta(seconds=20)
+    message = str(info.value).lower()
+    assert "source 'src'" in message
+    assert "timeout" in message or "max_statement_time" in message or "interrupted" in message
