@@ -39,9 +39,15 @@ def track_incidents(
                 grouped[(monitor.id, result.series)].append(result)
     sent = {(a.monitor, a.result.series) for a in alerts if a.status is AlertStatus.NOTIFY}
     out: list[Notification] = []
+    # One read of every open incident (newest wins), not one query per monitor and series.
+    open_now = (
+        {(i.monitor, i.series): i for i in reversed(store.list_incidents("open"))}
+        if grouped
+        else {}
+    )
     for (monitor_id, series), group in grouped.items():
         monitor = project.monitors[monitor_id]
-        incident = store.open_incident(monitor_id, series)
+        incident = open_now.get((monitor_id, series))
         anomalies = [r for r in group if r.is_anomaly and passes_filters(monitor, r)]
         if anomalies:
             _extend(store, monitor, incident, anomalies, (monitor_id, series) in sent)
