@@ -92,13 +92,58 @@ class Base(BaseModel):
 # --- stores and sources -------------------------------------------------------------------
 
 
-class DuckDBStoreConfig(Base):
+class Retention(Base):
+    """How long the store keeps rows; null keeps them forever."""
+
+    values: int | None = Field(
+        None, ge=1, description="Days of metric values and distributions (by bucket)."
+    )
+    results: int | None = Field(
+        None,
+        ge=1,
+        description="Days of analysis results, alerts, incidents, sent notifications and runs.",
+    )
+
+
+def _retention(value: object) -> object:
+    """`retention_days: 90` keeps values and results 90 days."""
+    return {"values": value, "results": value} if isinstance(value, int) else value
+
+
+class _StoreBase(Base):
+    retention_days: Annotated[Retention, BeforeValidator(_retention)] = Field(
+        default_factory=lambda: Retention(),
+        description="Days to keep values and results: one number for both, or"
+        " {values: 400, results: 90}. Pruned once a day by `vigil run`, or by"
+        " `vigil store prune`.",
+    )
+
+
+class DuckDBStoreConfig(_StoreBase):
     """The embedded DuckDB metric store: one file holds values, results and notifications."""
 
     type: Literal["duckdb"] = Field("duckdb", description="Store backend.")
     path: str = Field(
         "vigil.duckdb", description="Database file, relative to the project directory."
     )
+
+
+class PostgresStoreConfig(_StoreBase):
+    """A PostgreSQL metric store, shared by several Vigil processes (one leads at a time)."""
+
+    type: Literal["postgres"] = Field(description="Store backend.")
+    url: SecretStr = Field(
+        description="Connection URL, credentials from ${ENV_VAR}:"
+        " postgresql://vigil:${VIGIL_DB_PASSWORD}@db:5432/vigil."
+    )
+    schema_name: str = Field(
+        "vigil",
+        alias="schema",
+        description="Schema holding Vigil's tables (created if missing).",
+    )
+
+
+StoreConfig = Annotated[DuckDBStoreConfig | PostgresStoreConfig, Field(discriminator="type")]
 
 
 class DuckDBSourceConfig(Base):
@@ -1242,7 +1287,7 @@ class ProjectFile(DefinitionsFile):
 
     name: str = Field("vigil", description="Project name, shown in alerts.")
     timezone: ZoneName = Field("UTC", description="IANA zone for days, quiet hours and charts.")
-    store: DuckDBStoreConfig = Field(
+    store: StoreConfig = Field(
         default_factory=lambda: DuckDBStoreConfig(), description="Metric store."
     )
     sources: dict[str, SourceConfig] = Field(default_factory=dict, description="Data sources.")

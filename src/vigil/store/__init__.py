@@ -9,18 +9,24 @@ from vigil.config.project import Project
 from vigil.store.base import AlertRow, Store
 from vigil.store.duckdb import DuckDBStore
 
-BACKENDS: dict[str, Callable[[Project, Callable[[], datetime]], Store]] = {
-    "duckdb": lambda project, clock: DuckDBStore(
-        project.resolve_path(project.settings.store.path), project.timezone, clock
-    ),
-}
+
+def create_store(project: Project, clock: Callable[[], datetime]) -> Store:
+    """The configured store backend, schema not yet migrated."""
+    config = project.settings.store
+    if config.type == "postgres":
+        from vigil.store.postgres import PostgresStore  # the driver loads only when used
+
+        return PostgresStore(
+            config.url.get_secret_value(), config.schema_name, project.timezone, clock
+        )
+    return DuckDBStore(project.resolve_path(config.path), project.timezone, clock)
 
 
 def open_store(project: Project, clock: Callable[[], datetime]) -> Store:
     """Create the configured store backend and bring its schema up to date."""
-    store = BACKENDS[project.settings.store.type](project, clock)
+    store = create_store(project, clock)
     store.migrate()
     return store
 
 
-__all__ = ["AlertRow", "DuckDBStore", "Store", "open_store"]
+__all__ = ["AlertRow", "DuckDBStore", "Store", "create_store", "open_store"]

@@ -1,7 +1,9 @@
-"""The DuckDB metric store against a real database file."""
+"""The metric store contract, run on every backend: DuckDB (a real file) and PostgreSQL."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -14,13 +16,19 @@ from vigil.model import (
     AnalysisResult,
     Bucket,
     DeliveryStatus,
+    Incident,
     Notification,
+    PipelineState,
+    RunRecord,
     Segment,
     SeriesKey,
     Severity,
+    Silence,
     Status,
 )
+from tests.store.backends import make_store, reopen
 from vigil.store.duckdb import DuckDBStore
+from vigil.store.sql import SQLStore
 from vigil.store.migrations import MIGRATIONS
 from vigil.timeutil import Granularity
 
@@ -29,11 +37,11 @@ T0 = datetime(2024, 5, 1, tzinfo=UTC)
 IOS = SeriesKey("likes", Segment.of({"os": "iOS"}))
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> DuckDBStore:
-    store = DuckDBStore(tmp_path / "vigil.duckdb", clock=lambda: T0)
-    store.migrate()
-    return store
+@pytest.fixture(params=["duckdb", "postgres"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SQLStore]:
+    with make_store(request.param, tmp_path, clock=lambda: T0) as made:
+        made.migrate()
+        yield made
 
 
 def values(*rows: tuple[str, str, datetime, float]) -> pd.DataFrame:
@@ -79,7 +87,7 @@ def test_upgrade_keeps_existing_rows(tmp_path: Path) -> None:
     assert (row["key"], row["status"], row["recipients"]) == ("k", "sent", "")
 
 
-def test_upsert_replaces_late_or_corrected_values(store: DuckDBStore) -> None:
+def test_upsert_replaces_late_or_corrected_values(store: SQLStore) -> None:
     store.upsert_values(values(("likes", IOS.segment.key, T0, 5.0)), G)
     store.upsert_values(values(("likes", IOS.segment.key, T0, 7.0), ("likes", "{}", T0, 9.0)), G)
     loaded = store.load_values(["likes"], G, T0, T0 + timedelta(hours=1))
@@ -89,19 +97,19 @@ def test_upsert_replaces_late_or_corrected_values(store: DuckDBStore) -> None:
     }
 
 
-def test_known_segments_ignore_all_zero_series(store: DuckDBStore) -> None:
+def test_known_segments_ignore_all_zero_series(store: SQLStore) -> None:
     store.upsert_values(values(("likes", "{}", T0, 3.0), ("likes", IOS.segment.key, T0, 0.0)), G)
     assert store.known_segments(["likes", "views"], G, T0) == {"likes": {"{}"}, "views": set()}
 
 
-def test_ingest_watermark_only_moves_forward(store: DuckDBStore) -> None:
+def test_ingest_watermark_only_moves_forward(store: SQLStore) -> None:
     assert store.ingested_until("feed") is None
     store.set_ingested_until("feed", T0 + timedelta(hours=2))
     store.set_ingested_until("feed", T0)
     assert store.ingested_until("feed") == T0 + timedelta(hours=2)
 
 
-def test_one_result_per_analyzer_series_and_bucket(store: DuckDBStore) -> None:
+def test_one_result_per_analyzer_series_and_bucket(store: SQLStore) -> None:
     store.save_results([result(T0, Status.OK, 99.0)])
     store.save_results([result(T0, Status.ANOMALY, 1.0)])  # a re-analysis replaces it
     saved = store.list_results()
@@ -116,7 +124,7 @@ def test_one_result_per_analyzer_series_and_bucket(store: DuckDBStore) -> None:
     assert store.last_analyzed(["likes"], G) == T0
 
 
-def test_last_notified_counts_sent_and_muted_alerts_only(store: DuckDBStore) -> None:
+def test_last_notified_counts_sent_and_muted_alerts_only(store: SQLStore) -> None:
     r1, r2, r3 = (result(T0 + i * G.step) for i in range(3))
     store.save_results([r1, r2, r3])
     store.save_alerts(
@@ -151,7 +159,7 @@ def notification(key: str = "k1") -> Notification:
     )
 
 
-def test_outbox_adds_a_key_once_and_records_attempts(store: DuckDBStore) -> None:
+def test_outbox_adds_a_key_once_and_records_attempts(store: SQLStore) -> None:
     store.enqueue([notification()])
     store.enqueue([notification()])
     pending = list(store.outbox((DeliveryStatus.PENDING,)))
@@ -163,22 +171,103 @@ def test_outbox_adds_a_key_once_and_records_attempts(store: DuckDBStore) -> None
     assert list(store.outbox((DeliveryStatus.PENDING,))) == []
 
 
-def write_then_crash(store: DuckDBStore) -> None:
+def write_then_crash(store: SQLStore) -> None:
     with store.transaction():
         store.save_results([result(T0)])
         store.enqueue([notification()])
         raise RuntimeError("crash in the middle")
 
 
-def test_transaction_rolls_back_everything_on_error(store: DuckDBStore) -> None:
+def test_transaction_rolls_back_everything_on_error(store: SQLStore) -> None:
     with pytest.raises(RuntimeError, match="crash in the middle"):
         write_then_crash(store)
     assert store.list_results() == []
     assert store.notification_rows() == []
 
 
-def test_other_processes_can_open_the_store_between_sessions(store: DuckDBStore) -> None:
-    other = DuckDBStore(store.path)
+def test_other_processes_can_open_the_store_between_sessions(store: SQLStore) -> None:
+    other = reopen(store)
     with store.session():
         store.save_results([result(T0)])
     assert len(other.list_results()) == 1
+
+
+def test_payloads_and_reference_snapshots(store: SQLStore) -> None:
+    frame = values(("price.histogram", "{}", T0, 3.0), ("price.histogram", "{}", T0 + G.step, 4.0))
+    frame["payload"] = [{"kind": "quantiles", "n": 3}, None]
+    store.upsert_values(frame, G)
+    payloads = store.load_payloads(["price.histogram"], G, T0, T0 + timedelta(hours=1))
+    assert payloads["payload"].tolist() == [{"kind": "quantiles", "n": 3}]
+    assert store.save_reference("launch", ["price.histogram"], G, T0, T0 + timedelta(hours=1)) == 2
+    reference = store.load_reference("launch", ["price.histogram"])
+    assert reference["value"].tolist() == [3.0, 4.0]
+    assert reference["payload"].tolist() == [{"kind": "quantiles", "n": 3}, None]
+    (listed,) = store.list_references()
+    assert (listed["name"], listed["metrics"], listed["series"], listed["rows"]) == (
+        "launch",
+        1,
+        1,
+        2,
+    )
+    assert store.delete_reference("launch") is True
+    assert store.delete_reference("launch") is False
+
+
+def test_silences_are_listed_while_active_and_can_be_expired(store: SQLStore) -> None:
+    silence = Silence("likes", {"os": "iOS"}, T0, T0 + timedelta(hours=2), "release", "m")
+    first = store.add_silence(silence)
+    second = store.add_silence(silence)
+    assert second > first
+    assert [s.id for s in store.list_silences(active_at=T0 + timedelta(hours=1))] == [
+        first,
+        second,
+    ]
+    assert store.list_silences(active_at=T0 + timedelta(hours=3)) == []
+    assert store.expire_silence(first, T0 + timedelta(minutes=30)) is True
+    assert store.expire_silence(first, T0 + timedelta(minutes=31)) is False
+    active = store.list_silences(active_at=T0 + timedelta(hours=1))
+    assert [s.id for s in active] == [second]
+    assert store.list_silences()[0].segment == {"os": "iOS"}
+
+
+def test_incidents_open_update_and_resolve(store: SQLStore) -> None:
+    incident = Incident("m", IOS, G, T0, T0)
+    incident_id = store.save_incident(incident)
+    opened = store.open_incident("m", IOS)
+    assert opened is not None and opened.id == incident_id
+    store.save_incident(
+        replace(opened, status="resolved", resolved_bucket=T0 + G.step, normal_streak=4)
+    )
+    assert store.open_incident("m", IOS) is None
+    (resolved,) = store.list_incidents("resolved")
+    assert (resolved.resolved_bucket, resolved.normal_streak) == (T0 + G.step, 4)
+    assert store.list_incidents("open") == []
+
+
+def test_run_log_and_pipeline_state(store: SQLStore) -> None:
+    records = [
+        RunRecord("r1", "cycle", "feed", stage, T0, T0 + timedelta(seconds=1), "ok", 3, 4, "")
+        for stage in ("ingest", "analyze")
+    ]
+    store.record_runs(records)
+    assert [r.stage for r in store.list_runs()] == ["ingest", "analyze"]
+    assert [r.stage for r in store.list_runs(limit=1)] == ["analyze"]
+    assert store.pipeline_state("feed") == PipelineState("feed")
+    state = PipelineState("feed", 2, T0, False, "timeout", None, False)
+    store.save_pipeline_state(state)
+    store.save_pipeline_state(replace(state, consecutive_failures=3, alerted=True))
+    assert store.pipeline_state("feed") == replace(state, consecutive_failures=3, alerted=True)
+
+
+def test_one_leader_at_a_time(store: SQLStore) -> None:
+    ttl = timedelta(minutes=10)
+    other = reopen(store)
+    assert store.acquire_lock("scheduler", "a", T0, ttl) is True
+    assert other.acquire_lock("scheduler", "b", T0 + timedelta(minutes=5), ttl) is False
+    assert store.acquire_lock("scheduler", "a", T0 + timedelta(minutes=6), ttl) is True
+    # a's heartbeat is from minute 6: b takes over only once it is older than the ttl.
+    assert other.acquire_lock("scheduler", "b", T0 + timedelta(minutes=15), ttl) is False
+    assert other.acquire_lock("scheduler", "b", T0 + timedelta(minutes=16), ttl) is True
+    assert store.acquire_lock("scheduler", "a", T0 + timedelta(minutes=17), ttl) is False
+    other.release_lock("scheduler", "b")
+    assert store.acquire_lock("scheduler", "a", T0 + timedelta(minutes=18), ttl) is True

@@ -1,0 +1,882 @@
+"""The metric store in SQL, shared by the DuckDB and PostgreSQL backends.
+
+Every statement is written once, in the SQL both engines speak (`?` markers, ON CONFLICT
+upserts, `= ANY(?)` for lists); a backend supplies connections, bulk staging of frames and the
+few type names that differ.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pandas as pd
+
+from vigil.errors import StoreError
+from vigil.model import (
+    Alert,
+    AnalysisResult,
+    Bucket,
+    DeliveryStatus,
+    Incident,
+    Notification,
+    PipelineState,
+    RunRecord,
+    Segment,
+    SeriesKey,
+    Silence,
+    Status,
+)
+from vigil.store.base import AlertRow
+from vigil.store.migrations import MIGRATIONS, Migration
+from vigil.timeutil import Granularity, as_utc, to_naive_utc
+
+Clock = Callable[[], datetime]
+
+_RESULT_COLUMNS = (
+    "analyzer, analyzer_type, metric, segment, granularity, bucket, value, status,"
+    " expected_lower, expected_upper, deviation, baselines, reason, config_hash, is_partial"
+)
+_RESULT_KEY = ("analyzer", "metric", "segment", "granularity", "bucket")
+_RESULT_UPDATED = [
+    c.strip() for c in _RESULT_COLUMNS.split(",") if c.strip() not in _RESULT_KEY
+] + ["created_at"]
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class SQLStore:
+    """Values, results, alerts, incidents, silences and the outbox in SQL tables."""
+
+    # Driver exceptions that mean a statement failed.
+    errors: tuple[type[BaseException], ...] = ()
+
+    def __init__(self, tz: str = "UTC", clock: Clock = _utc_now) -> None:
+        self.tz = tz
+        self.clock = clock
+        self._conn: Any = None
+        self._depth = 0
+        self._in_transaction = False
+
+    # --- backend hooks -------------------------------------------------------------------
+
+    def _open(self) -> Any:
+        """A new connection, in autocommit mode, session zone UTC."""
+        raise NotImplementedError
+
+    def _execute(self, conn: Any, sql: str, params: list[Any]) -> Any:
+        """Run one statement; return something with fetchall() and description."""
+        raise NotImplementedError
+
+    def _insert_frame(self, frame: pd.DataFrame, sql: str, like: str) -> None:
+        """Run `sql`, which reads the frame as the table `incoming` (columns typed as in the
+        table `like`)."""
+        raise NotImplementedError
+
+    @contextmanager
+    def _migration_lock(self) -> Iterator[None]:
+        """Keep other processes from migrating at the same time."""
+        yield
+
+    def ddl(self, statement: str) -> str:
+        """A migration statement in the backend's type names."""
+        return statement
+
+    # --- connections ---------------------------------------------------------------------
+
+    @contextmanager
+    def session(self) -> Iterator[Any]:
+        """Hold one connection for a batch of calls; nested sessions share it."""
+        if self._conn is None:
+            self._conn = self._open()
+        self._depth += 1
+        try:
+            yield self._conn
+        finally:
+            self._depth -= 1
+            if self._depth == 0 and self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Everything inside commits together or not at all; nested blocks join the outer one."""
+        with self.session():
+            if self._in_transaction:
+                yield
+                return
+            self._run("BEGIN TRANSACTION")
+            self._in_transaction = True
+            try:
+                yield
+            except BaseException:
+                self._run("ROLLBACK")
+                raise
+            else:
+                self._run("COMMIT")
+            finally:
+                self._in_transaction = False
+
+    def _run(self, sql: str, params: Iterable[Any] = ()) -> Any:
+        with self.session() as conn:
+            try:
+                return self._execute(conn, sql, list(params))
+            except self.errors as e:
+                raise StoreError(f"metric store query failed: {e}") from e
+
+    def _rows(self, sql: str, params: Iterable[Any] = ()) -> list[tuple[Any, ...]]:
+        with self.session():
+            return [tuple(row) for row in self._run(sql, params).fetchall()]
+
+    def _frame(self, sql: str, params: Iterable[Any] = ()) -> pd.DataFrame:
+        with self.session():
+            cursor = self._run(sql, params)
+            columns = [d[0] for d in cursor.description]
+            return pd.DataFrame.from_records(cursor.fetchall(), columns=columns)
+
+    # --- schema --------------------------------------------------------------------------
+
+    def migrate(self, migrations: tuple[Migration, ...] = MIGRATIONS) -> list[str]:
+        """Apply every migration newer than the stored version, each in a transaction."""
+        applied = []
+        with self.session(), self._migration_lock():
+            self._run(
+                "CREATE TABLE IF NOT EXISTS schema_migrations"
+                " (version INTEGER PRIMARY KEY, name VARCHAR, applied_at TIMESTAMP)"
+            )
+            current = self.schema_version()
+            for migration in self.pending(migrations, current):
+                try:
+                    with self.transaction():
+                        for statement in migration.statements:
+                            self._run(self.ddl(statement))
+                        self._run(
+                            "INSERT INTO schema_migrations VALUES (?, ?, ?)",
+                            [migration.version, migration.name, to_naive_utc(self.clock())],
+                        )
+                except StoreError as e:
+                    raise StoreError(f"migration {migration.version} failed: {e}") from e
+                applied.append(f"{migration.version}: {migration.name}")
+        return applied
+
+    @staticmethod
+    def pending(migrations: tuple[Migration, ...], current: int) -> list[Migration]:
+        """Migrations newer than `current`, in order."""
+        return [m for m in migrations if m.version > current]
+
+    def schema_version(self) -> int:
+        """The newest applied migration (0 for an empty store)."""
+        try:
+            rows = self._rows("SELECT coalesce(max(version), 0) FROM schema_migrations")
+        except StoreError:
+            return 0  # not created yet
+        return int(rows[0][0])
+
+    # --- values --------------------------------------------------------------------------
+
+    def upsert_values(self, frame: pd.DataFrame, granularity: Granularity) -> int:
+        """Insert or replace values; late or corrected data overwrites the bucket."""
+        if frame.empty:
+            return 0
+        incoming = frame[["metric", "segment", "bucket", "value"]].copy()
+        incoming["granularity"] = granularity.seconds
+        incoming["updated_at"] = to_naive_utc(self.clock())
+        with self.session():
+            self._insert_frame(
+                incoming,
+                like="metric_values",
+                sql="INSERT INTO metric_values"
+                " SELECT metric, segment, granularity, bucket, value, updated_at"
+                " FROM incoming"
+                " ON CONFLICT (metric, segment, granularity, bucket)"
+                " DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at"
+                " WHERE metric_values.value IS DISTINCT FROM excluded.value",
+            )
+            if "payload" in frame.columns:
+                self._upsert_payloads(frame, granularity)
+        return len(incoming)
+
+    def _upsert_payloads(self, frame: pd.DataFrame, granularity: Granularity) -> None:
+        chosen = frame[frame["payload"].map(lambda p: isinstance(p, dict))]
+        if chosen.empty:
+            return
+        rows = chosen[["metric", "segment", "bucket"]].copy()
+        rows["granularity"] = granularity.seconds
+        rows["payload"] = chosen["payload"].map(lambda p: json.dumps(p, sort_keys=True))
+        self._insert_frame(
+            rows,
+            like="metric_payloads",
+            sql="INSERT INTO metric_payloads"
+            " SELECT metric, segment, granularity, bucket, payload FROM incoming"
+            " ON CONFLICT (metric, segment, granularity, bucket)"
+            " DO UPDATE SET payload = excluded.payload",
+        )
+
+    def load_payloads(
+        self, metrics: list[str], granularity: Granularity, start: datetime, end: datetime
+    ) -> pd.DataFrame:
+        """Distributions with buckets in [start, end): metric, segment, bucket, payload (dict)."""
+        frame = self._frame(
+            "SELECT metric, segment, bucket, payload FROM metric_payloads"
+            " WHERE granularity = ? AND bucket >= ? AND bucket < ? AND metric = ANY(?)"
+            " ORDER BY metric, segment, bucket",
+            [granularity.seconds, to_naive_utc(start), to_naive_utc(end), metrics],
+        )
+        frame["payload"] = frame["payload"].map(json.loads)
+        return frame
+
+    def save_reference(
+        self,
+        name: str,
+        metrics: list[str],
+        granularity: Granularity,
+        start: datetime,
+        end: datetime,
+    ) -> int:
+        """Snapshot the stored values and distributions of [start, end) as reference `name`."""
+        params = [granularity.seconds, to_naive_utc(start), to_naive_utc(end), metrics]
+        with self.transaction():
+            self._run("DELETE FROM reference_values WHERE name = ?", [name])
+            self._run(
+                "INSERT INTO reference_values"
+                " SELECT ?, v.metric, v.segment, v.granularity, v.bucket, v.value, p.payload, ?"
+                " FROM metric_values v LEFT JOIN metric_payloads p USING"
+                " (metric, segment, granularity, bucket)"
+                " WHERE v.granularity = ? AND v.bucket >= ? AND v.bucket < ?"
+                " AND v.metric = ANY(?)",
+                [name, to_naive_utc(self.clock()), *params],
+            )
+            found = self._rows("SELECT count(*) FROM reference_values WHERE name = ?", [name])
+        return int(found[0][0])
+
+    def load_reference(self, name: str, metrics: list[str]) -> pd.DataFrame:
+        """A reference's rows for these metrics: metric, segment, bucket, value, payload."""
+        frame = self._frame(
+            "SELECT metric, segment, bucket, value, payload FROM reference_values"
+            " WHERE name = ? AND metric = ANY(?) ORDER BY metric, segment, bucket",
+            [name, metrics],
+        )
+        frame["payload"] = frame["payload"].map(
+            lambda p: json.loads(p) if isinstance(p, str) else None
+        )
+        return frame
+
+    def list_references(self) -> list[dict[str, Any]]:
+        """Each reference: name, metrics, series, rows, first and last bucket, created_at."""
+        rows = self._rows(
+            "SELECT name, count(DISTINCT metric), count(DISTINCT metric || '|' || segment),"
+            " count(*),"
+            " min(bucket), max(bucket), max(created_at) FROM reference_values"
+            " GROUP BY name ORDER BY name"
+        )
+        keys = ("name", "metrics", "series", "rows", "first", "last", "created_at")
+        return [dict(zip(keys, row, strict=True)) for row in rows]
+
+    def delete_reference(self, name: str) -> bool:
+        """Remove a reference; False if there was none."""
+        with self.transaction():
+            found = self._rows("SELECT count(*) FROM reference_values WHERE name = ?", [name])
+            self._run("DELETE FROM reference_values WHERE name = ?", [name])
+        return bool(found[0][0])
+
+    def load_values(
+        self, metrics: list[str], granularity: Granularity, start: datetime, end: datetime
+    ) -> pd.DataFrame:
+        """Values with buckets in [start, end), naive UTC buckets."""
+        return self._frame(
+            "SELECT metric, segment, bucket, value FROM metric_values"
+            " WHERE granularity = ? AND bucket >= ? AND bucket < ? AND metric = ANY(?)"
+            " ORDER BY metric, segment, bucket",
+            [granularity.seconds, to_naive_utc(start), to_naive_utc(end), metrics],
+        )
+
+    def known_segments(
+        self, metrics: list[str], granularity: Granularity, since: datetime
+    ) -> dict[str, set[str]]:
+        """Segments with a non-zero value since `since` (zero-filled ones fade out)."""
+        rows = self._rows(
+            "SELECT DISTINCT metric, segment FROM metric_values WHERE granularity = ?"
+            " AND bucket >= ? AND metric = ANY(?) AND coalesce(value, 0) <> 0",
+            [granularity.seconds, to_naive_utc(since), metrics],
+        )
+        out: dict[str, set[str]] = {m: set() for m in metrics}
+        for metric, segment in rows:
+            out[metric].add(segment)
+        return out
+
+    def ingested_until(self, dataset: str) -> datetime | None:
+        """End of the newest ingested window of the dataset."""
+        rows = self._rows("SELECT ingested_until FROM ingest_state WHERE dataset = ?", [dataset])
+        return as_utc(rows[0][0]) if rows else None
+
+    def set_ingested_until(self, dataset: str, until: datetime) -> None:
+        """Move the dataset's watermark forward (never back)."""
+        self._run(
+            "INSERT INTO ingest_state VALUES (?, ?, ?) ON CONFLICT (dataset) DO UPDATE SET"
+            " ingested_until = greatest(ingest_state.ingested_until, excluded.ingested_until),"
+            " updated_at = excluded.updated_at",
+            [dataset, to_naive_utc(until), to_naive_utc(self.clock())],
+        )
+
+    # --- analysis results ----------------------------------------------------------------
+
+    def analyzed_keys(
+        self, metrics: list[str], granularity: Granularity, bucket: datetime
+    ) -> dict[tuple[str, str, str], str]:
+        """(analyzer, metric, segment) → config hash of final (not partial) results at a bucket."""
+        rows = self._rows(
+            "SELECT analyzer, metric, segment, config_hash FROM analysis_results"
+            " WHERE granularity = ? AND bucket = ? AND metric = ANY(?) AND NOT is_partial",
+            [granularity.seconds, to_naive_utc(bucket), metrics],
+        )
+        return {(r[0], r[1], r[2]): r[3] for r in rows}
+
+    def analyzed_buckets(
+        self, metrics: list[str], granularity: Granularity, start: datetime, end: datetime
+    ) -> set[datetime]:
+        """Buckets in [start, end) with at least one final result for these metrics."""
+        rows = self._rows(
+            "SELECT DISTINCT bucket FROM analysis_results WHERE granularity = ?"
+            " AND bucket >= ? AND bucket < ? AND metric = ANY(?) AND NOT is_partial",
+            [granularity.seconds, to_naive_utc(start), to_naive_utc(end), metrics],
+        )
+        return {as_utc(r[0]) for r in rows}
+
+    def last_analyzed(self, metrics: list[str], granularity: Granularity) -> datetime | None:
+        """Newest bucket with any result for these metrics."""
+        rows = self._rows(
+            "SELECT max(bucket) FROM analysis_results"
+            " WHERE granularity = ? AND metric = ANY(?) AND NOT is_partial",
+            [granularity.seconds, metrics],
+        )
+        return as_utc(rows[0][0]) if rows and rows[0][0] is not None else None
+
+    def save_results(self, results: Iterable[AnalysisResult]) -> int:
+        """Insert results; a result for the same analyzer, series and bucket is replaced (the
+        analysis stage only recomputes partial buckets, changed configs, or on request)."""
+        rows = [_result_row(r) for r in results]
+        if not rows:
+            return 0
+        frame = pd.DataFrame(rows, columns=[c.strip() for c in _RESULT_COLUMNS.split(",")])
+        frame["created_at"] = to_naive_utc(self.clock())
+        self._insert_frame(
+            frame,
+            like="analysis_results",
+            sql=f"INSERT INTO analysis_results ({_RESULT_COLUMNS}, created_at)"
+            f" SELECT {_RESULT_COLUMNS}, created_at FROM incoming"
+            " ON CONFLICT (analyzer, metric, segment, granularity, bucket) DO UPDATE SET "
+            + ", ".join(f"{c} = excluded.{c}" for c in _RESULT_UPDATED),
+        )
+        return len(rows)
+
+    def list_results(
+        self,
+        *,
+        metric: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        anomalies_only: bool = False,
+    ) -> list[AnalysisResult]:
+        """Results in bucket order, filtered."""
+        where, params = _time_filter("bucket", since, until)
+        if metric is not None:
+            where.append("metric = ?")
+            params.append(metric)
+        if anomalies_only:
+            where.append("status = 'anomaly'")
+        clause = f"WHERE {' AND '.join(where)}" if where else ""
+        rows = self._rows(
+            f"SELECT {_RESULT_COLUMNS} FROM analysis_results {clause}"
+            " ORDER BY bucket, metric, segment, analyzer",
+            params,
+        )
+        return [_result_from_row(row, self.tz) for row in rows]
+
+    # --- alerts --------------------------------------------------------------------------
+
+    def save_alerts(self, alerts: Iterable[Alert]) -> int:
+        """Insert monitor decisions; existing ones are kept."""
+        count = 0
+        with self.session():
+            for alert in alerts:
+                r = alert.result
+                self._run(
+                    "INSERT INTO alerts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                    [
+                        alert.monitor,
+                        r.analyzer,
+                        r.series.metric,
+                        r.series.segment.key,
+                        r.bucket.granularity.seconds,
+                        to_naive_utc(r.bucket.start),
+                        alert.severity.value,
+                        alert.status.value,
+                        to_naive_utc(alert.created_at),
+                    ],
+                )
+                count += 1
+        return count
+
+    def last_notified(
+        self, monitor: str, analyzer: str, series: SeriesKey, before: datetime
+    ) -> datetime | None:
+        """Bucket of the newest sent (or muted) alert for this monitor, analyzer and series."""
+        rows = self._rows(
+            "SELECT max(bucket) FROM alerts WHERE monitor = ? AND analyzer = ? AND metric = ?"
+            " AND segment = ? AND bucket < ? AND status IN ('notify', 'muted')",
+            [monitor, analyzer, series.metric, series.segment.key, to_naive_utc(before)],
+        )
+        return as_utc(rows[0][0]) if rows and rows[0][0] is not None else None
+
+    def list_alerts(
+        self, *, since: datetime | None = None, until: datetime | None = None
+    ) -> list[AlertRow]:
+        """Alerts with their analysis results, oldest first."""
+        where, params = _time_filter("a.bucket", since, until)
+        clause = f"WHERE {' AND '.join(where)}" if where else ""
+        columns = ", ".join(f"r.{c.strip()}" for c in _RESULT_COLUMNS.split(","))
+        rows = self._rows(
+            f"SELECT a.monitor, a.severity, a.status, a.created_at, {columns}"
+            " FROM alerts a JOIN analysis_results r USING"
+            " (analyzer, metric, segment, granularity, bucket)"
+            f" {clause} ORDER BY a.bucket, a.metric, a.segment, a.monitor, a.analyzer",
+            params,
+        )
+        deliveries = self._deliveries(where, params)
+        out = []
+        for row in rows:
+            result = _result_from_row(row[4:], self.tz)
+            key = (
+                row[0],
+                result.series.metric,
+                result.series.segment.key,
+                to_naive_utc(result.bucket.start),
+            )
+            out.append(
+                AlertRow(
+                    row[0], row[1], row[2], as_utc(row[3]), result, tuple(deliveries.get(key, ()))
+                )
+            )
+        return out
+
+    def _deliveries(
+        self, where: list[str], params: list[Any]
+    ) -> dict[tuple[str, str, str, datetime], list[tuple[str, str, str]]]:
+        """Per (monitor, metric, segment, bucket): each channel's delivery status and error."""
+        clause = (
+            ("WHERE " + " AND ".join(w.replace("a.bucket", "bucket") for w in where))
+            if where
+            else ""
+        )
+        rows = self._rows(
+            "SELECT monitor, metric, segment, bucket, channel, status, last_error"
+            f" FROM notifications {clause} ORDER BY channel",
+            params,
+        )
+        out: dict[tuple[str, str, str, datetime], list[tuple[str, str, str]]] = {}
+        for monitor, metric, segment, bucket, channel, status, error in rows:
+            out.setdefault((monitor, metric, segment, bucket), []).append((channel, status, error))
+        return out
+
+    def last_change(
+        self, metrics: list[str], granularity: Granularity, bucket: datetime
+    ) -> datetime | None:
+        """When any value of these metrics at the bucket last changed."""
+        rows = self._rows(
+            "SELECT max(updated_at) FROM metric_values"
+            " WHERE granularity = ? AND bucket = ? AND metric = ANY(?)",
+            [granularity.seconds, to_naive_utc(bucket), metrics],
+        )
+        return as_utc(rows[0][0]) if rows and rows[0][0] is not None else None
+
+    # --- run log, pipeline state, leader lock ---------------------------------------------
+
+    def record_runs(self, records: Iterable[RunRecord]) -> None:
+        """Append stage records to the run log."""
+        with self.session():
+            for r in records:
+                self._run(
+                    "INSERT INTO runs (run_id, kind, dataset, stage, started_at, finished_at,"
+                    " status, rows_in, rows_out, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [
+                        r.run_id,
+                        r.kind,
+                        r.dataset,
+                        r.stage,
+                        to_naive_utc(r.started_at),
+                        to_naive_utc(r.finished_at),
+                        r.status,
+                        r.rows_in,
+                        r.rows_out,
+                        r.error,
+                    ],
+                )
+
+    def list_runs(self, *, since: datetime | None = None, limit: int = 200) -> list[RunRecord]:
+        """The newest run-log records (oldest first among them)."""
+        where, params = _time_filter("started_at", since, None)
+        clause = f"WHERE {' AND '.join(where)}" if where else ""
+        rows = self._rows(
+            "SELECT run_id, kind, dataset, stage, started_at, finished_at, status, rows_in,"
+            f" rows_out, error FROM runs {clause} ORDER BY id DESC LIMIT ?",
+            [*params, limit],
+        )
+        return [
+            RunRecord(
+                r[0], r[1], r[2], r[3], as_utc(r[4]), as_utc(r[5]), r[6], int(r[7]), int(r[8]), r[9]
+            )
+            for r in reversed(rows)
+        ]
+
+    def pipeline_state(self, dataset: str) -> PipelineState:
+        """The dataset's failure streak."""
+        rows = self._rows(
+            "SELECT consecutive_failures, failing_since, alerted, last_error, silent_since,"
+            " silence_alerted FROM pipeline_state WHERE dataset = ?",
+            [dataset],
+        )
+        if not rows:
+            return PipelineState(dataset)
+        failures, since, alerted, error, silent, silence_alerted = rows[0]
+        return PipelineState(
+            dataset,
+            int(failures),
+            as_utc(since) if since else None,
+            bool(alerted),
+            error,
+            as_utc(silent) if silent else None,
+            bool(silence_alerted),
+        )
+
+    def save_pipeline_state(self, state: PipelineState) -> None:
+        """Replace the dataset's failure streak."""
+        self._run(
+            "INSERT INTO pipeline_state (dataset, consecutive_failures, failing_since,"
+            " alerted, last_error, updated_at, silent_since, silence_alerted)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (dataset) DO UPDATE SET"
+            " consecutive_failures = excluded.consecutive_failures,"
+            " failing_since = excluded.failing_since, alerted = excluded.alerted,"
+            " last_error = excluded.last_error, updated_at = excluded.updated_at,"
+            " silent_since = excluded.silent_since, silence_alerted = excluded.silence_alerted",
+            [
+                state.dataset,
+                state.consecutive_failures,
+                to_naive_utc(state.failing_since) if state.failing_since else None,
+                state.alerted,
+                state.last_error,
+                to_naive_utc(self.clock()),
+                to_naive_utc(state.silent_since) if state.silent_since else None,
+                state.silence_alerted,
+            ],
+        )
+
+    def acquire_lock(self, name: str, owner: str, now: datetime, ttl: timedelta) -> bool:
+        """Take or renew the named lock unless another owner renewed it within `ttl`.
+
+        One conditional upsert, so two processes racing for the lock cannot both win.
+        """
+        rows = self._rows(
+            "INSERT INTO leader_lock VALUES (?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET"
+            " owner = excluded.owner, heartbeat_at = excluded.heartbeat_at,"
+            " acquired_at = CASE WHEN leader_lock.owner = excluded.owner"
+            " THEN leader_lock.acquired_at ELSE excluded.acquired_at END"
+            " WHERE leader_lock.owner = excluded.owner OR leader_lock.heartbeat_at <= ?"
+            " RETURNING owner",
+            [name, owner, to_naive_utc(now), to_naive_utc(now), to_naive_utc(now - ttl)],
+        )
+        return bool(rows)
+
+    def release_lock(self, name: str, owner: str) -> None:
+        """Give the lock up (only if held by `owner`)."""
+        self._run("DELETE FROM leader_lock WHERE name = ? AND owner = ?", [name, owner])
+
+    # --- incidents ------------------------------------------------------------------------
+
+    def open_incident(self, monitor: str, series: SeriesKey) -> Incident | None:
+        """The monitor's open incident on the series, if any."""
+        rows = self._rows(
+            f"SELECT {_INCIDENT_COLUMNS} FROM incidents WHERE monitor = ? AND metric = ?"
+            " AND segment = ? AND status = 'open' ORDER BY id DESC LIMIT 1",
+            [monitor, series.metric, series.segment.key],
+        )
+        return _incident_from_row(rows[0], self.tz) if rows else None
+
+    def save_incident(self, incident: Incident) -> int:
+        """Insert a new incident (id 0) or update one; return its id."""
+        values = [
+            incident.monitor,
+            incident.series.metric,
+            incident.series.segment.key,
+            incident.granularity.seconds,
+            to_naive_utc(incident.opened_bucket),
+            to_naive_utc(incident.last_anomaly_bucket),
+            incident.notified_deviation,
+            incident.normal_streak,
+            incident.status,
+            to_naive_utc(incident.resolved_bucket) if incident.resolved_bucket else None,
+        ]
+        if incident.id:
+            self._run(
+                "UPDATE incidents SET monitor = ?, metric = ?, segment = ?, granularity = ?,"
+                " opened_bucket = ?, last_anomaly_bucket = ?, notified_deviation = ?,"
+                " normal_streak = ?, status = ?, resolved_bucket = ? WHERE id = ?",
+                [*values, incident.id],
+            )
+            return incident.id
+        rows = self._rows(
+            f"INSERT INTO incidents ({_INCIDENT_COLUMNS.removeprefix('id, ')})"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+            values,
+        )
+        return int(rows[0][0])
+
+    def list_incidents(self, status: str | None = None) -> list[Incident]:
+        """Incidents, newest first, optionally only `open` or `resolved` ones."""
+        where = "WHERE status = ?" if status else ""
+        rows = self._rows(
+            f"SELECT {_INCIDENT_COLUMNS} FROM incidents {where} ORDER BY id DESC",
+            [status] if status else [],
+        )
+        return [_incident_from_row(r, self.tz) for r in rows]
+
+    # --- silences -------------------------------------------------------------------------
+
+    def add_silence(self, silence: Silence) -> int:
+        """Store a silence; return its id."""
+        rows = self._rows(
+            "INSERT INTO silences (metric, segment, monitor, starts_at, ends_at, reason,"
+            " created_at) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
+            [
+                silence.metric,
+                json.dumps(silence.segment, sort_keys=True),
+                silence.monitor,
+                to_naive_utc(silence.starts_at),
+                to_naive_utc(silence.ends_at),
+                silence.reason,
+                to_naive_utc(self.clock()),
+            ],
+        )
+        return int(rows[0][0])
+
+    def list_silences(self, active_at: datetime | None = None) -> list[Silence]:
+        """Every silence, or those active at `active_at`, by id."""
+        where = ""
+        params: list[Any] = []
+        if active_at is not None:
+            at = to_naive_utc(active_at)
+            where = (
+                "WHERE starts_at <= ? AND ends_at > ? AND (expired_at IS NULL OR expired_at > ?)"
+            )
+            params = [at, at, at]
+        rows = self._rows(
+            "SELECT id, metric, segment, monitor, starts_at, ends_at, reason, expired_at"
+            f" FROM silences {where} ORDER BY id",
+            params,
+        )
+        return [
+            Silence(
+                r[1],
+                json.loads(r[2]),
+                as_utc(r[4]),
+                as_utc(r[5]),
+                r[6],
+                r[3],
+                int(r[0]),
+                as_utc(r[7]) if r[7] else None,
+            )
+            for r in rows
+        ]
+
+    def expire_silence(self, silence_id: int, at: datetime) -> bool:
+        """End a silence now; False if there is no such unexpired silence."""
+        rows = self._rows(
+            "UPDATE silences SET expired_at = ? WHERE id = ? AND expired_at IS NULL RETURNING id",
+            [to_naive_utc(at), silence_id],
+        )
+        return bool(rows)
+
+    # --- outbox --------------------------------------------------------------------------
+
+    def enqueue(self, notifications: Iterable[Notification]) -> int:
+        """Persist notifications before any is sent; an existing key is not added again."""
+        count = 0
+        now = to_naive_utc(self.clock())
+        with self.session():
+            for n in notifications:
+                self._run(
+                    "INSERT INTO notifications (key, monitor, channel, metric, segment,"
+                    " granularity, bucket, title, text, html, image, status, attempts,"
+                    " parts_sent, last_error, created_at, updated_at, recipients, severity, kind)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                    " ON CONFLICT DO NOTHING",
+                    [
+                        n.key,
+                        n.monitor,
+                        n.channel,
+                        n.series.metric,
+                        n.series.segment.key,
+                        n.bucket.granularity.seconds,
+                        to_naive_utc(n.bucket.start),
+                        n.title,
+                        n.text,
+                        n.html,
+                        n.image,
+                        n.status.value,
+                        n.attempts,
+                        n.parts_sent,
+                        n.last_error,
+                        now,
+                        now,
+                        n.recipients,
+                        n.severity,
+                        n.kind,
+                    ],
+                )
+                count += 1
+        return count
+
+    def outbox(
+        self, statuses: tuple[DeliveryStatus, ...], due: datetime | None = None
+    ) -> Iterator[Notification]:
+        """Notifications in the given states (and due for an attempt at `due`), oldest first."""
+        due_clause = " AND (next_attempt_at IS NULL OR next_attempt_at <= ?)" if due else ""
+        rows = self._rows(
+            "SELECT key, monitor, channel, metric, segment, granularity, bucket, title, text,"
+            " html, image, status, attempts, parts_sent, last_error, recipients, severity, kind"
+            f" FROM notifications WHERE status = ANY(?){due_clause}"
+            " ORDER BY bucket, created_at, key",
+            [[s.value for s in statuses], *([to_naive_utc(due)] if due else [])],
+        )
+        for row in rows:
+            granularity = Granularity(int(row[5]), self.tz)
+            yield Notification(
+                key=row[0],
+                monitor=row[1],
+                channel=row[2],
+                series=SeriesKey(row[3], Segment.from_key(row[4])),
+                bucket=Bucket(as_utc(row[6]), granularity),
+                title=row[7],
+                text=row[8],
+                html=row[9],
+                image=bytes(row[10]) if row[10] is not None else None,
+                status=DeliveryStatus(row[11]),
+                attempts=int(row[12]),
+                parts_sent=int(row[13]),
+                last_error=row[14],
+                recipients=row[15],
+                severity=row[16],
+                kind=row[17],
+            )
+
+    def update_delivery(
+        self,
+        key: str,
+        status: DeliveryStatus,
+        attempts: int,
+        parts_sent: int,
+        error: str,
+        next_attempt_at: datetime | None = None,
+    ) -> None:
+        """Record the outcome of a delivery attempt (and when to try again)."""
+        now = to_naive_utc(self.clock())
+        retry = to_naive_utc(next_attempt_at) if next_attempt_at else None
+        sent = status is DeliveryStatus.SENT
+        self._run(
+            "UPDATE notifications SET status = ?, attempts = ?, parts_sent = ?, last_error = ?,"
+            " updated_at = ?, sent_at = CASE WHEN ? THEN ? ELSE sent_at END,"
+            " next_attempt_at = ? WHERE key = ?",
+            [status.value, attempts, parts_sent, error, now, sent, now, retry, key],
+        )
+
+    def notification_rows(self) -> list[dict[str, Any]]:
+        """Every notification without its image, for listings and tests."""
+        frame = self._frame(
+            "SELECT key, monitor, channel, metric, segment, bucket, status, attempts, parts_sent,"
+            " last_error, title, recipients, created_at, sent_at, next_attempt_at, severity, kind"
+            " FROM notifications"
+            " ORDER BY bucket, key"
+        )
+        return frame.to_dict("records")  # type: ignore[return-value]
+
+
+_INCIDENT_COLUMNS = (
+    "id, monitor, metric, segment, granularity, opened_bucket, last_anomaly_bucket,"
+    " notified_deviation, normal_streak, status, resolved_bucket"
+)
+
+
+def _incident_from_row(row: tuple[Any, ...], tz: str) -> Incident:
+    return Incident(
+        monitor=row[1],
+        series=SeriesKey(row[2], Segment.from_key(row[3])),
+        granularity=Granularity(int(row[4]), tz),
+        opened_bucket=as_utc(row[5]),
+        last_anomaly_bucket=as_utc(row[6]),
+        notified_deviation=row[7],
+        normal_streak=int(row[8]),
+        status=row[9],
+        resolved_bucket=as_utc(row[10]) if row[10] else None,
+        id=int(row[0]),
+    )
+
+
+def _time_filter(
+    column: str, since: datetime | None, until: datetime | None
+) -> tuple[list[str], list[Any]]:
+    where: list[str] = []
+    params: list[Any] = []
+    if since is not None:
+        where.append(f"{column} >= ?")
+        params.append(to_naive_utc(since))
+    if until is not None:
+        where.append(f"{column} < ?")
+        params.append(to_naive_utc(until))
+    return where, params
+
+
+def _clean(value: float | None) -> float | None:
+    return None if value is None or value != value else float(value)
+
+
+def _result_row(r: AnalysisResult) -> tuple[Any, ...]:
+    return (
+        r.analyzer,
+        r.analyzer_type,
+        r.series.metric,
+        r.series.segment.key,
+        r.bucket.granularity.seconds,
+        to_naive_utc(r.bucket.start),
+        _clean(r.value),
+        r.status.value,
+        _clean(r.expected_lower),
+        _clean(r.expected_upper),
+        _clean(r.deviation),
+        json.dumps({k: _clean(v) for k, v in r.baselines.items()}),
+        r.reason,
+        r.config_hash,
+        r.is_partial,
+    )
+
+
+def _result_from_row(row: tuple[Any, ...], tz: str) -> AnalysisResult:
+    granularity = Granularity(int(row[4]), tz)
+    return AnalysisResult(
+        analyzer=row[0],
+        analyzer_type=row[1],
+        series=SeriesKey(row[2], Segment.from_key(row[3])),
+        bucket=Bucket(as_utc(row[5]), granularity),
+        value=_clean(row[6]),
+        status=Status(row[7]),
+        expected_lower=_clean(row[8]),
+        expected_upper=_clean(row[9]),
+        deviation=_clean(row[10]),
+        baselines=json.loads(row[11]),
+        reason=row[12],
+        config_hash=row[13],
+        is_partial=bool(row[14]),
+    )
