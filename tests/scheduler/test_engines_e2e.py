@@ -1,9 +1,9 @@
-"""The demo's data in every source engine: the same monitors raise the same alerts."""
+"""The demo's data in every source engine, and in every metric store: the same monitors raise
+the same alerts."""
 
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 
 from tests.engines import SOURCE_ENGINES, engine_loader, formula, require_services
+from tests.store.backends import STORE_BACKENDS, store_yaml
 from vigil.app import running_app
 from vigil.clock import ManualClock
 from vigil.config import load_project
@@ -94,15 +95,17 @@ def demo_tables(tmp_path_factory: pytest.TempPathFactory) -> dict[str, pd.DataFr
         }
 
 
-def alerts_on(engine: str, tables: dict[str, pd.DataFrame], root: Path) -> set[tuple[str, ...]]:
-    with engine_loader(root) as loader:
+def alerts_on(
+    engine: str, tables: dict[str, pd.DataFrame], root: Path, store: str = "duckdb"
+) -> set[tuple[str, ...]]:
+    with engine_loader(root) as loader, store_yaml(store) as store_entry:
         require_services(engine)
         source = loader.load(engine, tables).source_yaml
         (root / "metrics").mkdir()
         (root / "monitors").mkdir()
         (root / "vigil.yaml").write_text(
-            f"name: e2e\nsources:\n  app: {source}\nchannels:\n  console: {{type: console}}\n"
-            "defaults: {delay: 0m, cooldown: 1h}\n"
+            f"name: e2e\nstore: {store_entry}\nsources:\n  app: {source}\n"
+            "channels:\n  console: {type: console}\ndefaults: {delay: 0m, cooldown: 1h}\n"
         )
         (root / "metrics" / "app.yaml").write_text(metrics_yaml(engine))
         (root / "monitors" / "product.yaml").write_text(MONITORS)
@@ -126,8 +129,8 @@ def alerts_on(engine: str, tables: dict[str, pd.DataFrame], root: Path) -> set[t
 @pytest.fixture(scope="module")
 def expected(
     demo_tables: dict[str, pd.DataFrame], tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[set[tuple[str, ...]]]:
-    yield alerts_on("duckdb", demo_tables, tmp_path_factory.mktemp("duckdb"))
+) -> set[tuple[str, ...]]:
+    return alerts_on("duckdb", demo_tables, tmp_path_factory.mktemp("duckdb"))
 
 
 def test_the_checked_day_has_alerts_for_its_incidents(expected: set[tuple[str, ...]]) -> None:
@@ -151,3 +154,14 @@ def test_same_alerts_on_every_engine(
     tmp_path: Path,
 ) -> None:
     assert alerts_on(engine, demo_tables, tmp_path) == expected
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("store", [s for s in STORE_BACKENDS if s != "duckdb"])
+def test_same_alerts_on_every_store(
+    store: str,
+    demo_tables: dict[str, pd.DataFrame],
+    expected: set[tuple[str, ...]],
+    tmp_path: Path,
+) -> None:
+    assert alerts_on("duckdb", demo_tables, tmp_path, store=store) == expected

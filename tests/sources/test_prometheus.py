@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 from vigil.config import load_project
-from vigil.errors import SourceError
+from vigil.errors import ConfigError, SourceError
 from vigil.sources import build_source
 
 START = datetime(2024, 5, 1, tzinfo=UTC)
@@ -164,7 +164,8 @@ def test_a_rejected_query_names_source_metric_and_promql(
     assert "HTTP 400: invalid parameter" in message
     assert "PromQL: sum(syntax error" in message
     assert "s3cret" not in message
-    assert len(problems) == 1 and problems[0].startswith("metrics/api.yaml:")
+    assert len(problems) == 1
+    assert problems[0].startswith("metrics/api.yaml:")
 
 
 def test_prometheus_datasets_reject_sql_fields(tmp_path: Path) -> None:
@@ -176,7 +177,7 @@ def test_prometheus_datasets_reject_sql_fields(tmp_path: Path) -> None:
         "datasets:\n  - name: api\n    source: prom\n    table: t\n    slices: [job]\n"
         "    metrics:\n      - name: requests\n"
     )
-    with pytest.raises(Exception) as info:
+    with pytest.raises(ConfigError) as info:
         load_project(tmp_path, env={})
     text = str(info.value)
     assert "expected no table" in text
