@@ -14,6 +14,8 @@ from urllib.parse import parse_qs, urlsplit
 
 from chdb import session
 
+from vigil.clickhouse import with_settings
+
 
 def serve(path: str) -> None:
     engine = session.Session(path)
@@ -21,7 +23,10 @@ def serve(path: str) -> None:
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
-            query = {k: v[0] for k, v in parse_qs(urlsplit(self.path).query).items()}
+            query = {
+                k: v[0]
+                for k, v in parse_qs(urlsplit(self.path).query, keep_blank_values=True).items()
+            }
             sql = self.rfile.read(int(self.headers.get("Content-Length", 0))).decode()
             params = {k[6:]: v for k, v in query.items() if k.startswith("param_")}
             fmt = query.pop("default_format", "TSV")
@@ -33,9 +38,7 @@ def serve(path: str) -> None:
             try:
                 with lock:
                     engine.query(f"USE {database}")
-                    result = engine.query(
-                        f"{sql}\nSETTINGS {clause}" if clause else sql, fmt, params=params
-                    )
+                    result = engine.query(with_settings(sql, clause), fmt, params=params)
                 body, status = result.bytes(), 200
             except Exception as e:
                 body, status = str(e).encode(), 500

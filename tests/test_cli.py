@@ -14,6 +14,7 @@ from tests.conftest import (
     METRICS_YAML,
     START,
     STEP,
+    VIGIL_YAML,
     ProjectFactory,
     TelegramStandIn,
     event_rows,
@@ -226,3 +227,27 @@ def test_silence_add_list_expire(project_dir: ProjectFactory) -> None:
         "r",
     )
     assert err == "Error: --segment 'os': expected key=value, e.g. os=iOS\n"
+
+
+def test_store_migrate_status_then_prune(project_dir: ProjectFactory) -> None:
+    code, out, _ = vigil(project_dir, "store", "migrate", "--status")
+    assert code == 0
+    assert out.startswith("Schema version 0 of ")
+    assert "  pending 1: initial schema" in out
+    code, out, _ = vigil(project_dir, "store", "migrate")
+    assert "  applied 1: initial schema" in out
+    newest = out.strip().splitlines()[-1]
+    code, out, _ = vigil(project_dir, "store", "migrate")
+    assert out.strip() == newest  # nothing left to apply
+    code, out, _ = vigil(project_dir, "store", "prune")
+    assert out == "No retention_days configured in the store settings; nothing to prune.\n"
+    vigil(project_dir, "backfill", "--from", "2024-05-08T00:00", "--to", "2024-05-08T02:00")
+    settings = VIGIL_YAML.replace("path: vigil.duckdb}", "path: vigil.duckdb, retention_days: 30}")
+    project_dir.write({"vigil.yaml": settings})
+    code, out, err = vigil(project_dir, "store", "prune")
+    assert code == 0, err
+    lines = out.strip().splitlines()
+    assert "  analysis_results: 24 rows deleted" in lines
+    assert lines[-1].startswith("Pruned ")
+    code, out, _ = vigil(project_dir, "alerts", "--json")
+    assert json.loads(out) == []

@@ -30,8 +30,10 @@ from vigil.notify.pipeline import redact, sample_notification
 from vigil.scheduler.backfill import backfill_buckets, run_backfill
 from vigil.scheduler.cycle import CycleReport, run_cycle
 from vigil.scheduler.loop import Loop
+from vigil.scheduler.retention import prune
 from vigil.scheduler.schedule import due_times
 from vigil.sources import build_source
+from vigil.store import create_store
 from vigil.store.base import AlertRow
 from vigil.timeutil import get_zone, parse_duration, parse_instant
 
@@ -551,6 +553,51 @@ def import_whylabs(
         )
     for note in result.not_honoured:
         click.echo(f"not honoured: {note}", err=True)
+
+
+@main.group()
+def store() -> None:
+    """The metric store: schema migrations and retention."""
+
+
+@store.command("migrate")
+@click.option("--status", is_flag=True, help="Show the schema version; change nothing.")
+@click.pass_context
+@handle_errors
+def store_migrate(ctx: click.Context, status: bool) -> None:
+    """Bring the store's schema to the newest version (each migration runs once, in order)."""
+    project = _project(ctx.find_root())
+    backend = create_store(project, SystemClock().now)
+    newest = backend.migrations[-1].version
+    if status:
+        current = backend.schema_version()
+        pending = [m for m in backend.migrations if m.version > current]
+        click.echo(f"Schema version {current} of {newest}; {len(pending)} pending.")
+        for m in pending:
+            click.echo(f"  pending {m.version}: {m.name}")
+        return
+    applied = backend.migrate()
+    for name in applied:
+        click.echo(f"  applied {name}")
+    click.echo(f"Schema version {backend.schema_version()} of {newest}.")
+
+
+@store.command("prune")
+@click.pass_context
+@handle_errors
+def store_prune(ctx: click.Context) -> None:
+    """Delete values and results older than the store's retention_days."""
+    project = _project(ctx.find_root())
+    retention = project.settings.store.retention_days
+    if retention.values is None and retention.results is None:
+        click.echo("No retention_days configured in the store settings; nothing to prune.")
+        return
+    clock = SystemClock()
+    with running_app(project, clock) as app:
+        counts = prune(app, clock.now())
+    for table, n in counts.items():
+        click.echo(f"  {table}: {n} rows deleted")
+    click.echo(f"Pruned {sum(counts.values())} rows.")
 
 
 @main.group()

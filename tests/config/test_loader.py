@@ -186,3 +186,36 @@ def test_link_template_with_unknown_placeholder(project_dir: ProjectFactory) -> 
 def test_missing_project_file(tmp_path: Path) -> None:
     problems = problems_of(tmp_path)
     assert "no such file; expected a project directory with vigil.yaml" in problems[0]
+
+
+def test_store_backends_and_their_mistakes(project_dir: ProjectFactory) -> None:
+    def with_store(store: str, extra_source: str = "") -> Path:
+        settings = VIGIL_YAML.replace("store: {type: duckdb, path: vigil.duckdb}", store)
+        if extra_source:
+            settings = settings.replace("sources:\n", extra_source)
+        return project_dir.write({"vigil.yaml": settings})
+
+    project = load_project(
+        with_store("store: {type: clickhouse, url: 'http://u:${CH}@ch:8123', retention_days: 7}"),
+        env={"CH": "pw"},
+    )
+    assert project.settings.store.type == "clickhouse"
+    assert project.settings.store.retention_days.values == 7
+    assert project.settings.store.retention_days.results == 7
+    with pytest.raises(ConfigError) as info:
+        load_project(with_store("store: {type: clickhouse}"), env={})
+    assert "give either url (a server) or path (embedded chDB)" in info.value.problems[0]
+    with pytest.raises(ConfigError) as info:
+        load_project(
+            with_store(
+                "store: {type: clickhouse, path: store-ch}",
+                "sources:\n  ch: {type: clickhouse, path: source-ch}\n",
+            ),
+            env={},
+        )
+    (problem,) = info.value.problems
+    assert problem.startswith("vigil.yaml:5: sources.ch.path: embedded ClickHouse directory")
+    assert "differs from store.path" in problem
+    with pytest.raises(ConfigError) as info:
+        load_project(with_store("store: {type: duckdb, retention_days: {values: 0}}"), env={})
+    assert "retention_days.values" in info.value.problems[0]

@@ -264,18 +264,59 @@ def test_coarser_analyzer_runs_on_rolled_up_buckets_when_they_complete(
     assert dict(zip(stored["segment"], stored["value"], strict=True))['{"os": "iOS"}'] == 8
 
 
-def test_coarser_analyzer_needs_a_rollup_and_whole_buckets(project_dir: ProjectFactory) -> None:
-    root = project_dir.write({"monitors/main.yaml": HOURLY})
+def test_distinct_counts_are_recomputed_at_the_source_for_coarser_buckets(
+    project_dir: ProjectFactory,
+) -> None:
+    # users = count(DISTINCT user_id) has no rollup: summing four 15-minute counts would count
+    # the same users up to four times, so the hour is aggregated again in DuckDB.
+    hourly = HOURLY.replace(
+        "metrics: [actions]\n    granularity", "metrics: [users]\n    granularity"
+    )
+    app, _ = app_for(project_dir.write({"monitors/main.yaml": hourly}))
+    for i in range(1, 5):
+        run_cycle(app, DROP + i * STEP)
+    g = app.project.datasets[0].granularity
+    fine = app.store.load_values(["users"], g, DROP, DROP + 4 * STEP)
+    (result,) = [
+        r
+        for r in app.store.list_results()
+        if r.analyzer == "hourly" and r.series.segment.label() == "os=iOS"
+    ]
+    assert result.bucket.granularity.name == "1h"
+    ios = fine[fine["segment"] == '{"os": "iOS"}']
+    assert ios["value"].tolist() == [7.0, 7.0, 7.0, 7.0]
+    assert result.value == 7.0  # the same 7 users every bucket: 7 in the hour, not 28
+    assert result.baselines["lag_1d"] == 7.0
+
+
+def test_coarser_analyzer_needs_a_rollup_or_a_sql_source_and_whole_buckets(
+    project_dir: ProjectFactory,
+) -> None:
+    (project_dir.root / "custom.py").write_text("def fetch(start, end):\n    return None\n")
+    settings = VIGIL_YAML.replace(
+        "sources:\n", "sources:\n  py: {type: python, function: 'custom.py:fetch'}\n"
+    )
+    metrics = (
+        "datasets:\n  - name: custom\n    source: py\n    metrics:\n"
+        "      - name: signups\n      - name: actions\n        rollup: sum\n"
+    )
+    hourly = HOURLY.replace("metrics: [actions]", "metrics: [signups, actions]")
+    root = project_dir.write(
+        {"vigil.yaml": settings, "metrics/events.yaml": metrics, "monitors/main.yaml": hourly}
+    )
     with pytest.raises(ConfigError) as info:
         load_project(root, env={})
     (problem,) = info.value.problems
-    assert problem.startswith("metrics/events.yaml:12: datasets[0].metrics[0]:")
+    assert problem.startswith("metrics/events.yaml:5: datasets[0].metrics[0]:")
     assert "analyzer 'hourly' works on 1h buckets but the metric has no rollup" in problem
+    assert "its source cannot recompute it" in problem
     metrics = METRICS_YAML.replace(
         "formula: count(*)\n", "formula: count(*)\n        rollup: sum\n"
     )
     odd = HOURLY.replace("granularity: 1h", "granularity: 10m")
-    root = project_dir.write({"metrics/events.yaml": metrics, "monitors/main.yaml": odd})
+    root = project_dir.write(
+        {"vigil.yaml": VIGIL_YAML, "metrics/events.yaml": metrics, "monitors/main.yaml": odd}
+    )
     with pytest.raises(ConfigError, match="not made of whole 15m buckets"):
         load_project(root, env={})
 
@@ -298,3 +339,29 @@ def test_a_silent_dataset_is_one_alert_not_one_per_series(project_dir: ProjectFa
     silent = [r for r in app.store.list_results() if r.bucket.start == DROP]
     assert {r.status.value for r in silent} == {"no_data"}
     assert app.store.pipeline_state("events").silent_since is None
+
+
+def test_run_prunes_past_retention_when_it_starts_leading_then_daily(
+    project_dir: ProjectFactory,
+) -> None:
+    settings = VIGIL_YAML.replace(
+        "store: {type: duckdb, path: vigil.duckdb}",
+        "store: {type: duckdb, path: vigil.duckdb, retention_days: {values: 2}}",
+    )
+    app, _ = app_for(project_dir.write({"vigil.yaml": settings}))
+    run_backfill(app, DROP - timedelta(days=1), DROP, notify=False)
+    frame = app.store.load_values(["actions"], app.project.datasets[0].granularity, START, DROP)
+    assert frame["bucket"].min() < (DROP - timedelta(days=2)).replace(tzinfo=None)
+    results_before = len(app.store.list_results())
+    events: list[str] = []
+    loop = Loop(app, owner="me", on_event=events.append)
+    loop.run(max_cycles=1)
+    kept = app.store.load_values(["actions"], app.project.datasets[0].granularity, START, DROP)
+    assert kept["bucket"].min() >= (DROP - timedelta(days=2)).replace(tzinfo=None)
+    assert any(e.startswith("retention: deleted") and "metric_values" in e for e in events)
+    assert len(app.store.list_results()) >= results_before  # results have no retention here
+    prunes = [r for r in app.store.list_runs() if r.kind == "prune"]
+    assert len(prunes) == 1
+    assert prunes[0].rows_out > 0
+    loop.run(max_cycles=1)  # within the day: no second prune
+    assert len([r for r in app.store.list_runs() if r.kind == "prune"]) == 1

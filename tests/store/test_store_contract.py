@@ -1,4 +1,5 @@
-"""The metric store contract, run on every backend: DuckDB (a real file) and PostgreSQL."""
+"""The metric store contract, run on every backend: DuckDB (a real file), PostgreSQL and
+ClickHouse."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from tests.store.backends import STORE_BACKENDS, make_store, reopen
 from vigil.model import (
     Alert,
     AlertStatus,
@@ -26,10 +28,9 @@ from vigil.model import (
     Silence,
     Status,
 )
-from tests.store.backends import make_store, reopen
 from vigil.store.duckdb import DuckDBStore
-from vigil.store.sql import SQLStore
 from vigil.store.migrations import MIGRATIONS
+from vigil.store.sql import SQLStore
 from vigil.timeutil import Granularity
 
 G = Granularity.parse("15m")
@@ -37,7 +38,7 @@ T0 = datetime(2024, 5, 1, tzinfo=UTC)
 IOS = SeriesKey("likes", Segment.of({"os": "iOS"}))
 
 
-@pytest.fixture(params=["duckdb", "postgres"])
+@pytest.fixture(params=STORE_BACKENDS)
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SQLStore]:
     with make_store(request.param, tmp_path, clock=lambda: T0) as made:
         made.migrate()
@@ -234,7 +235,8 @@ def test_incidents_open_update_and_resolve(store: SQLStore) -> None:
     incident = Incident("m", IOS, G, T0, T0)
     incident_id = store.save_incident(incident)
     opened = store.open_incident("m", IOS)
-    assert opened is not None and opened.id == incident_id
+    assert opened is not None
+    assert opened.id == incident_id
     store.save_incident(
         replace(opened, status="resolved", resolved_bucket=T0 + G.step, normal_streak=4)
     )
@@ -271,3 +273,23 @@ def test_one_leader_at_a_time(store: SQLStore) -> None:
     assert store.acquire_lock("scheduler", "a", T0 + timedelta(minutes=17), ttl) is False
     other.release_lock("scheduler", "b")
     assert store.acquire_lock("scheduler", "a", T0 + timedelta(minutes=18), ttl) is True
+
+
+def test_prune_keeps_recent_rows_and_references(store: SQLStore) -> None:
+    old, new = T0, T0 + timedelta(days=10)
+    store.upsert_values(values(("likes", "{}", old, 1.0), ("likes", "{}", new, 2.0)), G)
+    store.save_reference("kept", ["likes"], G, old, old + G.step)
+    store.save_results([result(old), result(new)])
+    store.save_alerts([Alert("m", Severity.HIGH, result(old), AlertStatus.NOTIFY, old)])
+    store.enqueue([notification("old")])
+    store.update_delivery("old", DeliveryStatus.SENT, 1, 1, "")
+    counts = store.prune(values_before=new, results_before=new)
+    assert counts["metric_values"] == 1
+    assert counts["analysis_results"] == 1
+    assert counts["alerts"] == 1
+    assert counts["notifications"] == 1
+    left = store.load_values(["likes"], G, old, new + G.step)
+    assert left["value"].tolist() == [2.0]
+    assert [r.bucket.start for r in store.list_results()] == [new]
+    assert len(store.load_reference("kept", ["likes"])) == 1
+    assert store.prune(values_before=None, results_before=None) == {}

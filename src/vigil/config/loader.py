@@ -17,6 +17,7 @@ from pydantic import TypeAdapter, ValidationError
 from vigil.config.profiles import profile_metrics
 from vigil.config.project import (
     PAYLOAD_NEEDS,
+    RECOMPUTING_SOURCES,
     TARGET_GROUPS,
     Dataset,
     Metric,
@@ -108,6 +109,7 @@ def _resolve(
     for doc, definitions in docs:
         _check_analyzers(definitions, seen_metrics, datasets, analyzers, doc, problems)
         _check_monitors(definitions, settings, analyzers, doc, problems)
+    _check_embedded_clickhouse(root, settings, docs[0][0], problems)
     if problems:
         raise ConfigError(problems)
     secrets = frozenset(s for doc, _ in docs for s in doc.secrets)
@@ -120,6 +122,27 @@ def _resolve(
         secrets=secrets,
         files=tuple(doc.file for doc, _ in docs),
     )
+
+
+def _check_embedded_clickhouse(
+    root: Path, settings: ProjectFile, doc: YamlDocument, problems: list[str]
+) -> None:
+    """chDB embeds one data directory per process: the store and sources must share it."""
+    places: list[tuple[tuple[str, ...], Path]] = []
+    store = settings.store
+    if store.type == "clickhouse" and store.path is not None:
+        places.append((("store", "path"), (root / store.path).resolve()))
+    for name, source in settings.sources.items():
+        if source.type == "clickhouse" and source.path is not None:
+            places.append((("sources", name, "path"), (root / source.path).resolve()))
+    for where, path in places[1:]:
+        if path != places[0][1]:
+            first = ".".join(places[0][0])
+            problems.append(
+                f"{doc.where(where)}: embedded ClickHouse directory {path} differs from {first}"
+                f" ({places[0][1]}); one process embeds one directory, expected the same path"
+                " (or a ClickHouse server url)"
+            )
 
 
 def _collect_unique(
@@ -223,6 +246,8 @@ def _resolve_dataset(
 ) -> Dataset:
     defaults = settings.defaults
     granularity = Granularity.parse(dataset.granularity or defaults.granularity, settings.timezone)
+    source = settings.sources.get(dataset.source)
+    recompute = source is not None and source.type in RECOMPUTING_SOURCES
     owners = dataset.owners if dataset.owners is not None else defaults.owners
     links = dataset.links if dataset.links is not None else defaults.links
     metrics: list[Metric] = []
@@ -251,7 +276,7 @@ def _resolve_dataset(
                 rollup=config.rollup,
             )
         )
-        _check_rollups(config.rollup, effective, granularity, where, problems)
+        _check_rollups(config.rollup, effective, granularity, where, problems, recompute)
     generated = profile_metrics(dataset, granularity, owners, links)
     for index, metric in generated:
         where = doc.where((*path, "profile", index) if index >= 0 else (*path, "dataset_stats"))
@@ -262,7 +287,7 @@ def _resolve_dataset(
             tuple(a for a in analyzers.values() if targets(a, metric)), analyzers
         )
         metrics.append(replace(metric, analyzers=chosen, where=where))
-        _check_rollups(metric.rollup, chosen, granularity, where, problems)
+        _check_rollups(metric.rollup, chosen, granularity, where, problems, recompute)
     grace = defaults.backfill_grace_period or (
         timedelta(days=190) if granularity.seconds >= 7 * 86400 else timedelta(days=30)
     )
@@ -278,6 +303,7 @@ def _resolve_dataset(
         batch_cooldown=dataset.batch_cooldown or defaults.batch_cooldown,
         grace_period=grace,
         segment_owners=tuple(dataset.segment_owners),
+        recompute_at_source=recompute,
         where=doc.where(path),
         formula_where=formula_where,
     )
@@ -289,8 +315,10 @@ def _check_rollups(
     fine: Granularity,
     where: str,
     problems: list[str],
+    recompute: bool,
 ) -> None:
-    """Analyzers coarser than the dataset need a metric that rolls up, in whole buckets."""
+    """Analyzers coarser than the dataset need whole buckets, and a metric that rolls up or a
+    source that can recompute it at the coarser granularity."""
     for analyzer in analyzers:
         if analyzer.granularity is None:
             continue
@@ -306,11 +334,11 @@ def _check_rollups(
                 f"{where}: analyzer '{analyzer.id}' works on {coarse.name} buckets, which are not"
                 f" made of whole {fine.name} buckets; expected a coarser multiple"
             )
-        elif rollup is None:
+        elif rollup is None and not recompute:
             problems.append(
                 f"{where}: analyzer '{analyzer.id}' works on {coarse.name} buckets but the metric"
-                f" has no rollup; expected rollup: sum, mean, min, max or last (or a dataset at"
-                f" {coarse.name})"
+                f" has no rollup and its source cannot recompute it; expected rollup: sum, mean,"
+                f" min, max or last (or a dataset at {coarse.name})"
             )
 
 

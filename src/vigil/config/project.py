@@ -22,6 +22,12 @@ from vigil.config.schema import (
 from vigil.model import Segment
 from vigil.timeutil import Granularity
 
+# Source types that aggregate in their own engine, and so can recompute a metric at a coarser
+# granularity (distinct counts, ratios, medians) instead of rolling up stored values.
+RECOMPUTING_SOURCES = frozenset(
+    {"duckdb", "postgres", "mysql", "mariadb", "clickhouse", "sqlite", "files"}
+)
+
 
 @dataclass(frozen=True)
 class Metric:
@@ -63,6 +69,8 @@ class Dataset:
     allow_partial: bool = False
     batch_cooldown: timedelta | None = None
     grace_period: timedelta = timedelta(days=30)
+    # Whether the source can aggregate metrics without a rollup at coarser granularities.
+    recompute_at_source: bool = False
 
     @property
     def name(self) -> str:

@@ -17,7 +17,16 @@ from vigil.timeutil import format_duration
 
 SECTIONS: list[tuple[str, str, list[type[BaseModel]]]] = [
     ("vigil.yaml", "The project file: settings shared by every dataset.", [schema.ProjectFile]),
-    ("store", "Where Vigil keeps values, results and notifications.", [schema.DuckDBStoreConfig]),
+    (
+        "store",
+        "Where Vigil keeps values, results and notifications. Chosen by `type`.",
+        [
+            schema.DuckDBStoreConfig,
+            schema.PostgresStoreConfig,
+            schema.ClickHouseStoreConfig,
+            schema.Retention,
+        ],
+    ),
     (
         "sources",
         "Named data sources; a dataset names one. Chosen by `type`.",
@@ -184,7 +193,7 @@ def model_table(model: type[BaseModel]) -> str:
     ]
     for name, field in model.model_fields.items():
         lines.append(
-            f"| `{name}` | {type_name(field.annotation)} | {default_text(field)} |"
+            f"| `{field.alias or name}` | {type_name(field.annotation)} | {default_text(field)} |"
             f" {field.description or ''} |"
         )
     return "\n".join(lines) + "\n"

@@ -143,7 +143,32 @@ class PostgresStoreConfig(_StoreBase):
     )
 
 
-StoreConfig = Annotated[DuckDBStoreConfig | PostgresStoreConfig, Field(discriminator="type")]
+class ClickHouseStoreConfig(_StoreBase):
+    """A ClickHouse metric store, for very many series: a server, or an embedded directory."""
+
+    type: Literal["clickhouse"] = Field(description="Store backend.")
+    url: SecretStr | None = Field(
+        None,
+        description="HTTP interface, credentials from ${ENV_VAR}:"
+        " http://vigil:${CH_PASSWORD}@clickhouse:8123.",
+    )
+    path: str | None = Field(
+        None,
+        description="Embedded engine (chDB) data directory, relative to the project; a"
+        " ClickHouse source embedded in the same process must use the same directory.",
+    )
+    database: str = Field("vigil", description="Database holding Vigil's tables (created).")
+
+    @model_validator(mode="after")
+    def _url_or_path(self) -> ClickHouseStoreConfig:
+        if (self.url is None) == (self.path is None):
+            raise ValueError("give either url (a server) or path (embedded chDB), not both")
+        return self
+
+
+StoreConfig = Annotated[
+    DuckDBStoreConfig | PostgresStoreConfig | ClickHouseStoreConfig, Field(discriminator="type")
+]
 
 
 class DuckDBSourceConfig(Base):
@@ -658,9 +683,11 @@ class MetricConfig(Base):
     rollup: Literal["sum", "mean", "min", "max", "last"] | None = Field(
         None,
         description=(
-            "How coarser buckets derive from this metric's values, for analyzers with a coarser"
-            " granularity. Only for aggregates that roll up (counts, sums, min, max); distinct"
-            " counts and ratios need a dataset at the coarser granularity instead."
+            "How coarser buckets derive from this metric's stored values, for analyzers with a"
+            " coarser granularity. Only for aggregates that roll up (counts, sums, min, max)."
+            " Without it, a SQL or files source recomputes the metric at the coarser granularity"
+            " (right for distinct counts, ratios and medians); a Python or Prometheus source"
+            " needs it."
         ),
     )
     overrides: dict[str, dict[str, Any]] = Field(

@@ -82,7 +82,7 @@ def _allowed_keys(model: type[BaseModel], loc: tuple[Any, ...], data: Any) -> li
     for part in loc:
         current = _unwrap(current, node)
         if isinstance(current, type) and issubclass(current, BaseModel):
-            field = current.model_fields.get(str(part))
+            field = {f.alias or n: f for n, f in current.model_fields.items()}.get(str(part))
             if field is None:
                 # A union tag in the location: stay on the chosen member.
                 continue
@@ -93,7 +93,7 @@ def _allowed_keys(model: type[BaseModel], loc: tuple[Any, ...], data: Any) -> li
         node = None if node is _MISSING else node
     current = _unwrap(current, node)
     if isinstance(current, type) and issubclass(current, BaseModel):
-        return list(current.model_fields)
+        return [f.alias or n for n, f in current.model_fields.items()]
     return []
 
 

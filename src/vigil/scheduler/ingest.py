@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 import numpy as np
@@ -12,7 +12,7 @@ from vigil.analysis import build_analyzer
 from vigil.config.project import Dataset
 from vigil.sources.base import Source
 from vigil.store.base import Store
-from vigil.timeutil import to_naive_utc
+from vigil.timeutil import Granularity, to_naive_utc
 
 
 def history_buckets(dataset: Dataset, minimum: int) -> int:
@@ -72,11 +72,37 @@ def ingest(
     frame = dataset_stats_for_empty(frame, dataset, sorted(empty))
     written = store.upsert_values(frame, dataset.granularity)
     written += roll_up(dataset, store, start, end)
+    written += recompute_coarse(dataset, source, store, start, end)
     store.set_ingested_until(dataset.name, end)
     return Ingested(len(fetched), written, empty)
 
 
 _AGGREGATES = {"sum": "sum", "mean": "mean", "min": "min", "max": "max", "last": "last"}
+
+
+def coarse_window(
+    coarse: Granularity, fine: Granularity, start: datetime, end: datetime
+) -> tuple[datetime, datetime]:
+    """The whole coarse buckets that the fine window [start, end) touches."""
+    return coarse.floor(start), coarse.next(coarse.floor(end - fine.step))
+
+
+def recompute_coarse(
+    dataset: Dataset, source: Source, store: Store, start: datetime, end: datetime
+) -> int:
+    """Aggregate metrics that do not roll up (distinct counts, ratios, medians) at each coarser
+    granularity in the source, for the coarse buckets that [start, end) touches."""
+    written = 0
+    chosen = tuple(m for m in dataset.metrics if m.rollup is None)
+    if not chosen or not dataset.recompute_at_source:
+        return 0
+    for coarse in dataset.rollups:
+        first, last = coarse_window(coarse, dataset.granularity, start, end)
+        at_coarse = replace(dataset, granularity=coarse, metrics=chosen)
+        frame = source.fetch(at_coarse, first, last)
+        if not frame.empty:
+            written += store.upsert_values(frame, coarse)
+    return written
 
 
 def roll_up(dataset: Dataset, store: Store, start: datetime, end: datetime) -> int:
@@ -85,8 +111,7 @@ def roll_up(dataset: Dataset, store: Store, start: datetime, end: datetime) -> i
     fine = dataset.granularity
     for coarse in dataset.rollups:
         metrics = {m.name: m.rollup for m in dataset.metrics if m.rollup}
-        first = coarse.floor(start)
-        last = coarse.next(coarse.floor(end - fine.step))
+        first, last = coarse_window(coarse, fine, start, end)
         frame = store.load_values(list(metrics), fine, first, last)
         if frame.empty:
             continue

@@ -17,6 +17,7 @@ from vigil.config.loader import PROJECT_FILE, included_files
 from vigil.errors import ConfigError, VigilError
 from vigil.model import RunRecord
 from vigil.scheduler.cycle import CycleReport, run_cycle
+from vigil.scheduler.retention import PRUNE_EVERY, prune
 from vigil.scheduler.schedule import next_due
 
 log = logging.getLogger(__name__)
@@ -57,6 +58,7 @@ class Loop:
     on_cycle: Callable[[CycleReport], None] = lambda _: None
     on_event: Callable[[str], None] = lambda _: None
     watcher: ConfigWatcher | None = None
+    pruned_at: datetime | None = None
 
     def run(self, max_cycles: int | None = None) -> int:
         """A catch-up cycle now, then one at each due time, until stopped; return cycles run.
@@ -94,6 +96,23 @@ class Loop:
         except VigilError as e:
             log.error("cycle at %s failed: %s", at, e)
             self.on_event(f"cycle failed: {e}")
+        self._prune_if_due()
+
+    def _prune_if_due(self) -> None:
+        """Apply retention when leading starts, then once a day."""
+        now = self.app.clock.now()
+        if self.pruned_at is not None and now - self.pruned_at < PRUNE_EVERY:
+            return
+        self.pruned_at = now
+        try:
+            counts = prune(self.app, now)
+        except VigilError as e:
+            log.error("retention prune failed: %s", e)
+            self.on_event(f"retention prune failed: {e}")
+            return
+        if any(counts.values()):
+            deleted = ", ".join(f"{n} {table}" for table, n in counts.items() if n)
+            self.on_event(f"retention: deleted {deleted}")
 
     def _reload_if_changed(self) -> None:
         app = self.app

@@ -13,6 +13,16 @@ from vigil.store.duckdb import DuckDBStore
 def create_store(project: Project, clock: Callable[[], datetime]) -> Store:
     """The configured store backend, schema not yet migrated."""
     config = project.settings.store
+    if config.type == "clickhouse":
+        from vigil.store.clickhouse import ClickHouseStore
+
+        return ClickHouseStore(
+            url=config.url.get_secret_value() if config.url is not None else None,
+            path=project.resolve_path(config.path) if config.path is not None else None,
+            database=config.database,
+            tz=project.timezone,
+            clock=clock,
+        )
     if config.type == "postgres":
         from vigil.store.postgres import PostgresStore  # the driver loads only when used
 

@@ -21,6 +21,7 @@ from vigil.model import (
     SeriesKey,
     Silence,
 )
+from vigil.store.migrations import Migration
 from vigil.timeutil import Granularity
 
 
@@ -39,12 +40,16 @@ class AlertRow:
 class Store(Protocol):
     """Persists every value, check, alert and notification; answers what stages ask."""
 
+    # The backend's schema steps, in order (the last is the newest version).
+    migrations: tuple[Migration, ...]
+
     def session(self) -> AbstractContextManager[Any]:
         """Keep one connection open for a batch of calls (a cycle)."""
         ...
 
     def transaction(self) -> AbstractContextManager[None]:
-        """Everything inside commits together or not at all."""
+        """Everything inside commits together or not at all (on ClickHouse: results, which
+        mark buckets done, are written when the block ends; other writes are idempotent)."""
         ...
 
     def migrate(self) -> list[str]:
@@ -53,6 +58,12 @@ class Store(Protocol):
 
     def schema_version(self) -> int:
         """The newest applied migration."""
+        ...
+
+    def prune(
+        self, values_before: datetime | None, results_before: datetime | None
+    ) -> dict[str, int]:
+        """Delete values, and results with what hangs on them, older than the cutoffs."""
         ...
 
     # values

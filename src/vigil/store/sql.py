@@ -55,6 +55,8 @@ class SQLStore:
 
     # Driver exceptions that mean a statement failed.
     errors: tuple[type[BaseException], ...] = ()
+    # The schema steps this backend applies, in order.
+    migrations: tuple[Migration, ...] = MIGRATIONS
 
     def __init__(self, tz: str = "UTC", clock: Clock = _utc_now) -> None:
         self.tz = tz
@@ -141,8 +143,9 @@ class SQLStore:
 
     # --- schema --------------------------------------------------------------------------
 
-    def migrate(self, migrations: tuple[Migration, ...] = MIGRATIONS) -> list[str]:
+    def migrate(self, migrations: tuple[Migration, ...] | None = None) -> list[str]:
         """Apply every migration newer than the stored version, each in a transaction."""
+        migrations = migrations or self.migrations
         applied = []
         with self.session(), self._migration_lock():
             self._run(
@@ -150,6 +153,13 @@ class SQLStore:
                 " (version INTEGER PRIMARY KEY, name VARCHAR, applied_at TIMESTAMP)"
             )
             current = self.schema_version()
+            newest = migrations[-1].version if migrations else 0
+            if current > newest:
+                raise StoreError(
+                    f"the metric store's schema is version {current}, newer than this Vigil"
+                    f" knows ({newest}); expected a Vigil release at least as new as the one"
+                    " that last migrated it"
+                )
             for migration in self.pending(migrations, current):
                 try:
                     with self.transaction():
@@ -176,6 +186,36 @@ class SQLStore:
         except StoreError:
             return 0  # not created yet
         return int(rows[0][0])
+
+    def prune(
+        self, values_before: datetime | None, results_before: datetime | None
+    ) -> dict[str, int]:
+        """Delete rows older than the cutoffs (by bucket, or start for runs); return counts.
+
+        Values and distributions go by `values_before`. Results, alerts, resolved incidents,
+        finished notifications, runs and ended silences go by `results_before`. Named
+        references are kept: they are snapshots someone asked for.
+        """
+        targets: list[tuple[str, str, datetime | None]] = [
+            ("metric_values", "bucket < ?", values_before),
+            ("metric_payloads", "bucket < ?", values_before),
+            ("analysis_results", "bucket < ?", results_before),
+            ("alerts", "bucket < ?", results_before),
+            ("incidents", "status = 'resolved' AND last_anomaly_bucket < ?", results_before),
+            ("notifications", "status IN ('sent', 'gave_up') AND bucket < ?", results_before),
+            ("runs", "started_at < ?", results_before),
+            ("silences", "ends_at < ?", results_before),
+        ]
+        counts: dict[str, int] = {}
+        with self.transaction():
+            for table, condition, cutoff in targets:
+                if cutoff is None:
+                    continue
+                rows = self._rows(
+                    f"DELETE FROM {table} WHERE {condition} RETURNING 1", [to_naive_utc(cutoff)]
+                )
+                counts[table] = len(rows)
+        return counts
 
     # --- values --------------------------------------------------------------------------
 
