@@ -9,11 +9,13 @@ a store that both embed ClickHouse share it when they name the same directory.
 from __future__ import annotations
 
 import threading
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 import httpx
+import numpy as np
 
 
 class ClickHouseQueryError(Exception):
@@ -144,6 +146,48 @@ class ClickHouseClient:
         if self._engine is not None:
             self._engine = None
             _Embedded.release()
+
+
+def bind(sql: str, params: list[Any], marker: str) -> tuple[str, dict[str, str]]:
+    """Replace each `marker` with a typed `{pN:Type}` parameter; return the SQL and the values
+    as ClickHouse reads them (text)."""
+    pieces = sql.split(marker)
+    if len(pieces) - 1 != len(params):
+        raise ValueError(f"{len(params)} parameters for {len(pieces) - 1} markers")
+    named: dict[str, str] = {}
+    out = [pieces[0]]
+    for i, (value, rest) in enumerate(zip(params, pieces[1:], strict=True)):
+        kind, text = typed_parameter(value)
+        named[f"p{i}"] = text
+        out.append(f"{{p{i}:{kind}}}{rest}")
+    return "".join(out), named
+
+
+def typed_parameter(value: Any) -> tuple[str, str]:
+    """(ClickHouse type, text form) of one bound value; naive datetimes are UTC."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if value is None:
+        return "Nullable(String)", "\\N"
+    if isinstance(value, bool):
+        return "Bool", "true" if value else "false"
+    if isinstance(value, int):
+        return "Int64", str(value)
+    if isinstance(value, float):
+        return "Float64", repr(value)
+    if isinstance(value, datetime):
+        if value.tzinfo is not None:
+            value = value.astimezone(UTC).replace(tzinfo=None)
+        return "DateTime64(6, 'UTC')", value.strftime("%Y-%m-%d %H:%M:%S.%f")
+    if isinstance(value, list | tuple):
+        items = ", ".join("'" + _escape(str(v)).replace("'", "\\'") + "'" for v in value)
+        return "Array(String)", f"[{items}]"
+    return "String", _escape(str(value))
+
+
+def _escape(text: str) -> str:
+    """Text in ClickHouse's escaped form (parameters are parsed like TSV fields)."""
+    return text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n")
 
 
 def with_settings(sql: str, clause: str) -> str:

@@ -11,6 +11,7 @@ import re
 from datetime import datetime
 from typing import Any, Protocol
 
+from vigil.clickhouse import bind
 from vigil.sketches import MAX_ITEMS, QUANTILE_LEVELS, TYPE_NAMES
 from vigil.timeutil import Granularity
 
@@ -487,27 +488,8 @@ class ClickHouseDialect:
         )
 
     def finalize(self, sql: str, params: list[Any]) -> tuple[str, Any]:
-        """Named, typed parameters: `{p0:DateTime64(6)}`; values as text."""
-        named: dict[str, Any] = {}
-        parts = sql.split(PARAM)
-        out = [parts[0]]
-        for i, (value, rest) in enumerate(zip(params, parts[1:], strict=True)):
-            kind, text = _clickhouse_param(value)
-            named[f"p{i}"] = text
-            out.append(f"{{p{i}:{kind}}}{rest}")
-        return "".join(out), named
-
-
-def _clickhouse_param(value: Any) -> tuple[str, str]:
-    if isinstance(value, datetime):
-        return "DateTime64(6, 'UTC')", value.strftime("%Y-%m-%d %H:%M:%S.%f")
-    if isinstance(value, bool):
-        return "Bool", "true" if value else "false"
-    if isinstance(value, int):
-        return "Int64", str(value)
-    if isinstance(value, float):
-        return "Float64", repr(value)
-    return "String", str(value)
+        """Named, typed parameters: `{p0:DateTime64(6, 'UTC')}`; values as text."""
+        return bind(sql, params, PARAM)
 
 
 DIALECTS: dict[str, Dialect] = {

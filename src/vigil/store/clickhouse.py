@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from vigil.clickhouse import ClickHouseClient, ClickHouseQueryError, quote_identifier
+from vigil.clickhouse import ClickHouseClient, ClickHouseQueryError, bind, quote_identifier
 from vigil.errors import StoreError
 from vigil.model import Alert, AnalysisResult, Incident, Notification, Silence
 from vigil.sources.dialects import redact_url
@@ -48,6 +48,7 @@ from vigil.store.sql import (
     SQLStore,
     _result_row,
     _utc_now,
+    incident_values,
 )
 from vigil.timeutil import Granularity, to_naive_utc
 
@@ -612,19 +613,7 @@ class ClickHouseStore(SQLStore):
             return super().save_incident(incident)
         new_id = self._next_id("incidents")
         names = [c.strip() for c in _INCIDENT_COLUMNS.split(",")]
-        values = [
-            new_id,
-            incident.monitor,
-            incident.series.metric,
-            incident.series.segment.key,
-            incident.granularity.seconds,
-            to_naive_utc(incident.opened_bucket),
-            to_naive_utc(incident.last_anomaly_bucket),
-            incident.notified_deviation,
-            incident.normal_streak,
-            incident.status,
-            _naive(incident.resolved_bucket),
-        ]
+        values = [new_id, *incident_values(incident)]
         self._insert("incidents", [dict(zip(names, values, strict=True))])
         return new_id
 
@@ -785,43 +774,11 @@ def _prune_targets(
 
 
 def _translate(sql: str, params: list[Any]) -> tuple[str, dict[str, str]]:
-    """The shared SQL in ClickHouse's terms: typed parameters, has() for `= ANY(?)`, and
-    numbered {pN:Type} markers."""
-    sql = _ANY.sub(r"has(?, \1)", sql)
-    pieces = sql.split("?")
-    if len(pieces) - 1 != len(params):
-        raise StoreError(f"metric store: {len(params)} parameters for {len(pieces) - 1} markers")
-    named: dict[str, str] = {}
-    out = [pieces[0]]
-    for i, (value, rest) in enumerate(zip(params, pieces[1:], strict=True)):
-        kind, text = _parameter(value)
-        named[f"p{i}"] = text
-        out.append(f"{{p{i}:{kind}}}{rest}")
-    return "".join(out), named
-
-
-def _parameter(value: Any) -> tuple[str, str]:
-    """(ClickHouse type, text form) of one bound value."""
-    if isinstance(value, np.generic):
-        value = value.item()
-    if value is None:
-        return "Nullable(String)", "\\N"
-    if isinstance(value, bool):
-        return "Bool", "true" if value else "false"
-    if isinstance(value, int):
-        return "Int64", str(value)
-    if isinstance(value, float):
-        return "Float64", repr(value)
-    if isinstance(value, datetime):
-        return "DateTime64(6)", to_naive_utc(value).strftime("%Y-%m-%d %H:%M:%S.%f")
-    if isinstance(value, list | tuple):
-        items = ", ".join("'" + _escape(str(v)).replace("'", "\\'") + "'" for v in value)
-        return "Array(String)", f"[{items}]"
-    return "String", _escape(str(value))
-
-
-def _escape(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n")
+    """The shared SQL in ClickHouse's terms: has() for `= ANY(?)`, typed {pN:Type} markers."""
+    try:
+        return bind(_ANY.sub(r"has(?, \1)", sql), params, "?")
+    except ValueError as e:
+        raise StoreError(f"metric store: {e}") from e
 
 
 def _converter(name: str, kind: str) -> Any:

@@ -648,18 +648,7 @@ class SQLStore:
 
     def save_incident(self, incident: Incident) -> int:
         """Insert a new incident (id 0) or update one; return its id."""
-        values = [
-            incident.monitor,
-            incident.series.metric,
-            incident.series.segment.key,
-            incident.granularity.seconds,
-            to_naive_utc(incident.opened_bucket),
-            to_naive_utc(incident.last_anomaly_bucket),
-            incident.notified_deviation,
-            incident.normal_streak,
-            incident.status,
-            to_naive_utc(incident.resolved_bucket) if incident.resolved_bucket else None,
-        ]
+        values = incident_values(incident)
         if incident.id:
             self._run(
                 "UPDATE incidents SET monitor = ?, metric = ?, segment = ?, granularity = ?,"
@@ -848,6 +837,22 @@ _INCIDENT_COLUMNS = (
     "id, monitor, metric, segment, granularity, opened_bucket, last_anomaly_bucket,"
     " notified_deviation, normal_streak, status, resolved_bucket"
 )
+
+
+def incident_values(incident: Incident) -> list[Any]:
+    """The incident's columns after `id`, in `_INCIDENT_COLUMNS` order."""
+    return [
+        incident.monitor,
+        incident.series.metric,
+        incident.series.segment.key,
+        incident.granularity.seconds,
+        to_naive_utc(incident.opened_bucket),
+        to_naive_utc(incident.last_anomaly_bucket),
+        incident.notified_deviation,
+        incident.normal_streak,
+        incident.status,
+        to_naive_utc(incident.resolved_bucket) if incident.resolved_bucket else None,
+    ]
 
 
 def _incident_from_row(row: tuple[Any, ...], tz: str) -> Incident:
