@@ -179,9 +179,10 @@ def replay(ctx: click.Context, start_text: str, end_text: str, no_notify: bool) 
 
 
 @main.command()
+@click.option("--web/--no-web", default=True, help="Serve the dashboard too (web.with_run).")
 @click.pass_context
 @handle_errors
-def run(ctx: click.Context) -> None:
+def run(ctx: click.Context, web: bool) -> None:
     """Run cycles on schedule until SIGTERM or Ctrl-C (the current cycle finishes first).
 
     Only one `vigil run` per store works at a time (a lock in the store); others wait as
@@ -192,14 +193,46 @@ def run(ctx: click.Context) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: clock.stop())
     click.echo(f"vigil run: {len(project.datasets)} datasets; Ctrl-C to stop")
-    with running_app(project, clock) as app:
-        loop = Loop(
-            app,
-            on_cycle=lambda r: print_report(r, loop.app.project, verbose=False),
-            on_event=lambda text: click.echo(f"vigil run: {text}", err=True),
-        )
-        loop.run()
+    server = None
+    if web and project.settings.web.with_run:
+        from vigil.web.server import WebServer  # the web stack loads only when served
+
+        server = WebServer(project, clock)
+        try:
+            click.echo(f"vigil run: dashboard at {server.start()}")
+        except VigilError as e:  # the scheduler matters more than the dashboard
+            click.echo(f"vigil run: {e}; scheduling without it", err=True)
+            server = None
+    try:
+        with running_app(project, clock) as app:
+            loop = Loop(
+                app,
+                on_cycle=lambda r: print_report(r, loop.app.project, verbose=False),
+                on_event=lambda text: click.echo(f"vigil run: {text}", err=True),
+            )
+            loop.run()
+    finally:
+        if server is not None:
+            server.stop()
     click.echo("vigil run: stopped")
+
+
+@main.command()
+@click.option("--host", help="Address to listen on (default: web.host, 127.0.0.1).")
+@click.option("--port", type=int, help="Port (default: web.port, 8000; 0 for any free one).")
+@click.pass_context
+@handle_errors
+def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
+    """Serve the dashboard and the REST API (/api/v1) until Ctrl-C.
+
+    Without web.tokens or web.users it serves only on a loopback address, to anyone there.
+    """
+    from vigil.web.server import WebServer
+
+    project = _project(ctx)
+    server = WebServer(project, SystemClock(), host, port)
+    click.echo(f"vigil serve: http://{server.host}:{server.port} (Ctrl-C to stop)")
+    server.serve()
 
 
 @main.command()

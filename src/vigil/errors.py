@@ -23,6 +23,10 @@ class StoreError(VigilError):
     """The metric store could not be read or written."""
 
 
+class NotFoundError(VigilError):
+    """A metric, series or record that was asked for does not exist."""
+
+
 class AnalysisError(VigilError):
     """An analyzer could not evaluate a batch of series."""
 

@@ -46,6 +46,23 @@ class Segment:
         """Human-readable form: `os=iOS, country=RU`, or `total`."""
         return ", ".join(f"{k}={v}" for k, v in self.tags) if self.tags else "total"
 
+    @classmethod
+    def from_label(cls, text: str) -> Segment:
+        """Parse `os=iOS, country=RU` (or `total`, or nothing); ValueError if malformed."""
+        text = text.strip()
+        if text in ("", "total"):
+            return cls()
+        tags: dict[str, str] = {}
+        for part in text.split(","):
+            name, sep, value = part.strip().partition("=")
+            if not sep or not name.strip():
+                raise ValueError(
+                    f"segment '{text}': expected dimension=value pairs separated by commas,"
+                    " e.g. os=iOS, country=RU (or total)"
+                )
+            tags[name.strip()] = value.strip()
+        return cls.of(tags)
+
     def matches(self, selector: Mapping[str, str]) -> bool:
         """Whether every key of `selector` has the given value in this segment (`*` = any)."""
         tags = dict(self.tags)
@@ -233,6 +250,28 @@ class Silence:
             and fnmatchcase(series.metric, self.metric)
             and series.segment.matches(self.segment)
         )
+
+
+class FeedbackLabel(StrEnum):
+    """What a person says an alert was."""
+
+    TRUE_ANOMALY = "true_anomaly"
+    EXPECTED = "expected"
+    FALSE_ALARM = "false_alarm"
+
+
+@dataclass(frozen=True)
+class Feedback:
+    """A person's verdict on one alert (monitor, analyzer, series, bucket); the latest wins."""
+
+    monitor: str
+    analyzer: str
+    series: SeriesKey
+    bucket: Bucket
+    label: FeedbackLabel
+    note: str = ""
+    author: str = ""
+    created_at: datetime | None = None
 
 
 @dataclass(frozen=True)

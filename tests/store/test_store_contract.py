@@ -18,6 +18,8 @@ from vigil.model import (
     AnalysisResult,
     Bucket,
     DeliveryStatus,
+    Feedback,
+    FeedbackLabel,
     Incident,
     Notification,
     PipelineState,
@@ -293,3 +295,34 @@ def test_prune_keeps_recent_rows_and_references(store: SQLStore) -> None:
     assert [r.bucket.start for r in store.list_results()] == [new]
     assert len(store.load_reference("kept", ["likes"])) == 1
     assert store.prune(values_before=None, results_before=None) == {}
+
+
+def test_feedback_on_an_alert_is_stored_and_the_latest_wins(store: SQLStore) -> None:
+    first = Feedback("m", "a", IOS, Bucket(T0, G), FeedbackLabel.FALSE_ALARM, "noise", "ann")
+    store.save_feedback(first)
+    store.save_feedback(replace(first, label=FeedbackLabel.TRUE_ANOMALY, note="real"))
+    (got,) = store.list_feedback()
+    assert (got.label, got.note, got.author) == (FeedbackLabel.TRUE_ANOMALY, "real", "ann")
+    assert got.series == IOS
+    assert got.bucket.start == T0
+    assert got.created_at == T0
+    assert store.list_feedback(since=T0 + G.step) == []
+
+
+def test_series_listing_and_one_series_values(store: SQLStore) -> None:
+    store.upsert_values(
+        values(
+            ("likes", IOS.segment.key, T0, 1.0),
+            ("likes", IOS.segment.key, T0 + G.step, 2.0),
+            ("likes", "{}", T0, 5.0),
+        ),
+        G,
+    )
+    listed = {(s["metric"], s["segment"]): s for s in store.list_series()}
+    assert listed[("likes", IOS.segment.key)]["points"] == 2
+    assert listed[("likes", IOS.segment.key)]["last"] == T0 + G.step
+    assert listed[("likes", "{}")]["first"] == T0
+    frame = store.load_series("likes", IOS.segment.key, G, T0, T0 + 2 * G.step)
+    assert frame["value"].tolist() == [1.0, 2.0]
+    store.save_results([result(T0), replace(result(T0), series=SeriesKey("likes"))])
+    assert len(store.list_results(segment=IOS.segment.key)) == 1

@@ -101,6 +101,11 @@ SECTIONS: list[tuple[str, str, list[type[BaseModel]]]] = [
         [schema.MonitorConfig, schema.MuteWindow, schema.Escalation, schema.MessageTemplate],
     ),
     ("scheduler", "How `vigil run` behaves.", [schema.SchedulerConfig]),
+    (
+        "web",
+        "The dashboard and REST API: address, credentials and roles.",
+        [schema.WebConfig, schema.WebToken, schema.WebUser],
+    ),
     ("shared blocks", "Used inside the sections above.", [schema.TimeRange]),
 ]
 

@@ -1305,6 +1305,42 @@ class SchedulerConfig(Base):
     hot_reload: bool = Field(True, description="Reload the configuration when its files change.")
 
 
+class WebToken(Base):
+    """A bearer token for the API and dashboard, and the role it grants."""
+
+    token: SecretStr = Field(description="The token, from ${ENV_VAR}.")
+    role: Literal["viewer", "admin"] = Field(
+        "viewer",
+        description="viewer reads; admin also creates silences, gives feedback and"
+        " sees the configuration.",
+    )
+
+
+class WebUser(Base):
+    """A user for HTTP basic auth, and the role it grants."""
+
+    name: str = Field(description="User name.")
+    password: SecretStr = Field(description="Password, from ${ENV_VAR}.")
+    role: Literal["viewer", "admin"] = Field("viewer", description="viewer or admin.")
+
+
+class WebConfig(Base):
+    """The dashboard and REST API (`vigil serve`, and `vigil run` alongside the scheduler)."""
+
+    host: str = Field("127.0.0.1", description="Address to listen on.")
+    port: int = Field(8000, ge=0, le=65535, description="Port to listen on (0: any free one).")
+    tokens: list[WebToken] = Field(
+        default_factory=list, description="Bearer tokens (Authorization: Bearer …)."
+    )
+    users: list[WebUser] = Field(default_factory=list, description="Basic-auth users.")
+    with_run: bool = Field(True, description="Whether `vigil run` also serves the dashboard.")
+
+    @property
+    def has_auth(self) -> bool:
+        """Whether any credentials are configured."""
+        return bool(self.tokens or self.users)
+
+
 def _console_only() -> dict[str, ChannelConfig]:
     return {"console": ConsoleChannelConfig(type="console")}
 
@@ -1335,4 +1371,9 @@ class ProjectFile(DefinitionsFile):
     )
     scheduler: SchedulerConfig = Field(
         default_factory=lambda: SchedulerConfig(), description="`vigil run` settings."
+    )
+    web: WebConfig = Field(
+        default_factory=lambda: WebConfig(),
+        description="Dashboard and API. Without tokens or users it serves only on a loopback"
+        " address, to anyone there, as admin.",
     )

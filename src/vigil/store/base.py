@@ -14,6 +14,7 @@ from vigil.model import (
     Alert,
     AnalysisResult,
     DeliveryStatus,
+    Feedback,
     Incident,
     Notification,
     PipelineState,
@@ -109,6 +110,16 @@ class Store(Protocol):
         """Remove a reference; False if there was none."""
         ...
 
+    def load_series(
+        self, metric: str, segment: str, granularity: Granularity, start: datetime, end: datetime
+    ) -> pd.DataFrame:
+        """One series' values with buckets in [start, end): bucket (naive UTC), value."""
+        ...
+
+    def list_series(self) -> list[dict[str, Any]]:
+        """Every stored series: metric, segment, granularity, points, first and last bucket."""
+        ...
+
     def known_segments(
         self, metrics: list[str], granularity: Granularity, since: datetime
     ) -> dict[str, set[str]]:
@@ -151,8 +162,9 @@ class Store(Protocol):
         since: datetime | None = None,
         until: datetime | None = None,
         anomalies_only: bool = False,
+        segment: str | None = None,
     ) -> list[AnalysisResult]:
-        """Results in bucket order."""
+        """Results in bucket order (`segment` is the canonical key)."""
         ...
 
     def last_change(
@@ -201,6 +213,17 @@ class Store(Protocol):
         self, *, since: datetime | None = None, until: datetime | None = None
     ) -> list[AlertRow]:
         """Alerts joined with their results, oldest first."""
+        ...
+
+    # feedback
+    def save_feedback(self, feedback: Feedback) -> None:
+        """Record a verdict on an alert; a later one for the same alert replaces it."""
+        ...
+
+    def list_feedback(
+        self, *, since: datetime | None = None, until: datetime | None = None
+    ) -> list[Feedback]:
+        """Verdicts on alerts with buckets in [since, until), in bucket order."""
         ...
 
     # incidents

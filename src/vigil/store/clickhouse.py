@@ -38,7 +38,7 @@ import pandas as pd
 
 from vigil.clickhouse import ClickHouseClient, ClickHouseQueryError, bind, quote_identifier
 from vigil.errors import StoreError
-from vigil.model import Alert, AnalysisResult, Incident, Notification, Silence
+from vigil.model import Alert, AnalysisResult, Feedback, Incident, Notification, Silence
 from vigil.sources.dialects import redact_url
 from vigil.store.migrations import Migration
 from vigil.store.sql import (
@@ -48,6 +48,7 @@ from vigil.store.sql import (
     SQLStore,
     _result_row,
     _utc_now,
+    feedback_values,
     incident_values,
 )
 from vigil.timeutil import Granularity, to_naive_utc
@@ -131,6 +132,21 @@ CLICKHOUSE_MIGRATIONS: tuple[Migration, ...] = (
                 id UInt64, owner String, status String, started_at DateTime64(6),
                 _version UInt64
             ) ENGINE = ReplacingMergeTree(_version) ORDER BY id""",
+        ),
+    ),
+)
+
+CLICKHOUSE_MIGRATIONS += (
+    Migration(
+        2,
+        "feedback on alerts",
+        (
+            """CREATE TABLE feedback (
+                monitor String, analyzer String, metric String, segment String,
+                granularity Int64, bucket DateTime64(6), label String, note String,
+                author String, created_at DateTime64(6), _version UInt64, _txn UInt64
+            ) ENGINE = ReplacingMergeTree(_version)
+            ORDER BY (monitor, analyzer, metric, segment, granularity, bucket)""",
         ),
     ),
 )
@@ -698,6 +714,23 @@ class ClickHouseStore(SQLStore):
         self._insert("notifications", rows)
         return len(chosen)
 
+    def save_feedback(self, feedback: Feedback) -> None:
+        """Record a verdict on an alert; a later one for the same alert replaces it."""
+        names = [
+            "monitor",
+            "analyzer",
+            "metric",
+            "segment",
+            "granularity",
+            "bucket",
+            "label",
+            "note",
+            "author",
+            "created_at",
+        ]
+        values = feedback_values(feedback, self.clock())
+        self._insert("feedback", [dict(zip(names, values, strict=True))])
+
     def _next_id(self, table: str) -> int:
         rows = self._rows(f"SELECT max(id) FROM {table}")
         return int(rows[0][0] or 0) + 1
@@ -717,6 +750,7 @@ _VERSIONED = frozenset(
         "leader_lock",
         "silences",
         "incidents",
+        "feedback",
         "transactions",
     }
 )

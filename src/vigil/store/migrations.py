@@ -207,4 +207,23 @@ MIGRATIONS: tuple[Migration, ...] = (
             )""",
         ),
     ),
+    Migration(
+        9,
+        "feedback on alerts",
+        (
+            """CREATE TABLE feedback (
+                monitor VARCHAR NOT NULL,
+                analyzer VARCHAR NOT NULL,
+                metric VARCHAR NOT NULL,
+                segment VARCHAR NOT NULL,
+                granularity INTEGER NOT NULL,
+                bucket TIMESTAMP NOT NULL,
+                label VARCHAR NOT NULL,
+                note VARCHAR NOT NULL,
+                author VARCHAR NOT NULL,
+                created_at TIMESTAMP NOT NULL,
+                PRIMARY KEY (monitor, analyzer, metric, segment, granularity, bucket)
+            )""",
+        ),
+    ),
 )

@@ -21,6 +21,8 @@ from vigil.model import (
     AnalysisResult,
     Bucket,
     DeliveryStatus,
+    Feedback,
+    FeedbackLabel,
     Incident,
     Notification,
     PipelineState,
@@ -335,6 +337,29 @@ class SQLStore:
             [granularity.seconds, to_naive_utc(start), to_naive_utc(end), metrics],
         )
 
+    def load_series(
+        self, metric: str, segment: str, granularity: Granularity, start: datetime, end: datetime
+    ) -> pd.DataFrame:
+        """One series' values with buckets in [start, end): bucket (naive UTC), value."""
+        return self._frame(
+            "SELECT bucket, value FROM metric_values WHERE metric = ? AND segment = ?"
+            " AND granularity = ? AND bucket >= ? AND bucket < ? ORDER BY bucket",
+            [metric, segment, granularity.seconds, to_naive_utc(start), to_naive_utc(end)],
+        )
+
+    def list_series(self) -> list[dict[str, Any]]:
+        """Every stored series: metric, segment, granularity, points, first and last bucket."""
+        rows = self._rows(
+            "SELECT metric, segment, granularity, count(*), min(bucket), max(bucket)"
+            " FROM metric_values GROUP BY metric, segment, granularity"
+            " ORDER BY metric, segment, granularity"
+        )
+        keys = ("metric", "segment", "granularity", "points", "first", "last")
+        return [
+            {**dict(zip(keys, row, strict=True)), "first": as_utc(row[4]), "last": as_utc(row[5])}
+            for row in rows
+        ]
+
     def known_segments(
         self, metrics: list[str], granularity: Granularity, since: datetime
     ) -> dict[str, set[str]]:
@@ -421,12 +446,16 @@ class SQLStore:
         since: datetime | None = None,
         until: datetime | None = None,
         anomalies_only: bool = False,
+        segment: str | None = None,
     ) -> list[AnalysisResult]:
-        """Results in bucket order, filtered."""
+        """Results in bucket order, filtered (`segment` is the canonical key)."""
         where, params = _time_filter("bucket", since, until)
         if metric is not None:
             where.append("metric = ?")
             params.append(metric)
+        if segment is not None:
+            where.append("segment = ?")
+            params.append(segment)
         if anomalies_only:
             where.append("status = 'anomaly'")
         clause = f"WHERE {' AND '.join(where)}" if where else ""
@@ -635,6 +664,43 @@ class SQLStore:
         """Give the lock up (only if held by `owner`)."""
         self._run("DELETE FROM leader_lock WHERE name = ? AND owner = ?", [name, owner])
 
+    # --- feedback -------------------------------------------------------------------------
+
+    def save_feedback(self, feedback: Feedback) -> None:
+        """Record a verdict on an alert; a later one for the same alert replaces it."""
+        self._run(
+            "INSERT INTO feedback VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (monitor, analyzer, metric, segment, granularity, bucket) DO UPDATE"
+            " SET label = excluded.label, note = excluded.note, author = excluded.author,"
+            " created_at = excluded.created_at",
+            feedback_values(feedback, self.clock()),
+        )
+
+    def list_feedback(
+        self, *, since: datetime | None = None, until: datetime | None = None
+    ) -> list[Feedback]:
+        """Verdicts on alerts with buckets in [since, until), in bucket order."""
+        where, params = _time_filter("bucket", since, until)
+        clause = f"WHERE {' AND '.join(where)}" if where else ""
+        rows = self._rows(
+            "SELECT monitor, analyzer, metric, segment, granularity, bucket, label, note, author,"
+            f" created_at FROM feedback {clause} ORDER BY bucket, metric, segment, monitor",
+            params,
+        )
+        return [
+            Feedback(
+                monitor=r[0],
+                analyzer=r[1],
+                series=SeriesKey(r[2], Segment.from_key(r[3])),
+                bucket=Bucket(as_utc(r[5]), Granularity(int(r[4]), self.tz)),
+                label=FeedbackLabel(r[6]),
+                note=r[7],
+                author=r[8],
+                created_at=as_utc(r[9]),
+            )
+            for r in rows
+        ]
+
     # --- incidents ------------------------------------------------------------------------
 
     def open_incident(self, monitor: str, series: SeriesKey) -> Incident | None:
@@ -837,6 +903,22 @@ _INCIDENT_COLUMNS = (
     "id, monitor, metric, segment, granularity, opened_bucket, last_anomaly_bucket,"
     " notified_deviation, normal_streak, status, resolved_bucket"
 )
+
+
+def feedback_values(feedback: Feedback, now: datetime) -> list[Any]:
+    """The feedback table's columns, in order."""
+    return [
+        feedback.monitor,
+        feedback.analyzer,
+        feedback.series.metric,
+        feedback.series.segment.key,
+        feedback.bucket.granularity.seconds,
+        to_naive_utc(feedback.bucket.start),
+        feedback.label.value,
+        feedback.note,
+        feedback.author,
+        to_naive_utc(feedback.created_at or now),
+    ]
 
 
 def incident_values(incident: Incident) -> list[Any]:

@@ -1,0 +1,226 @@
+"""The REST API against a real DuckDB store holding a backfilled day with a drop."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from tests.scheduler.helpers import DROP
+from tests.web.conftest import NOW, Served
+
+STEP = timedelta(minutes=15)
+
+
+def ok(served: Served, path: str, **params: object) -> dict:  # type: ignore[type-arg]
+    response = served.client.get(f"/api/v1{path}", params=params)
+    assert response.status_code == 200, response.text
+    return response.json()  # type: ignore[no-any-return]
+
+
+def error(served: Served, method: str, path: str, status: int, **kwargs: object) -> str:
+    response = served.client.request(method, f"/api/v1{path}", **kwargs)  # type: ignore[arg-type]
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert set(body) == {"error"}
+    assert body["error"]["status"] == status
+    return str(body["error"]["message"])
+
+
+def test_health_and_openapi_schema(served: Served) -> None:
+    assert ok(served, "/health") == {"status": "ok", "project": "test project"}
+    schema = ok(served, "/openapi.json")
+    paths = set(schema["paths"])
+    for path in (
+        "/api/v1/overview",
+        "/api/v1/metrics",
+        "/api/v1/series",
+        "/api/v1/values",
+        "/api/v1/chart",
+        "/api/v1/breakdown",
+        "/api/v1/results",
+        "/api/v1/alerts",
+        "/api/v1/incidents",
+        "/api/v1/feedback",
+        "/api/v1/silences",
+        "/api/v1/runs",
+        "/api/v1/config",
+        "/api/v1/config/validate",
+    ):
+        assert path in paths
+
+
+def test_overview_shows_the_firing_monitor_its_incidents_and_freshness(served: Served) -> None:
+    data = ok(served, "/overview")
+    (monitor,) = data["monitors"]
+    assert monitor["id"] == "main"
+    assert monitor["state"] == "firing"
+    assert monitor["open_incidents"] == 3  # total, iOS and Android all dropped
+    assert {i["segment"] for i in data["incidents"]} == {"total", "os=iOS", "os=Android"}
+    (fresh,) = data["freshness"]
+    assert fresh["dataset"] == "events"
+    assert fresh["newest_bucket"] == (NOW - STEP).isoformat()
+    assert fresh["stale"] is False
+    assert fresh["failing"] is False
+    assert data["runs"][0]["kind"] == "backfill"
+    assert data["series"] == 6  # actions and users × total, iOS, Android
+
+
+def test_metrics_series_and_values(served: Served) -> None:
+    metrics = ok(served, "/metrics")["items"]
+    assert [(m["name"], m["series"], m["analyzers"]) for m in metrics] == [
+        ("actions", 3, ["day_week"]),
+        ("users", 3, []),
+    ]
+    series = ok(served, "/series", metric="actions")
+    assert series["total"] == 3
+    assert {s["segment"] for s in series["items"]} == {"total", "os=iOS", "os=Android"}
+    values = ok(
+        served,
+        "/values",
+        metric="actions",
+        segment="os=iOS",
+        **{"from": DROP.isoformat(), "to": (DROP + 2 * STEP).isoformat()},
+    )
+    assert values["items"] == [
+        {"bucket": DROP.isoformat(), "value": 2.0},
+        {"bucket": (DROP + STEP).isoformat(), "value": 2.0},
+    ]
+    page = ok(served, "/values", metric="actions", limit=10, offset=90)
+    assert (page["total"], len(page["items"]), page["next_offset"]) == (96, 6, None)
+    first = ok(served, "/values", metric="actions", limit=10)
+    assert first["next_offset"] == 10
+
+
+def test_chart_has_points_band_overlays_and_the_anomalies(served: Served) -> None:
+    data = ok(served, "/chart", metric="actions", segment="os=iOS", **{"from": "now-1d"})
+    assert data["granularity"] == "15m"
+    assert data["points"] == 96
+    assert data["downsampled"] is False
+    assert len(data["t"]) == len(data["value"]) == len(data["lower"]) == len(data["day_ago"])
+    assert data["band_analyzer"] == "day_week"
+    assert sum(v is not None for v in data["lower"]) == 96
+    assert data["day_ago"][-1] == 10.0  # the same time yesterday: no drop
+    drops = [a for a in data["anomalies"] if a["t"] == int(DROP.timestamp())]
+    assert drops
+    assert drops[0]["value"] == 2.0
+    thin = ok(served, "/chart", metric="actions", **{"from": "now-1d"}, width=10)
+    assert thin["downsampled"] is True
+    assert len(thin["t"]) <= 20
+    assert min(v for v in thin["value"] if v is not None) == 6.0  # the dip survives thinning
+
+
+def test_breakdown_ranks_the_segments_that_moved_the_total(served: Served) -> None:
+    data = ok(served, "/breakdown", metric="actions", at=DROP.isoformat())
+    assert data["total"]["value"] == 6.0
+    assert data["total"]["baseline"] == 30.0
+    assert [s["segment"] for s in data["segments"]] == ["os=Android", "os=iOS"]
+    android = data["segments"][0]
+    assert android["change"] == -16.0
+    assert android["share_of_total_change"] == pytest.approx(16 / 24)
+
+
+def test_results_alerts_and_incidents(served: Served) -> None:
+    anomalies = ok(
+        served, "/results", metric="actions", anomalies_only="true", **{"from": "now-1d"}
+    )
+    assert anomalies["total"] >= 3
+    assert all(r["status"] == "anomaly" for r in anomalies["items"])
+    alerts = ok(served, "/alerts")
+    assert alerts["total"] == 12  # four dropped buckets × total, iOS, Android
+    assert {a["segment"] for a in alerts["items"]} == {"total", "os=iOS", "os=Android"}
+    ios = ok(served, "/alerts", segment="os=iOS", monitor="main", severity="high")
+    assert [a["bucket"] for a in ios["items"]] == [
+        (DROP + i * STEP).isoformat() for i in (3, 2, 1, 0)
+    ]
+    alert = ios["items"][-1]
+    assert alert["value"] == 2.0
+    assert alert["status"] == "muted"  # a backfill logs, it does not send
+    assert ok(served, f"/alerts/{alert['id']}")["id"] == alert["id"]
+    assert ok(served, "/alerts", severity="low")["total"] == 0
+    assert ok(served, "/incidents", status="open")["total"] == 3
+    assert ok(served, "/incidents", status="resolved")["total"] == 0
+
+
+def test_feedback_is_stored_shown_with_the_alert_and_replaced(served: Served) -> None:
+    alert = ok(served, "/alerts", segment="os=iOS")["items"][-1]
+    response = served.client.post(
+        "/api/v1/feedback", json={"alert": alert["id"], "label": "false_alarm", "note": "test"}
+    )
+    assert response.status_code == 201, response.text
+    assert response.json()["label"] == "false_alarm"
+    served.client.post("/api/v1/feedback", json={"alert": alert["id"], "label": "true_anomaly"})
+    (verdict,) = ok(served, "/feedback")["items"]
+    assert verdict["label"] == "true_anomaly"
+    shown = ok(served, "/alerts", segment="os=iOS")["items"][-1]
+    assert shown["feedback"]["label"] == "true_anomaly"
+    assert shown["feedback"]["author"] == "local"
+
+
+def test_silences_are_created_listed_and_expired(served: Served) -> None:
+    response = served.client.post(
+        "/api/v1/silences",
+        json={"metric": "actions", "segment": {"os": "iOS"}, "duration": "2h", "reason": "deploy"},
+    )
+    assert response.status_code == 201, response.text
+    made = response.json()
+    assert made["ends_at"] == (NOW + timedelta(hours=2)).isoformat()
+    assert [s["id"] for s in ok(served, "/silences")["items"]] == [made["id"]]
+    assert ok(served, "/overview")["monitors"][0]["state"] == "firing"  # others still fire
+    ended = served.client.post(f"/api/v1/silences/{made['id']}/expire")
+    assert ended.status_code == 200
+    assert ended.json()["expired_at"] == NOW.isoformat()
+    assert ok(served, "/silences")["items"] == []
+    assert len(ok(served, "/silences", all="true")["items"]) == 1
+
+
+def test_runs_config_and_validation(served: Served) -> None:
+    runs = ok(served, "/runs", limit=2)
+    assert len(runs["items"]) == 2
+    assert runs["items"][0]["duration_ms"] >= 0
+    assert ok(served, "/runs", status="error")["total"] == 0
+    config = ok(served, "/config")
+    assert config["settings"]["name"] == "test project"
+    assert "metric:actions" in [e[1] for e in config["graph"]["edges"]]
+    checked = served.client.post("/api/v1/config/validate").json()
+    assert checked["ok"] is True
+    (served.project.root / "monitors" / "main.yaml").write_text("analyzers: [{id: x}]\n")
+    broken = served.client.post("/api/v1/config/validate").json()
+    assert broken["ok"] is False
+    assert broken["problems"][0].startswith("monitors/main.yaml:1:")
+
+
+def test_bad_input_gets_a_clear_4xx_never_a_500(served: Served) -> None:
+    assert "unknown metric 'nope'" in error(served, "GET", "/chart?metric=nope", 404)
+    assert "expected dimension=value" in error(
+        served, "GET", "/chart?metric=actions&segment=iOS", 400
+    )
+    assert "from: 'yesterday'" in error(served, "GET", "/values?metric=actions&from=yesterday", 400)
+    assert "must be before" in error(
+        served, "GET", "/values?metric=actions&from=now&to=now-1d", 400
+    )
+    assert "limit" in error(served, "GET", "/alerts?limit=0", 422)
+    assert "severity" in error(served, "GET", "/alerts?severity=urgent", 422)
+    assert "unknown monitor" in error(served, "GET", "/alerts?monitor=nope", 404)
+    assert "compare" in error(served, "GET", "/breakdown?metric=actions&compare=soon", 400)
+    assert "metric" in error(served, "GET", "/chart", 422)
+    assert "no alert" in error(
+        served, "GET", "/alerts/main|day_week|actions|total|2020-01-01T00:00:00+00:00", 404
+    )
+    assert "expected monitor|analyzer" in error(served, "GET", "/alerts/garbage", 400)
+    assert "label" in error(served, "POST", "/feedback", 422, json={"alert": "x", "label": "meh"})
+    assert "give duration" in error(
+        served, "POST", "/silences", 400, json={"metric": "a", "reason": "r"}
+    )
+    assert "duration" in error(
+        served, "POST", "/silences", 400, json={"metric": "a", "reason": "r", "duration": "x"}
+    )
+    assert (
+        "extra"
+        in error(
+            served, "POST", "/silences", 422, json={"metric": "a", "reason": "r", "colour": "red"}
+        ).lower()
+    )
+    assert "no active silence 99" in error(served, "POST", "/silences/99/expire", 404)
+    assert "invalid request" in error(served, "POST", "/silences", 422, content=b"not json")
+    assert "Not Found" in error(served, "GET", "/nowhere", 404)
