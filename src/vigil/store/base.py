@@ -116,6 +116,13 @@ class Store(Protocol):
         """One series' values with buckets in [start, end): bucket (naive UTC), value."""
         ...
 
+    def load_series_results(
+        self, metric: str, segment: str, granularity: Granularity, start: datetime, end: datetime
+    ) -> pd.DataFrame:
+        """One series' results in [start, end) as a frame: analyzer, bucket (naive UTC),
+        status, value, expected_lower, expected_upper, deviation, reason."""
+        ...
+
     def list_series(self) -> list[dict[str, Any]]:
         """Every stored series: metric, segment, granularity, points, first and last bucket."""
         ...

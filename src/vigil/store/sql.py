@@ -347,6 +347,18 @@ class SQLStore:
             [metric, segment, granularity.seconds, to_naive_utc(start), to_naive_utc(end)],
         )
 
+    def load_series_results(
+        self, metric: str, segment: str, granularity: Granularity, start: datetime, end: datetime
+    ) -> pd.DataFrame:
+        """One series' results in [start, end) as a frame: analyzer, bucket (naive UTC),
+        status, value, expected_lower, expected_upper, deviation, reason."""
+        return self._frame(
+            "SELECT analyzer, bucket, status, value, expected_lower, expected_upper, deviation,"
+            " reason FROM analysis_results WHERE metric = ? AND segment = ?"
+            " AND granularity = ? AND bucket >= ? AND bucket < ? ORDER BY bucket, analyzer",
+            [metric, segment, granularity.seconds, to_naive_utc(start), to_naive_utc(end)],
+        )
+
     def list_series(self) -> list[dict[str, Any]]:
         """Every stored series: metric, segment, granularity, points, first and last bucket."""
         rows = self._rows(

@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from importlib import resources
@@ -14,7 +14,7 @@ from typing import Any
 
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -163,7 +163,13 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def bad_value(request: Request, exc: ValueError) -> JSONResponse:
         return JSONResponse(error_body(400, str(exc)), 400)
 
-    @app.exception_handler(Exception)
-    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unexpected error on %s", request.url.path)
-        return JSONResponse(error_body(500, "internal error; the server log has the details"), 500)
+    @app.middleware("http")
+    async def unexpected(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        try:
+            return await call_next(request)
+        except Exception:
+            log.exception("unexpected error on %s", request.url.path)
+            body = error_body(500, "internal error; the server log has the details")
+            return JSONResponse(body, 500)

@@ -14,7 +14,7 @@ import pandas as pd
 
 from vigil.config.project import Metric, Project
 from vigil.errors import NotFoundError, VigilError
-from vigil.model import AnalysisResult, Feedback, Segment, SeriesKey, Status
+from vigil.model import Feedback, Segment, SeriesKey, Status
 from vigil.store.base import AlertRow, Store
 from vigil.timeutil import Granularity, as_utc, to_naive_utc
 from vigil.web.downsample import band_envelope, extreme_indices
@@ -115,27 +115,25 @@ def chart(
     of each kept, so peaks and dips survive)."""
     m = metric_of(project, metric)
     g = m.granularity
-    times = np.array(
-        [to_naive_utc(b) for b in g.range(g.floor(start), end)], dtype="datetime64[us]"
-    )
+    times = bucket_times(g, start, end)
     if len(times) > 400_000:
         raise VigilError(
             f"{len(times)} buckets of {g.name} from {iso(start)} to {iso(end)}; expected a"
             " range of at most 400,000 buckets"
         )
-    own = _aligned(store, m, segment, times, timedelta(0))
     overlays = {"day_ago": DAY, "week_ago": WEEK} if g.seconds < DAY.total_seconds() else {}
-    shifted = {name: _aligned(store, m, segment, times, lag) for name, lag in overlays.items()}
-    results = [
-        r
-        for r in store.list_results(metric=metric, segment=segment.key, since=start, until=end)
-        if r.bucket.granularity.seconds == g.seconds
-    ]
+    reach = max(overlays.values(), default=timedelta(0))
+    stored = store.load_series(metric, segment.key, g, start - reach, end)
+    own = _aligned(stored, times, timedelta(0))
+    shifted = {name: _aligned(stored, times, lag) for name, lag in overlays.items()}
+    results = store.load_series_results(metric, segment.key, g, start, end)
     chosen = analyzer or _band_analyzer(results)
-    lower, upper = _band(results, chosen, times)
+    band = results[results["analyzer"] == chosen] if chosen else results.iloc[:0]
+    lower = _aligned(_column(band, "expected_lower"), times, timedelta(0))
+    upper = _aligned(_column(band, "expected_upper"), times, timedelta(0))
     keep = extreme_indices(own, max(1, width))
     low, high = band_envelope(lower, upper, keep)
-    anomalies = [r for r in results if r.status is Status.ANOMALY]
+    anomalies = results[results["status"] == Status.ANOMALY.value]
     return {
         "metric": metric,
         "title": m.title,
@@ -153,60 +151,53 @@ def chart(
         **{name: _list(v[keep]) for name, v in shifted.items()},
         "anomalies": [
             {
-                "t": int(r.bucket.start.timestamp()),
-                "value": _number(r.value),
-                "analyzer": r.analyzer,
-                "deviation": _number(r.deviation),
-                "reason": r.reason,
+                "t": int(pd.Timestamp(str(row.bucket)).timestamp()),
+                "value": _number(row.value),
+                "analyzer": row.analyzer,
+                "deviation": _number(row.deviation),
+                "reason": row.reason,
             }
-            for r in anomalies
+            for row in anomalies.itertuples(index=False)
         ],
     }
 
 
-def _aligned(
-    store: Store, m: Metric, segment: Segment, times: np.ndarray, lag: timedelta
-) -> np.ndarray:
-    """The series' values `lag` earlier, on the given bucket times (NaN where none)."""
+def bucket_times(g: Granularity, start: datetime, end: datetime) -> np.ndarray:
+    """Bucket starts in [floor(start), end) as naive-UTC datetime64[us]."""
+    first = g.floor(start)
+    if not g.is_calendar:
+        begin = np.datetime64(to_naive_utc(first), "us")
+        stop = np.datetime64(to_naive_utc(end), "us")
+        return np.arange(begin, stop, np.timedelta64(g.seconds, "s")).astype("datetime64[us]")
+    return np.array([to_naive_utc(b) for b in g.range(first, end)], dtype="datetime64[us]")
+
+
+def _aligned(frame: pd.DataFrame, times: np.ndarray, lag: timedelta) -> np.ndarray:
+    """The frame's `value` at each bucket time minus `lag` (NaN where there is none)."""
     out = np.full(len(times), np.nan)
-    if not len(times):
-        return out
-    first = as_utc(times[0].item()) - lag
-    last = as_utc(times[-1].item()) - lag + m.granularity.step
-    frame = store.load_series(m.name, segment.key, m.granularity, first, last)
-    if frame.empty:
+    if frame.empty or not len(times):
         return out
     stamps = pd.to_datetime(frame["bucket"]).to_numpy(dtype="datetime64[us]") + np.timedelta64(
         int(lag.total_seconds()), "s"
     )
     where = np.searchsorted(times, stamps)
     ok = (where < len(times)) & (times[np.minimum(where, len(times) - 1)] == stamps)
-    out[where[ok]] = frame["value"].to_numpy(dtype=float)[ok]
+    out[where[ok]] = pd.to_numeric(frame["value"], errors="coerce").to_numpy(dtype=float)[ok]
     return out
 
 
-def _band_analyzer(results: list[AnalysisResult]) -> str | None:
+def _column(frame: pd.DataFrame, name: str) -> pd.DataFrame:
+    """bucket and one column of `frame`, as `value`."""
+    return pd.DataFrame({"bucket": frame["bucket"], "value": frame[name]})
+
+
+def _band_analyzer(results: pd.DataFrame) -> str | None:
     """The analyzer with the most expected ranges in view (its band is drawn)."""
-    counts: dict[str, int] = {}
-    for r in results:
-        if r.expected_lower is not None or r.expected_upper is not None:
-            counts[r.analyzer] = counts.get(r.analyzer, 0) + 1
-    return max(sorted(counts), key=lambda a: counts[a]) if counts else None
-
-
-def _band(
-    results: list[AnalysisResult], analyzer: str | None, times: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    lower = np.full(len(times), np.nan)
-    upper = np.full(len(times), np.nan)
-    for r in results:
-        if r.analyzer != analyzer:
-            continue
-        i = int(np.searchsorted(times, np.datetime64(to_naive_utc(r.bucket.start), "us")))
-        if i < len(times):
-            lower[i] = np.nan if r.expected_lower is None else r.expected_lower
-            upper[i] = np.nan if r.expected_upper is None else r.expected_upper
-    return lower, upper
+    bounded = results[results["expected_lower"].notna() | results["expected_upper"].notna()]
+    if bounded.empty:
+        return None
+    counts = bounded["analyzer"].value_counts()
+    return str(sorted(counts.index[counts == counts.max()])[0])
 
 
 # --- segment breakdown --------------------------------------------------------------------

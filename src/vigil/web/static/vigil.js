@@ -35,7 +35,7 @@ const Vigil = (() => {
     const metric = el.dataset.metric, segment = el.dataset.segment;
     const status = document.getElementById("chart-status");
     const full = {from: el.dataset.from, to: el.dataset.to};
-    let plot = null;
+    let plot = null, breakdownShown = false;
 
     async function load(from, to) {
       const width = Math.max(200, Math.min(4000, Math.round(el.clientWidth * 1.5)));
@@ -44,6 +44,10 @@ const Vigil = (() => {
       try {
         const data = await api("/chart?" + query);
         draw(data);
+        if (!breakdownShown) {
+          const filled = data.t.filter((t, i) => data.value[i] !== null);
+          breakdown(el.dataset.at || (filled.length ? new Date(filled[filled.length - 1] * 1000).toISOString() : full.to));
+        }
         status.textContent = `${data.points.toLocaleString()} points${data.downsampled ? " (thinned to " + data.t.length.toLocaleString() + ", peaks kept)" : ""}` +
           `${data.band_analyzer ? " · band: " + data.band_analyzer : ""} · ${data.anomalies.length} anomalies · drag to zoom`;
       } catch (e) {
@@ -54,12 +58,12 @@ const Vigil = (() => {
     function draw(data) {
       const anomalyAt = new Map(data.anomalies.map((a) => [a.t, a.value]));
       const marks = data.t.map((t) => anomalyAt.has(t) ? anomalyAt.get(t) : null);
-      const series = [{}, {label: "value", stroke: "#2563eb", width: 2, value: (u, v) => fmt(v)},
-        {label: "expected low", stroke: "rgba(22,163,74,0.5)", width: 1, value: (u, v) => fmt(v)},
-        {label: "expected high", stroke: "rgba(22,163,74,0.5)", width: 1, value: (u, v) => fmt(v)}];
+      const line = (label, stroke, extra = {}) => ({label, stroke, width: 1, points: {show: false}, value: (u, v) => fmt(v), ...extra});
+      const series = [{}, line("value", "#2563eb", {width: 2}),
+        line("expected low", "rgba(22,163,74,0.5)"), line("expected high", "rgba(22,163,74,0.5)")];
       const columns = [data.t, data.value, data.lower, data.upper];
-      if (data.day_ago) { series.push({label: "1 day ago", stroke: "#9ca3af", dash: [6, 4], width: 1, value: (u, v) => fmt(v)}); columns.push(data.day_ago); }
-      if (data.week_ago) { series.push({label: "1 week ago", stroke: "#d97706", dash: [2, 3], width: 1, value: (u, v) => fmt(v)}); columns.push(data.week_ago); }
+      if (data.day_ago) { series.push(line("1 day ago", "#9ca3af", {dash: [6, 4]})); columns.push(data.day_ago); }
+      if (data.week_ago) { series.push(line("1 week ago", "#d97706", {dash: [2, 3]})); columns.push(data.week_ago); }
       series.push({label: "anomaly", stroke: "#dc2626", fill: "#dc2626", width: 0, paths: () => null,
         points: {show: true, size: 9, fill: "#dc2626", stroke: "#dc2626"}, value: (u, v) => fmt(v)});
       columns.push(marks);
@@ -98,6 +102,7 @@ const Vigil = (() => {
     async function breakdown(at) {
       const table = document.getElementById("breakdown");
       if (!table) return;
+      breakdownShown = true;
       const body = table.querySelector("tbody");
       try {
         const data = await api("/breakdown?" + new URLSearchParams({metric, at}));
@@ -117,7 +122,6 @@ const Vigil = (() => {
     document.getElementById("reset-zoom").addEventListener("click", () => load(full.from, full.to));
     window.addEventListener("resize", () => plot && plot.setSize({width: el.clientWidth - 16, height: plot.height}));
     load(full.from, full.to);
-    breakdown(el.dataset.at || full.to);
   }
 
   // --- feedback on alerts ----------------------------------------------------------------
