@@ -11,6 +11,7 @@ from collections import Counter
 from datetime import timedelta
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.conftest import (
@@ -40,7 +41,7 @@ def vigil(root: Path, *args: str, env: dict[str, str] | None = None) -> subproce
 
 
 def test_sigterm_stops_the_scheduler_cleanly(project_dir: ProjectFactory) -> None:
-    process = vigil(project_dir.root, "run")
+    process = vigil(project_dir.root, "run", "--no-web")
     assert process.stdout is not None
     assert process.stdout.readline().startswith("vigil run: 1 datasets")
     time.sleep(1.0)
@@ -49,6 +50,31 @@ def test_sigterm_stops_the_scheduler_cleanly(project_dir: ProjectFactory) -> Non
     assert process.returncode == 0, err
     assert out.strip().endswith("vigil run: stopped")
     assert "Traceback" not in err
+
+
+def test_run_serves_the_dashboard_beside_the_scheduler(project_dir: ProjectFactory) -> None:
+    root = project_dir.write({"vigil.yaml": VIGIL_YAML + "web: {port: 0}\n"})
+    process = vigil(root, "run")
+    assert process.stdout is not None
+    assert process.stdout.readline().startswith("vigil run: 1 datasets")
+    line = process.stdout.readline()
+    assert line.startswith("vigil run: dashboard at http://127.0.0.1:"), line
+    url = line.split(" at ", 1)[1].strip()
+    deadline = time.monotonic() + 60
+    while True:  # the first (catch-up) cycle runs beside the server
+        alerts = httpx.get(f"{url}/api/v1/runs", timeout=10).json()
+        if alerts["total"] or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert alerts["total"] > 0
+    assert httpx.get(f"{url}/api/v1/health", timeout=10).json()["status"] == "ok"
+    assert "Overview" in httpx.get(url, timeout=10).text
+    process.send_signal(signal.SIGTERM)
+    out, err = process.communicate(timeout=30)
+    assert process.returncode == 0, err
+    assert out.strip().endswith("vigil run: stopped")
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"{url}/api/v1/health", timeout=5)
 
 
 @pytest.mark.slow

@@ -181,3 +181,5 @@ def _print_summary(summary: dict[str, object], out: TextIO) -> None:
     for line in false:  # type: ignore[attr-defined]
         out.write(f"  false: {line}\n")
     out.write(f"Charts: {summary['charts_dir']}   Took {summary['seconds']} s\n")
+    project = Path(str(summary["charts_dir"])).parent
+    out.write(f"Dashboard: vigil --project {project} serve   (then open http://127.0.0.1:8000)\n")
