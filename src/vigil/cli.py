@@ -589,6 +589,79 @@ def import_whylabs(
 
 
 @main.group()
+def bench() -> None:
+    """Measure detection quality."""
+
+
+@bench.command("nab")
+@click.option(
+    "--data",
+    "data_dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    envvar="VIGIL_NAB_DIR",
+    required=True,
+    help="The NAB corpus: data/ and labels/ ($VIGIL_NAB_DIR).",
+)
+@click.option("--detector", default="auto", show_default=True, help="Detector name.")
+@click.option(
+    "--out", type=click.Path(path_type=Path, file_okay=False), help="Write per-row scores here."
+)
+@click.option(
+    "--results",
+    type=click.Path(path_type=Path, file_okay=False, exists=True),
+    help="Score existing results (DIR/<category>/<detector>_<file>) instead of detecting.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@handle_errors
+def bench_nab(
+    data_dir: Path, detector: str, out: Path | None, results: Path | None, as_json: bool
+) -> None:
+    """Stream every NAB series through the detector and compute its NAB scores."""
+    from vigil.quality.nab import DEFAULT_THRESHOLD, benchmark
+
+    if results is None and detector != "auto":
+        raise VigilError(
+            f"detector '{detector}': only 'auto' runs here; score others with --results"
+        )
+    if not (data_dir / "labels" / "combined_windows.json").exists():
+        raise VigilError(
+            f"{data_dir}: expected the NAB corpus (data/ and labels/combined_windows.json)"
+        )
+    try:
+        report = benchmark(data_dir, detector, out, results)
+    except (OSError, KeyError, ValueError) as e:
+        raise VigilError(f"NAB: {e}") from e
+    if as_json:
+        rows = {
+            s.profile: {"normalized": s.normalized, "raw": s.raw, "threshold": s.threshold}
+            for s in report.scores
+        }
+        fixed = {s.profile: s.normalized for s in report.at_default}
+        click.echo(
+            json.dumps(
+                {
+                    "detector": detector,
+                    "profiles": rows,
+                    "at_default": fixed,
+                    "seconds": report.seconds,
+                    "files": report.files,
+                },
+                indent=2,
+            )
+        )
+        return
+    click.echo(f"NAB, {report.files} files, detector {detector} ({report.seconds:.1f} s)")
+    click.echo(
+        f"{'profile':<20} {'score':>7} {'raw':>9} {'threshold':>10} {'at ' + str(DEFAULT_THRESHOLD):>8}"
+    )
+    for best, fixed in zip(report.scores, report.at_default, strict=True):
+        click.echo(
+            f"{best.profile:<20} {best.normalized:7.2f} {best.raw:9.3f} {best.threshold:10.4f}"
+            f" {fixed.normalized:8.2f}"
+        )
+
+
+@main.group()
 def store() -> None:
     """The metric store: schema migrations and retention."""
 

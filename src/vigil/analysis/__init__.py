@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from vigil.analysis.auto import AutoAnalyzer
 from vigil.analysis.base import Analyzer, Evaluation
 from vigil.analysis.comparison import (
     ComparisonAnalyzer,
@@ -24,6 +25,7 @@ from vigil.config.schema import AnalyzerConfig, CompositeConfig
 
 BACKENDS: dict[str, Callable[[Any], Analyzer]] = {
     "same_time_comparison": SameTimeComparisonAnalyzer,
+    "auto": AutoAnalyzer,
     "fixed": FixedAnalyzer,
     "stddev": StddevAnalyzer,
     "diff": DiffAnalyzer,

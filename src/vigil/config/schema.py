@@ -957,6 +957,25 @@ class FixedConfig(AnalyzerBase):
         return self
 
 
+class AutoConfig(AnalyzerBase):
+    """A detector that needs no tuning: daily and weekly seasons, level shifts, trends,
+    spikes and dips, from a few days of history; a score in [0, 1]."""
+
+    type: Literal["auto"] = Field(description="Analysis type.")
+    threshold: float = Field(
+        0.5, gt=0, lt=1, description="Anomaly when the score is at least this (0–1)."
+    )
+    window: int | None = Field(
+        None,
+        ge=10,
+        description="Buckets of history the detector learns from before each target"
+        " (default: 14 days' worth, at least 60).",
+    )
+    sensitivity: float = Field(
+        3.0, gt=0, description="Typical errors that make a surprise (lower: more alerts)."
+    )
+
+
 class StaticLimits(Base):
     """Static thresholds that bound a computed band."""
 
@@ -1165,6 +1184,7 @@ class CompositeConfig(AnalyzerBase):
 
 AnalyzerConfig = Annotated[
     SameTimeComparisonConfig
+    | AutoConfig
     | FixedConfig
     | StddevConfig
     | DiffConfig
