@@ -632,32 +632,30 @@ def bench_nab(
     except (OSError, KeyError, ValueError) as e:
         raise VigilError(f"NAB: {e}") from e
     if as_json:
-        rows = {
-            s.profile: {"normalized": s.normalized, "raw": s.raw, "threshold": s.threshold}
-            for s in report.scores
+        document = {
+            "detector": detector,
+            "files": report.files,
+            "seconds": round(report.seconds, 2),
+            "default_threshold": DEFAULT_THRESHOLD,
+            "profiles": {
+                best.profile: {
+                    "score": round(best.normalized, 2),
+                    "raw": round(best.raw, 3),
+                    "threshold": best.threshold,
+                    "score_at_default": round(at.normalized, 2),
+                }
+                for best, at in zip(report.scores, report.at_default, strict=True)
+            },
         }
-        fixed = {s.profile: s.normalized for s in report.at_default}
-        click.echo(
-            json.dumps(
-                {
-                    "detector": detector,
-                    "profiles": rows,
-                    "at_default": fixed,
-                    "seconds": report.seconds,
-                    "files": report.files,
-                },
-                indent=2,
-            )
-        )
+        click.echo(json.dumps(document, indent=2))
         return
     click.echo(f"NAB, {report.files} files, detector {detector} ({report.seconds:.1f} s)")
-    click.echo(
-        f"{'profile':<20} {'score':>7} {'raw':>9} {'threshold':>10} {'at ' + str(DEFAULT_THRESHOLD):>8}"
-    )
-    for best, fixed in zip(report.scores, report.at_default, strict=True):
+    fixed_label = f"at {DEFAULT_THRESHOLD}"
+    click.echo(f"{'profile':<20} {'score':>7} {'raw':>9} {'threshold':>10} {fixed_label:>8}")
+    for best, at in zip(report.scores, report.at_default, strict=True):
         click.echo(
             f"{best.profile:<20} {best.normalized:7.2f} {best.raw:9.3f} {best.threshold:10.4f}"
-            f" {fixed.normalized:8.2f}"
+            f" {at.normalized:8.2f}"
         )
 
 

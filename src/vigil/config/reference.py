@@ -72,6 +72,7 @@ SECTIONS: list[tuple[str, str, list[type[BaseModel]]]] = [
         "Checks run on every targeted series at every bucket. Chosen by `type`.",
         [
             schema.SameTimeComparisonConfig,
+            schema.AutoConfig,
             schema.FixedConfig,
             schema.StddevConfig,
             schema.DiffConfig,
