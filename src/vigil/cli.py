@@ -588,6 +588,70 @@ def import_whylabs(
         click.echo(f"not honoured: {note}", err=True)
 
 
+@main.command()
+@click.option("--from", "start_text", type=TIME, required=True, help="First cycle time.")
+@click.option("--to", "end_text", type=TIME, required=True, help="Last cycle time.")
+@click.option("--monitor", help="Only this monitor (default: all).")
+@click.option("--set", "settings", multiple=True, help="analyzer.param=value; repeatable.")
+@click.option("--sweep", help="analyzer.param=a,b,c: one backtest per value, side by side.")
+@click.option(
+    "--labels",
+    help="Incident windows: a YAML/JSON file, or 'feedback' for the true anomalies marked in"
+    " the dashboard.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_context
+@handle_errors
+def backtest(
+    ctx: click.Context,
+    start_text: str,
+    end_text: str,
+    monitor: str | None,
+    settings: tuple[str, ...],
+    sweep: str | None,
+    labels: str | None,
+    as_json: bool,
+) -> None:
+    """Replay history through the analyzers and monitors as the scheduler would, into a
+    scratch store: what would have fired, per day, and precision/recall against labels."""
+    from vigil.quality import backtest as bt
+
+    project = _project(ctx)
+    start, end = _range(start_text, end_text, project)
+    overrides: dict[str, dict[str, Any]] = {}
+    for text in settings:
+        analyzer, param, value = bt.parse_setting(text)
+        overrides.setdefault(analyzer, {})[param] = value
+    windows = None
+    if labels == "feedback":
+        with running_app(project, SystemClock()) as app:
+            windows = bt.feedback_labels(app.store.list_feedback())
+    elif labels:
+        windows = bt.read_labels(Path(labels), project.timezone)
+    if sweep is None:
+        report = bt.backtest(
+            project.root, start, end, monitor=monitor, overrides=overrides, labels=windows
+        )
+        click.echo(json.dumps(report.as_json(), indent=2) if as_json else bt.render(report))
+        return
+    analyzer, param, values = bt.parse_sweep(sweep)
+    reports = []
+    for value in values:
+        changed = {**overrides, analyzer: {**overrides.get(analyzer, {}), param: value}}
+        reports.append(
+            (
+                value,
+                bt.backtest(
+                    project.root, start, end, monitor=monitor, overrides=changed, labels=windows
+                ),
+            )
+        )
+    if as_json:
+        click.echo(json.dumps([{"value": v, **r.as_json()} for v, r in reports], indent=2))
+    else:
+        click.echo(bt.render_sweep(f"{analyzer}.{param}", reports))
+
+
 @main.group()
 def bench() -> None:
     """Measure detection quality."""

@@ -155,6 +155,7 @@ class AlertStatus(StrEnum):
     STALE = "stale"
     SILENCED = "silenced"
     MUTE_WINDOW = "mute_window"
+    EXPECTED = "expected"  # someone marked this series at this time of day as expected
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,8 @@ from tests.conftest import (
 )
 from tests.scheduler.helpers import DROP, app_for, with_drop
 from vigil.clock import ManualClock
-from vigil.model import AlertStatus, Status
+from vigil.model import AlertStatus, Feedback, FeedbackLabel, Status
+from vigil.notify.pipeline import expected_patterns
 from vigil.scheduler.cycle import run_cycle
 
 
@@ -437,3 +438,30 @@ def test_alerts_show_failed_deliveries(
     ]
     text = CliRunner(env=env).invoke(main, ["--project", str(root), "alerts"]).stdout
     assert "    tg: gave_up: telegram sendMessage: HTTP 400: Bad Request: chat not found" in text
+
+
+def test_an_alert_marked_expected_quiets_that_time_of_day_until_the_verdict_changes(
+    project_dir: ProjectFactory,
+) -> None:
+    nightly = {DROP - timedelta(days=d): 0.2 for d in (0, 1)}  # the same dip two days running
+    write_events(
+        project_dir.root / "app.duckdb", event_rows(START, 9, {"iOS": 10, "Android": 20}, nightly)
+    )
+    monitors = MONITORS_YAML.replace(
+        "buckets: 1", "buckets: 1\n    lags: [7d]\n    segments: total"
+    )
+    app, _ = app_for(project_dir.write({"monitors/main.yaml": monitors}))
+    first = run_cycle(app, DROP - timedelta(days=1) + STEP)
+    (alert,) = first.alerts
+    assert alert.status is AlertStatus.NOTIFY
+    r = alert.result
+    app.store.save_feedback(
+        Feedback("main", r.analyzer, r.series, r.bucket, FeedbackLabel.EXPECTED, "nightly batch")
+    )
+    (quiet,) = run_cycle(app, DROP + STEP).alerts
+    assert quiet.status is AlertStatus.EXPECTED  # logged, not sent
+    assert quiet.result.is_anomaly
+    app.store.save_feedback(
+        Feedback("main", r.analyzer, r.series, r.bucket, FeedbackLabel.TRUE_ANOMALY, "not batch")
+    )
+    assert expected_patterns(app.store, "UTC") == set()  # the latest verdict lifts it

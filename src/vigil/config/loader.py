@@ -46,8 +46,16 @@ LINK_FIELDS = {"metric", "segment", "bucket", "bucket_end", "granularity", "data
 _ANALYZER_ADAPTER: TypeAdapter[AnalyzerConfig] = TypeAdapter(AnalyzerConfig)
 
 
-def load_project(root: Path | str, env: Mapping[str, str] | None = None) -> Project:
-    """Load and check the project in `root`; raise ConfigError listing every problem."""
+def load_project(
+    root: Path | str,
+    env: Mapping[str, str] | None = None,
+    analyzer_overrides: Mapping[str, Mapping[str, Any]] | None = None,
+) -> Project:
+    """Load and check the project in `root`; raise ConfigError listing every problem.
+
+    `analyzer_overrides` (analyzer id → parameters) change analyzers before they are resolved,
+    as `vigil backtest --set` does.
+    """
     root = Path(root)
     main = root / PROJECT_FILE if root.is_dir() else root
     root = main.parent
@@ -71,7 +79,7 @@ def load_project(root: Path | str, env: Mapping[str, str] | None = None) -> Proj
             docs.append((included, definitions))
     if problems or settings is None:
         raise ConfigError(problems)
-    return _resolve(root, settings, docs)
+    return _resolve(root, settings, docs, analyzer_overrides or {})
 
 
 def _include_patterns(doc: YamlDocument) -> list[str]:
@@ -91,10 +99,14 @@ def included_files(root: Path, patterns: list[str]) -> list[Path]:
 
 
 def _resolve(
-    root: Path, settings: ProjectFile, docs: list[tuple[YamlDocument, DefinitionsFile]]
+    root: Path,
+    settings: ProjectFile,
+    docs: list[tuple[YamlDocument, DefinitionsFile]],
+    overrides: Mapping[str, Mapping[str, Any]],
 ) -> Project:
     problems: list[str] = []
     analyzers = _collect_unique(docs, "analyzers", problems)
+    _override_analyzers(analyzers, overrides, problems)
     monitors = _collect_unique(docs, "monitors", problems)
     _collect_unique(docs, "datasets", problems)
     datasets: list[Dataset] = []
@@ -143,6 +155,35 @@ def _check_embedded_clickhouse(
                 f" ({places[0][1]}); one process embeds one directory, expected the same path"
                 " (or a ClickHouse server url)"
             )
+
+
+def _override_analyzers(
+    analyzers: dict[str, AnalyzerConfig],
+    overrides: Mapping[str, Mapping[str, Any]],
+    problems: list[str],
+) -> None:
+    """Apply `--set analyzer.param=value` changes, validated like the files are."""
+    for analyzer_id, changes in overrides.items():
+        current = analyzers.get(analyzer_id)
+        if current is None:
+            problems.append(
+                f"--set {analyzer_id}.…: unknown analyzer '{analyzer_id}'; expected one of: "
+                + ", ".join(sorted(analyzers))
+            )
+            continue
+        unknown = sorted(set(changes) - set(type(current).model_fields))
+        if unknown:
+            problems.append(
+                f"--set {analyzer_id}.{unknown[0]}: {current.type} has no parameter"
+                f" '{unknown[0]}'; expected one of: {', '.join(sorted(type(current).model_fields))}"
+            )
+            continue
+        merged = {**current.model_dump(exclude_unset=True), **changes}
+        try:
+            analyzers[analyzer_id] = _ANALYZER_ADAPTER.validate_python(merged)
+        except ValidationError as e:
+            detail = "; ".join(err["msg"] for err in e.errors())
+            problems.append(f"--set {analyzer_id}: {detail}")
 
 
 def _collect_unique(

@@ -25,6 +25,7 @@ from vigil.model import (
     AnalysisResult,
     Bucket,
     DeliveryStatus,
+    FeedbackLabel,
     Notification,
     SeriesKey,
     Severity,
@@ -43,7 +44,7 @@ from vigil.notify.rules import (
 )
 from vigil.notify.templates import TemplateError, render, template_context
 from vigil.store.base import Store
-from vigil.timeutil import Granularity
+from vigil.timeutil import Granularity, get_zone
 
 log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 10
@@ -61,6 +62,7 @@ def route(
     """Each monitor's decision for each anomaly it routes (and its filters let through)."""
     alerts = []
     silences = store.list_silences(active_at=at)
+    expected = expected_patterns(store, project.timezone)
     for result in results:
         if not result.is_anomaly:
             continue
@@ -88,11 +90,42 @@ def route(
                 notified = incident.notified_deviation if incident else None
                 if has_grown(result.deviation, notified, monitor.renotify_factor):
                     status = AlertStatus.NOTIFY if notify else AlertStatus.MUTED
+            if status is AlertStatus.NOTIFY or status is AlertStatus.MUTED:
+                key = pattern_key(monitor.id, result, project.timezone)
+                if key in expected:
+                    status = AlertStatus.EXPECTED
             severity = alert_severity(monitor, result.deviation)
             if not at_least(severity, monitor.min_severity):
                 continue
             alerts.append(Alert(monitor.id, severity, result, status, now))
     return alerts
+
+
+PatternKey = tuple[str, str, str, str, str]
+
+
+def pattern_key(monitor: str, result: AnalysisResult, tz: str) -> PatternKey:
+    """Monitor, analyzer, series and local time of day: what an `expected` verdict covers."""
+    local = result.bucket.start.astimezone(get_zone(tz))
+    return (
+        monitor,
+        result.analyzer,
+        result.series.metric,
+        result.series.segment.key,
+        f"{local:%H:%M}",
+    )
+
+
+def expected_patterns(store: Store, tz: str) -> set[PatternKey]:
+    """Alerts people marked `expected`: the same monitor, analyzer and series at the same
+    time of day stay quiet from then on (a later, different verdict lifts it)."""
+    out: set[PatternKey] = set()
+    zone = get_zone(tz)
+    for f in store.list_feedback():
+        if f.label is FeedbackLabel.EXPECTED:
+            at = f"{f.bucket.start.astimezone(zone):%H:%M}"
+            out.add((f.monitor, f.analyzer, f.series.metric, f.series.segment.key, at))
+    return out
 
 
 @dataclass(frozen=True)
