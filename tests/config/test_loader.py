@@ -121,7 +121,7 @@ def test_unknown_analyzer_type_lists_the_known_ones(project_dir: ProjectFactory)
     problems = problems_of(project_dir.write({"monitors/main.yaml": monitors}))
     assert problems == [
         "monitors/main.yaml:3: analyzers[0].type: got 'stdev'; expected one of"
-        " 'same_time_comparison', 'fixed', 'stddev', 'diff', 'seasonal', 'drift',"
+        " 'same_time_comparison', 'auto', 'fixed', 'stddev', 'diff', 'seasonal', 'drift',"
         " 'list_comparison', 'frequent_string_comparison', 'monotonic', 'comparison',"
         " 'conjunction', 'disjunction'"
     ]

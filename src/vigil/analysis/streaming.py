@@ -39,6 +39,7 @@ class AutoParams:
     drift_window: int = 8  # steps whose mean surprise reveals a sustained shift
     drift_weight: float = 0.0  # how much a sustained shift counts against a single surprise
     damping: float = 0.5  # factor on scores below a recent peak
+    floor: float = 0.001  # smallest typical error, as a share of the range seen
 
 
 def _upper_tail(z: np.ndarray) -> np.ndarray:
@@ -100,7 +101,8 @@ class StreamingDetector:
         cols = np.arange(len(x))
         expected = guesses[best, cols]
         scale = typical[best, cols]
-        floor = 1e-6 + 1e-3 * np.where(np.isfinite(self.high - self.low), self.high - self.low, 0.0)
+        spread = np.where(np.isfinite(self.high - self.low), self.high - self.low, 0.0)
+        floor = 1e-6 + p.floor * spread
         z = (x - expected) / np.maximum(scale, floor)
         z = np.where(np.isfinite(z), z, 0.0)
         self.residuals = np.roll(self.residuals, -1, axis=1)

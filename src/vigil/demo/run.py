@@ -83,6 +83,7 @@ def run_demo(
     out.write(f"Simulating {days} days of a social app ({start:%Y-%m-%d} – {end:%Y-%m-%d})...\n")
     incidents = simulate(directory / "data" / "app.duckdb", start, end, seed)
     write_project(directory)
+    write_labels(directory / "incidents.yaml", incidents)
     project = load_project(directory)
     replay_from = end - timedelta(days=replay_days)
     out.write(f"Replaying {replay_days} days through the monitors, every 15 minutes...\n")
@@ -102,6 +103,19 @@ def run_demo(
     (directory / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
     _print_summary(summary, out)
     return summary
+
+
+def write_labels(path: Path, incidents: Sequence[Incident]) -> None:
+    """The injected incidents as `vigil backtest --labels` windows (one per affected metric,
+    up to AFTERMATH after each incident, as the summary counts them)."""
+    lines = ["# The demo's injected incidents: vigil backtest --labels incidents.yaml"]
+    for i in incidents:
+        for metric in i.metrics:
+            lines.append(
+                f"- {{name: {i.name}, metric: {metric}, start: '{i.start.isoformat()}',"
+                f" end: '{(i.end + AFTERMATH).isoformat()}'}}"
+            )
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
 def _is_related(alert: Alert, incident: Incident) -> bool:

@@ -29,6 +29,8 @@ Offset = Annotated[int, Query(ge=0, description="Items to skip.")]
 Time = Annotated[
     str | None, Query(description="ISO 8601, `now` or `now-2h`; naive times in the project zone.")
 ]
+From = Annotated[str | None, Query(alias="from", description="Start (ISO 8601 or now-1d).")]
+To = Annotated[str | None, Query(alias="to", description="End, exclusive (default now).")]
 
 
 def page(items: list[Any], limit: int, offset: int) -> dict[str, Any]:
@@ -106,8 +108,8 @@ def values(
     opened: Opened,
     metric: str,
     segment: str = "total",
-    start: Annotated[str | None, Query(alias="from")] = None,
-    end: Annotated[str | None, Query(alias="to")] = None,
+    start: From = None,
+    end: To = None,
     limit: Limit = 1000,
     offset: Offset = 0,
 ) -> dict[str, Any]:
@@ -126,8 +128,8 @@ def chart(
     opened: Opened,
     metric: str,
     segment: str = "total",
-    start: Annotated[str | None, Query(alias="from")] = None,
-    end: Annotated[str | None, Query(alias="to")] = None,
+    start: From = None,
+    end: To = None,
     width: Annotated[int, Query(ge=10, le=10_000, description="Bins to thin to.")] = 1000,
     analyzer: str | None = None,
 ) -> dict[str, Any]:
@@ -171,8 +173,8 @@ def results(
     opened: Opened,
     metric: str | None = None,
     segment: str | None = None,
-    start: Annotated[str | None, Query(alias="from")] = None,
-    end: Annotated[str | None, Query(alias="to")] = None,
+    start: From = None,
+    end: To = None,
     anomalies_only: bool = False,
     limit: Limit = 1000,
     offset: Offset = 0,
@@ -216,26 +218,39 @@ def alerts(
     segment: str | None = None,
     monitor: str | None = None,
     severity: Literal["critical", "high", "medium", "low", "info"] | None = None,
-    start: Annotated[str | None, Query(alias="from")] = None,
-    end: Annotated[str | None, Query(alias="to")] = None,
+    start: From = None,
+    end: To = None,
     limit: Limit = 100,
     offset: Offset = 0,
 ) -> dict[str, Any]:
     """Alerts, newest first, filtered, with deliveries and feedback."""
+    chosen = alert_filter(request, metric, segment, monitor, severity, start, end)
+    return page(queries.alerts(opened, chosen), limit, offset)
+
+
+def alert_filter(
+    request: Request,
+    metric: str | None,
+    segment: str | None,
+    monitor: str | None,
+    severity: str | None,
+    start: str | None,
+    end: str | None,
+) -> queries.AlertFilter:
+    """The alert filter from request parameters (empty ones mean any); 4xx if unknown."""
     project = context(request).project
-    if monitor is not None and monitor not in project.monitors:
+    if monitor and monitor not in project.monitors:
         raise HTTPException(404, f"unknown monitor '{monitor}'")
-    if metric is not None:
+    if metric:
         queries.metric_of(project, metric)
-    chosen = queries.AlertFilter(
-        metric=metric,
-        segment=segment_of(segment) if segment is not None else None,
-        monitor=monitor,
-        severity=severity,
+    return queries.AlertFilter(
+        metric=metric or None,
+        segment=segment_of(segment) if segment else None,
+        monitor=monitor or None,
+        severity=severity or None,
         since=instant(request, start, "from"),
         until=instant(request, end, "to"),
     )
-    return page(queries.alerts(opened, chosen), limit, offset)
 
 
 @router.get("/alerts/{alert_id:path}", summary="One alert")
@@ -277,8 +292,8 @@ def feedback(
     request: Request,
     who: Viewer,
     opened: Opened,
-    start: Annotated[str | None, Query(alias="from")] = None,
-    end: Annotated[str | None, Query(alias="to")] = None,
+    start: From = None,
+    end: To = None,
     limit: Limit = 1000,
     offset: Offset = 0,
 ) -> dict[str, Any]:

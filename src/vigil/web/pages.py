@@ -14,7 +14,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from vigil.analysis.base import format_number
 from vigil.web import queries
-from vigil.web.api import Opened, page, segment_of, validate
+from vigil.web.api import From, Opened, To, alert_filter, page, segment_of, validate
 from vigil.web.api import config as config_json
 from vigil.web.app import context, instant, principal
 from vigil.web.auth import Principal
@@ -136,20 +136,13 @@ def alerts_page(
     segment: str | None = None,
     monitor: str | None = None,
     severity: str | None = None,
-    start: Annotated[str | None, Query(alias="from")] = None,
-    end: Annotated[str | None, Query(alias="to")] = None,
+    start: From = None,
+    end: To = None,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> HTMLResponse:
     """The alert log, filtered, with feedback buttons."""
     ctx = context(request)
-    chosen = queries.AlertFilter(
-        metric=metric or None,
-        segment=segment_of(segment) if segment else None,
-        monitor=monitor or None,
-        severity=severity or None,
-        since=instant(request, start, "from"),
-        until=instant(request, end, "to"),
-    )
+    chosen = alert_filter(request, metric, segment, monitor, severity, start, end)
     listed = page(queries.alerts(opened, chosen), 100, offset)
     filters = {
         "metric": metric or "",
