@@ -28,7 +28,7 @@ import numpy as np
 class AutoParams:
     """The detector's knobs (one set for every series)."""
 
-    level_alpha: float = 0.1  # weight of the newest value in the level
+    level_alpha: float = 0.05  # weight of the newest value in the level
     error_alpha: float = 0.02  # weight of the newest error in each model's typical error
     sensitivity: float = 3.0  # k: a surprise of k typical errors scores raw ≈ 0.39
     short_window: int = 6  # steps in the recent-surprise mean
