@@ -42,6 +42,7 @@ docs: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/analyzers.py
 	$(BIN)/python bench/web.py
+	$(BIN)/python bench/stores.py
 
 clean:
 	rm -rf $(VENV) demo-project .mypy_cache .ruff_cache .pytest_cache

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import shutil
 from pathlib import Path
 
@@ -23,7 +24,7 @@ from vigil.quality.nab import (
     score_corpus,
 )
 
-NAB = Path(__file__).resolve().parents[3] / "shared" / "nab"
+NAB = Path(os.environ.get("VIGIL_NAB_DIR", Path(__file__).resolve().parents[3] / "shared" / "nab"))
 needs_nab = pytest.mark.skipif(not NAB.exists(), reason="the NAB corpus (../shared/nab) is absent")
 
 

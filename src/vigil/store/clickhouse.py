@@ -316,6 +316,26 @@ class ClickHouseStore(SQLStore):
         ]
         return _Result([m["name"] for m in meta], rows)
 
+    def _frame(self, sql: str, params: Iterable[Any] = ()) -> pd.DataFrame:
+        """Column-wise reads for frames: one JSON array per column, converted in bulk."""
+        text, named = _translate(sql, list(params))
+        with self.session() as conn:
+            try:
+                output = conn.query(text, named, "JSONColumnsWithMetadata", _SETTINGS)
+            except ClickHouseQueryError as e:
+                raise StoreError(f"metric store query failed: {e}") from e
+        document = json.loads(output) if output.strip() else {"meta": [], "data": {}}
+        columns = {}
+        for meta in document["meta"]:
+            values = document["data"].get(meta["name"], [])
+            if "DateTime" in meta["type"]:
+                columns[meta["name"]] = pd.to_datetime(pd.Series(values, dtype=object))
+            elif "Float" in meta["type"]:
+                columns[meta["name"]] = pd.Series(values, dtype="float64")
+            else:
+                columns[meta["name"]] = pd.Series(values)
+        return pd.DataFrame(columns, columns=[m["name"] for m in document["meta"]])
+
     def _update_as_insert(self, table: str, rest: str, named: dict[str, str]) -> str:
         """`UPDATE t SET a = x WHERE c` as an insert of new versions of the matching rows."""
         assignments, _, where = rest.rpartition(" WHERE ")
@@ -367,8 +387,26 @@ class ClickHouseStore(SQLStore):
                 raise StoreError(f"metric store query failed: {e}") from e
 
     def _insert_frame(self, frame: pd.DataFrame, sql: str, like: str) -> None:
-        """Insert the frame's rows into `like` (the key's newest version wins)."""
-        self._insert(like, _records(frame))
+        """Insert the frame's rows into `like` as tab-separated text (the key's newest
+        version wins)."""
+        if frame.empty:
+            return
+        columns = {name: _tsv_column(frame[name]) for name in frame.columns}
+        if like in _VERSIONED:
+            versions = time.time_ns() + np.arange(len(frame))
+            columns["_version"] = pd.Series(versions.astype(str), index=frame.index)
+        if like in _TXN_TABLES:
+            columns["_txn"] = pd.Series(str(self._txn), index=frame.index)
+        names = list(columns)
+        others: list[Any] = [columns[n] for n in names[1:]]
+        body = columns[names[0]].str.cat(others, sep="\t")
+        text = "\n".join(body.tolist())
+        sql = f"INSERT INTO {like} FORMAT TabSeparatedWithNames\n{chr(9).join(names)}\n{text}\n"
+        with self.session():
+            try:
+                self.client.query(sql, {}, "TSV")
+            except ClickHouseQueryError as e:
+                raise StoreError(f"metric store query failed: {e}") from e
 
     # --- schema --------------------------------------------------------------------------
 
@@ -840,9 +878,33 @@ def _json_value(column: str, value: Any) -> Any:
     return value
 
 
-def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    out = frame.astype(object).where(frame.notna(), None)
-    return out.to_dict("records")  # type: ignore[return-value]
+def _tsv_column(column: pd.Series) -> pd.Series:
+    """A column as ClickHouse's tab-separated text: escaped strings, \\N for missing."""
+    missing = column.isna()
+    if pd.api.types.is_datetime64_any_dtype(column):
+        codes, uniques = pd.factorize(column, use_na_sentinel=True)  # buckets repeat too
+        stamps = pd.DatetimeIndex(uniques).strftime("%Y-%m-%d %H:%M:%S.%f").tolist()
+        text = pd.Series(np.array([*stamps, "\\N"], dtype=object)[codes], index=column.index)
+    elif pd.api.types.is_bool_dtype(column):
+        text = column.map({True: "true", False: "false"})
+    elif pd.api.types.is_float_dtype(column) or pd.api.types.is_integer_dtype(column):
+        text = column.astype(str)  # the shortest text that reads back the same number
+    else:
+        # Keys repeat (metrics, segments): escape each distinct value once.
+        codes, uniques = pd.factorize(column, use_na_sentinel=True)
+        escaped = np.array([_tsv_text(u) for u in uniques] + ["\\N"], dtype=object)
+        text = pd.Series(escaped[codes], index=column.index)
+    out: pd.Series = text.where(~missing, "\\N").astype(str)
+    return out
+
+
+def _tsv_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, datetime | pd.Timestamp):
+        return to_naive_utc(pd.Timestamp(value).to_pydatetime()).strftime("%Y-%m-%d %H:%M:%S.%f")
+    text = str(value)
+    return text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n")
 
 
 def _naive(value: datetime | None) -> datetime | None:
