@@ -54,9 +54,8 @@ def timed(label: str, action: Callable[[], object]) -> float:
 
 
 def run(name: str, store: SQLStore, data: pd.DataFrame) -> None:
-    print(
-        f"{name}: {data['metric'].nunique()} metrics, {len(data) // 96:,} series, {len(data):,} values"
-    )
+    series = len(data) // 96
+    print(f"{name}: {data['metric'].nunique()} metrics, {series:,} series, {len(data):,} values")
     store.migrate()
     timed("write (upsert, new)", lambda: store.upsert_values(data, G))
     changed = data.assign(value=data["value"] + 1)
