@@ -505,36 +505,6 @@ class ClickHouseStore(SQLStore):
             self._upsert_payloads(frame, granularity)
         return len(frame)
 
-    def save_reference(
-        self,
-        name: str,
-        metrics: list[str],
-        granularity: Granularity,
-        start: datetime,
-        end: datetime,
-    ) -> int:
-        """Snapshot the stored values and distributions of [start, end) as reference `name`."""
-        self._run("DELETE FROM reference_values WHERE name = ?", [name])
-        self._run(
-            "INSERT INTO reference_values (name, metric, segment, granularity, bucket, value,"
-            " payload, created_at)"
-            " SELECT ?, v.metric, v.segment, v.granularity, v.bucket, v.value, p.payload, ?"
-            " FROM metric_values v LEFT JOIN metric_payloads p USING"
-            " (metric, segment, granularity, bucket)"
-            " WHERE v.granularity = ? AND v.bucket >= ? AND v.bucket < ?"
-            " AND v.metric = ANY(?)",
-            [
-                name,
-                to_naive_utc(self.clock()),
-                granularity.seconds,
-                to_naive_utc(start),
-                to_naive_utc(end),
-                metrics,
-            ],
-        )
-        found = self._rows("SELECT count() FROM reference_values WHERE name = ?", [name])
-        return int(found[0][0])
-
     def set_ingested_until(self, dataset: str, until: datetime) -> None:
         """Move the dataset's watermark forward (never back)."""
         current = self.ingested_until(dataset)

@@ -285,7 +285,8 @@ class SQLStore:
         with self.transaction():
             self._run("DELETE FROM reference_values WHERE name = ?", [name])
             self._run(
-                "INSERT INTO reference_values"
+                "INSERT INTO reference_values (name, metric, segment, granularity, bucket,"
+                " value, payload, created_at)"
                 " SELECT ?, v.metric, v.segment, v.granularity, v.bucket, v.value, p.payload, ?"
                 " FROM metric_values v LEFT JOIN metric_payloads p USING"
                 " (metric, segment, granularity, bucket)"
