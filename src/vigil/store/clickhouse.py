@@ -182,6 +182,10 @@ class ClickHouseStore(SQLStore):
 
     errors = (ClickHouseQueryError,)
     migrations = CLICKHOUSE_MIGRATIONS
+    migrations_table = (
+        "CREATE TABLE IF NOT EXISTS schema_migrations (version Int64, name String,"
+        " applied_at DateTime64(6)) ENGINE = MergeTree ORDER BY version"
+    )
 
     def __init__(
         self,
@@ -410,42 +414,17 @@ class ClickHouseStore(SQLStore):
 
     # --- schema --------------------------------------------------------------------------
 
-    def migrate(self, migrations: tuple[Migration, ...] | None = None) -> list[str]:
-        """Apply every migration newer than the stored version, in order."""
-        chosen = migrations or self.migrations
-        applied = []
-        with self.session():
-            self._run(
-                "CREATE TABLE IF NOT EXISTS schema_migrations (version Int64, name String,"
-                " applied_at DateTime64(6)) ENGINE = MergeTree ORDER BY version"
-            )
-            current = self.schema_version()
-            newest = chosen[-1].version
-            if current > newest:
-                raise StoreError(
-                    f"the metric store's schema is version {current}, newer than this Vigil"
-                    f" knows ({newest}); expected a Vigil release at least as new as the one"
-                    " that last migrated it"
-                )
-            for migration in self.pending(chosen, current):
-                try:
-                    for statement in migration.statements:
-                        self._run(statement.replace("CREATE TABLE", "CREATE TABLE IF NOT EXISTS"))
-                    self._insert(
-                        "schema_migrations",
-                        [
-                            {
-                                "version": migration.version,
-                                "name": migration.name,
-                                "applied_at": to_naive_utc(self.clock()),
-                            }
-                        ],
-                    )
-                except StoreError as e:
-                    raise StoreError(f"migration {migration.version} failed: {e}") from e
-                applied.append(f"{migration.version}: {migration.name}")
-            self.recover()
-        return applied
+    def _apply_migration(self, migration: Migration) -> None:
+        """Create the migration's tables (again, if a run was cut short), then record it."""
+        for statement in migration.statements:
+            self._run(statement.replace("CREATE TABLE", "CREATE TABLE IF NOT EXISTS"))
+        applied_at = to_naive_utc(self.clock())
+        row = {"version": migration.version, "name": migration.name, "applied_at": applied_at}
+        self._insert("schema_migrations", [row])
+
+    def _after_migrate(self) -> None:
+        """Roll back blocks that processes which died left open."""
+        self.recover()
 
     def schema_version(self) -> int:
         """The newest applied migration (0 for an empty store)."""

@@ -57,8 +57,12 @@ class SQLStore:
 
     # Driver exceptions that mean a statement failed.
     errors: tuple[type[BaseException], ...] = ()
-    # The schema steps this backend applies, in order.
+    # The schema steps this backend applies, in order, and the table that records them.
     migrations: tuple[Migration, ...] = MIGRATIONS
+    migrations_table = (
+        "CREATE TABLE IF NOT EXISTS schema_migrations"
+        " (version INTEGER PRIMARY KEY, name VARCHAR, applied_at TIMESTAMP)"
+    )
 
     def __init__(self, tz: str = "UTC", clock: Clock = _utc_now) -> None:
         self.tz = tz
@@ -146,14 +150,11 @@ class SQLStore:
     # --- schema --------------------------------------------------------------------------
 
     def migrate(self, migrations: tuple[Migration, ...] | None = None) -> list[str]:
-        """Apply every migration newer than the stored version, each in a transaction."""
+        """Apply every migration newer than the stored version, in order, each at once."""
         migrations = migrations or self.migrations
         applied = []
         with self.session(), self._migration_lock():
-            self._run(
-                "CREATE TABLE IF NOT EXISTS schema_migrations"
-                " (version INTEGER PRIMARY KEY, name VARCHAR, applied_at TIMESTAMP)"
-            )
+            self._run(self.migrations_table)
             current = self.schema_version()
             newest = migrations[-1].version if migrations else 0
             if current > newest:
@@ -164,17 +165,25 @@ class SQLStore:
                 )
             for migration in self.pending(migrations, current):
                 try:
-                    with self.transaction():
-                        for statement in migration.statements:
-                            self._run(self.ddl(statement))
-                        self._run(
-                            "INSERT INTO schema_migrations VALUES (?, ?, ?)",
-                            [migration.version, migration.name, to_naive_utc(self.clock())],
-                        )
+                    self._apply_migration(migration)
                 except StoreError as e:
                     raise StoreError(f"migration {migration.version} failed: {e}") from e
                 applied.append(f"{migration.version}: {migration.name}")
+            self._after_migrate()
         return applied
+
+    def _apply_migration(self, migration: Migration) -> None:
+        """Run one migration's statements and record it, in one transaction."""
+        with self.transaction():
+            for statement in migration.statements:
+                self._run(self.ddl(statement))
+            self._run(
+                "INSERT INTO schema_migrations VALUES (?, ?, ?)",
+                [migration.version, migration.name, to_naive_utc(self.clock())],
+            )
+
+    def _after_migrate(self) -> None:
+        """Work a backend does once its schema is current."""
 
     @staticmethod
     def pending(migrations: tuple[Migration, ...], current: int) -> list[Migration]:
