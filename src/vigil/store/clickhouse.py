@@ -434,20 +434,12 @@ class ClickHouseStore(SQLStore):
             return 0
         return int(rows[0][0]) if rows and rows[0][0] is not None else 0
 
-    def prune(
-        self, values_before: datetime | None, results_before: datetime | None
-    ) -> dict[str, int]:
-        """Delete rows older than the cutoffs; return counts (see SQLStore.prune)."""
-        counts: dict[str, int] = {}
-        for table, condition, cutoff in _prune_targets(values_before, results_before):
-            if cutoff is None:
-                continue
-            params = [to_naive_utc(cutoff)]
-            found = self._rows(f"SELECT count() FROM {table} WHERE {condition}", params)
-            counts[table] = int(found[0][0])
-            if counts[table]:
-                self._run(f"DELETE FROM {table} WHERE {condition}", params)
-        return counts
+    def _delete(self, table: str, condition: str, params: list[Any]) -> int:
+        """Count, then delete (ClickHouse's DELETE returns no rows)."""
+        found = int(self._rows(f"SELECT count() FROM {table} WHERE {condition}", params)[0][0])
+        if found:
+            self._run(f"DELETE FROM {table} WHERE {condition}", params)
+        return found
 
     # --- writes that other stores do with ON CONFLICT, UPDATE … RETURNING or sequences ----
 
@@ -777,21 +769,6 @@ def _split_assignments(text: str) -> list[tuple[str, str]]:
         name, _, expression = part.strip().partition(" = ")
         out.append((name.strip(), expression.strip()))
     return out
-
-
-def _prune_targets(
-    values_before: datetime | None, results_before: datetime | None
-) -> list[tuple[str, str, datetime | None]]:
-    return [
-        ("metric_values", "bucket < ?", values_before),
-        ("metric_payloads", "bucket < ?", values_before),
-        ("analysis_results", "bucket < ?", results_before),
-        ("alerts", "bucket < ?", results_before),
-        ("incidents", "status = 'resolved' AND last_anomaly_bucket < ?", results_before),
-        ("notifications", "status IN ('sent', 'gave_up') AND bucket < ?", results_before),
-        ("runs", "started_at < ?", results_before),
-        ("silences", "ends_at < ?", results_before),
-    ]
 
 
 def _translate(sql: str, params: list[Any]) -> tuple[str, dict[str, str]]:

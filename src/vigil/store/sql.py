@@ -207,26 +207,16 @@ class SQLStore:
         finished notifications, runs and ended silences go by `results_before`. Named
         references are kept: they are snapshots someone asked for.
         """
-        targets: list[tuple[str, str, datetime | None]] = [
-            ("metric_values", "bucket < ?", values_before),
-            ("metric_payloads", "bucket < ?", values_before),
-            ("analysis_results", "bucket < ?", results_before),
-            ("alerts", "bucket < ?", results_before),
-            ("incidents", "status = 'resolved' AND last_anomaly_bucket < ?", results_before),
-            ("notifications", "status IN ('sent', 'gave_up') AND bucket < ?", results_before),
-            ("runs", "started_at < ?", results_before),
-            ("silences", "ends_at < ?", results_before),
-        ]
         counts: dict[str, int] = {}
         with self.transaction():
-            for table, condition, cutoff in targets:
-                if cutoff is None:
-                    continue
-                rows = self._rows(
-                    f"DELETE FROM {table} WHERE {condition} RETURNING 1", [to_naive_utc(cutoff)]
-                )
-                counts[table] = len(rows)
+            for table, condition, cutoff in prune_targets(values_before, results_before):
+                if cutoff is not None:
+                    counts[table] = self._delete(table, condition, [to_naive_utc(cutoff)])
         return counts
+
+    def _delete(self, table: str, condition: str, params: list[Any]) -> int:
+        """Delete the rows that match; return how many."""
+        return len(self._rows(f"DELETE FROM {table} WHERE {condition} RETURNING 1", params))
 
     # --- values --------------------------------------------------------------------------
 
@@ -925,6 +915,22 @@ _INCIDENT_COLUMNS = (
     "id, monitor, metric, segment, granularity, opened_bucket, last_anomaly_bucket,"
     " notified_deviation, normal_streak, status, resolved_bucket"
 )
+
+
+def prune_targets(
+    values_before: datetime | None, results_before: datetime | None
+) -> list[tuple[str, str, datetime | None]]:
+    """(table, condition on `?`, cutoff) for each table retention applies to."""
+    return [
+        ("metric_values", "bucket < ?", values_before),
+        ("metric_payloads", "bucket < ?", values_before),
+        ("analysis_results", "bucket < ?", results_before),
+        ("alerts", "bucket < ?", results_before),
+        ("incidents", "status = 'resolved' AND last_anomaly_bucket < ?", results_before),
+        ("notifications", "status IN ('sent', 'gave_up') AND bucket < ?", results_before),
+        ("runs", "started_at < ?", results_before),
+        ("silences", "ends_at < ?", results_before),
+    ]
 
 
 def feedback_values(feedback: Feedback, now: datetime) -> list[Any]:
