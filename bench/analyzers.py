@@ -18,6 +18,7 @@ from vigil.analysis import build_analyzer
 from vigil.analysis.matrix import SeriesMatrix
 from vigil.config.schema import (
     AnalyzerConfig,
+    AutoConfig,
     SameTimeComparisonConfig,
     SeasonalConfig,
     StddevConfig,
@@ -85,6 +86,11 @@ def main() -> None:
     daily = build_matrix(args.series, 13, granularity="1d")
     seasonal = SeasonalConfig(id="se", type="seasonal")
     time_analyzer("seasonal (1,0,0)(2,1,0,7), 90 d", seasonal, daily, 1)
+    # auto replays its window (14 days) every evaluation; each step compares with the history.
+    auto = AutoConfig(id="au", type="auto")
+    fifteen = build_matrix(args.series // 10, 3)
+    time_analyzer("auto, 14 d of 15 min", auto, fifteen, 1)
+    del fifteen
     hourly = build_matrix(args.series // 10, 3, granularity="1h")
     seasonal_hourly = SeasonalConfig.model_validate(
         {

@@ -6,7 +6,13 @@ import numpy as np
 
 from tests.analysis.helpers import build, matrix
 from vigil.analysis.base import ANOMALY, OK
-from vigil.analysis.streaming import StreamingDetector, seasons_for
+from vigil.analysis.streaming import (
+    LEVEL,
+    VALUE,
+    StreamingDetector,
+    seasons_for,
+    threshold_rarity,
+)
 
 
 def daily(days: int, noise: float = 0.02, seed: int = 3) -> np.ndarray:
@@ -60,3 +66,72 @@ def test_missing_values_score_zero_and_are_skipped() -> None:
         detector.step(np.array([10.0, 10.0]))
     scores = detector.step(np.array([np.nan, 10.0]))
     assert scores[0] == 0.0
+
+
+def test_a_value_unlike_any_before_scores_even_where_the_forecast_allows_it() -> None:
+    rng = np.random.default_rng(5)
+    # Two levels visited in turn; 150 sits between them and was never seen.
+    values = np.where((np.arange(600) // 50) % 2 == 0, 100.0, 200.0) + rng.normal(0, 1, 600)
+    values[550] = 150.0
+    detector = StreamingDetector(1, [])
+    scores, reasons = [], []
+    for v in values:
+        scores.append(detector.step(np.array([v]))[0])
+        reasons.append(int(detector.reason[0]))
+    assert scores[550] >= 0.5
+    assert reasons[550] == VALUE
+    assert (np.array(scores[100:550]) >= 0.5).sum() <= 3
+
+
+def test_a_slow_drift_to_a_new_level_is_caught_by_the_level_novelty() -> None:
+    rng = np.random.default_rng(13)
+    steady = rng.normal(100, 5, 800)
+    drift = rng.normal(100, 5, 200) + np.linspace(0, 12, 200)  # under 3 sd per value
+    detector = StreamingDetector(1, [])
+    scores = [detector.step(np.array([v]))[0] for v in np.concatenate([steady, drift])]
+    reasons = []
+    for v in rng.normal(112, 5, 100):
+        scores.append(detector.step(np.array([v]))[0])
+        reasons.append(int(detector.reason[0]))
+    late = np.array(scores[800:])
+    assert (late >= 0.5).any()
+    first = int(np.argmax(late >= 0.5))
+    assert ([0] * 200 + reasons)[first] == LEVEL or first < 200
+    assert (np.array(scores[100:800]) >= 0.5).sum() <= 3
+
+
+def test_after_an_anomaly_the_next_steps_are_held_below_the_threshold() -> None:
+    rng = np.random.default_rng(17)
+    values = rng.normal(50, 1, 500)
+    values[400:405] = [90, 95, 100, 105, 110]  # one burst, rising
+    detector = StreamingDetector(1, [])
+    scores = np.array([detector.step(np.array([v]))[0] for v in values])
+    assert scores[400] >= 0.5
+    assert (scores[401:500] >= 0.5).sum() <= 1  # the rest of the burst is not news again
+
+
+def test_on_noise_the_threshold_means_about_one_in_240() -> None:
+    rng = np.random.default_rng(19)
+    detector = StreamingDetector(20, [])
+    scores, rare = [], []
+    for _ in range(3000):
+        scores.append(detector.step(rng.normal(0, 1, 20)))
+        rare.append(detector.rarity() >= threshold_rarity(0.5))
+    # The deciding surprise is that rare no more often than its p-value says (the least of
+    # three p-values, so at most about three times 1 in 240); on a stationary series less
+    # often, as a growing history makes each new value's nearest neighbour closer ...
+    share = np.array(rare[200:]).mean()
+    assert 0 < share < 3.5 / 240
+    # ... and the news rules keep alerts on pure noise rarer still.
+    assert (np.array(scores[200:]) >= 0.5).mean() <= share
+
+
+def test_the_explanation_names_the_surprise_and_how_rare_it_is() -> None:
+    values = daily(15)
+    peak = 14 * 24 + 6
+    dropped = values.copy()
+    dropped[peak] = 5000.0
+    m = matrix([dropped[: peak + 1].tolist()])
+    text = build("auto").evaluate(m, peak).describe(0)
+    assert "unlike its history (1 in " in text
+    assert text.endswith("got 5,000")

@@ -18,6 +18,8 @@ from vigil.cli import main
 from vigil.quality.nab import (
     MAX_TP,
     LabelledFile,
+    detect,
+    detect_many,
     load_corpus,
     read_results,
     row_scores,
@@ -143,3 +145,11 @@ def test_bench_nab_explains_a_wrong_folder(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["bench", "nab", "--data", str(tmp_path)])
     assert result.exit_code == 1
     assert "expected the NAB corpus" in result.stderr
+
+
+@needs_nab
+def test_files_advancing_together_score_exactly_as_one_at_a_time() -> None:
+    files = [f for f in load_corpus(NAB) if f.category == "realAdExchange"][:3]
+    together = detect_many(files, workers=2)
+    for f in files:
+        np.testing.assert_array_equal(together[f.name], detect(f))

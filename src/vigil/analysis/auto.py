@@ -6,9 +6,16 @@ import numpy as np
 
 from vigil.analysis.base import ANOMALY, NO_DATA, OK, Evaluation, format_number, relative
 from vigil.analysis.matrix import SeriesMatrix
-from vigil.analysis.streaming import AutoParams, StreamingDetector, seasons_for
+from vigil.analysis.streaming import REASONS, AutoParams, StreamingDetector, seasons_for
 from vigil.config.schema import AutoConfig
 from vigil.timeutil import Granularity
+
+
+def odds(rarity: float) -> str:
+    """'1 in 1,400' for a surprise that rare; beyond a billion, '1 in over 1,000,000,000'."""
+    if not rarity < 1e9:
+        return "1 in over 1,000,000,000"
+    return f"1 in {max(rarity, 1.0):,.0f}"
 
 
 class AutoAnalyzer:
@@ -30,12 +37,14 @@ class AutoAnalyzer:
         start = max(0, target - self.history(matrix.granularity))
         window = matrix.values[:, start : target + 1]
         steps = window.shape[1]
-        params = AutoParams(sensitivity=cfg.sensitivity, warmup=min(30, steps // 3))
-        detector = StreamingDetector(len(window), seasons_for(matrix.granularity.seconds), params)
+        params = AutoParams(threshold=cfg.threshold, warmup=min(20, steps // 3))
+        seasons = seasons_for(matrix.granularity.seconds)
+        detector = StreamingDetector(len(window), seasons, params, capacity=steps)
         score = np.zeros(len(window))
         for column in range(steps):
             score = detector.step(window[:, column])
         lower, upper = detector.expected()
+        reason, rarity = detector.reason.copy(), detector.rarity()
         value = window[:, -1]
         status = np.where(score >= cfg.threshold, ANOMALY, OK)
         status[np.isnan(value)] = NO_DATA
@@ -44,7 +53,8 @@ class AutoAnalyzer:
 
         def describe(i: int) -> str:
             return (
-                f"score {score[i]:.2f} (threshold {cfg.threshold:g}): expected"
+                f"score {score[i]:.2f} (threshold {cfg.threshold:g}),"
+                f" {REASONS[int(reason[i])]} ({odds(rarity[i])}): expected"
                 f" {format_number(lower[i])}–{format_number(upper[i])}, got"
                 f" {format_number(value[i])}"
             )

@@ -1,19 +1,32 @@
 """The auto detector's core: an online model of many series at once, one time step per call.
 
-Each step, for every series (numpy arrays of shape (series,)):
+Each step, for every series (numpy arrays of shape (series,)), three surprises are measured,
+each against only what came before:
 
-1. Two forecasts compete: the recent level (an exponentially weighted mean) and, once two
-   seasons of history exist, the same time one season ago moved by the change in level since
-   (seasons: a day and a week, in steps of the series' spacing). Each keeps an exponentially
-   weighted mean absolute error; the one with the smaller error is the expectation.
-2. The surprise is the forecast error in units of that model's typical error (a robust z):
-   `raw = 1 − exp(−z² / 2·k²)` in [0, 1).
-3. Like an anomaly likelihood, the detector asks how unusual the last few surprises are next
-   to their own long-run distribution (a Gaussian tail of the short mean against the long
-   mean and spread), so constant noise scores low and a change scores near 1.
+1. **Value novelty**: the distance from the new value to the nearest value in the series'
+   history. A value far from everything seen before is news; one close to an earlier value is
+   not, wherever in the day it falls.
+2. **Level novelty**: the same for the mean of the last `window` values, against earlier such
+   means. It catches a shift or a drift that no single value shows.
+3. **Forecast surprise**: the error against a forecast, in typical errors. Two forecasts
+   compete: the recent level (an exponentially weighted mean) and, once two seasons of history
+   exist, the same time one season ago moved by the change in level since (seasons: a day and
+   a week, in steps of the series' spacing). It catches a value that is ordinary in itself but
+   not at this time of day.
 
-The score is in [0, 1]; `expected()` gives the range the value was expected in, for messages.
+Each surprise becomes a p-value against its own history (the conformal p-value: the share of
+earlier surprises at least as large; past the largest one it falls further, as
+`(largest / new)²`). The smallest p-value, each scaled by how far that component is to be
+trusted, gives the score `min(1, −log10 p / scale)`: with the default scale, the default
+threshold 0.5 means a surprise rarer than about 1 in 240 of the series' own history, and 1
+means 1 in 56,000 or rarer. So the score means the same on every series, whatever its units.
+
+Two rules keep it to news: a score that does not beat the last `quiet` steps' peak is damped,
+and after a score at or above the threshold the next `hold` steps stay below it (unless a
+much rarer surprise comes).
+
 Nothing looks ahead: a step sees only values before it, then learns from the new one.
+`expected()` gives the forecast's range for messages; `reason` says which surprise decided.
 """
 
 from __future__ import annotations
@@ -23,57 +36,119 @@ from dataclasses import dataclass
 
 import numpy as np
 
+VALUE, LEVEL, FORECAST = 0, 1, 2
+REASONS = {
+    VALUE: "a value unlike its history",
+    LEVEL: "a level unlike its history",
+    FORECAST: "far from the forecast",
+}
+
 
 @dataclass(frozen=True)
 class AutoParams:
     """The detector's knobs (one set for every series)."""
 
-    level_alpha: float = 0.05  # weight of the newest value in the level
-    error_alpha: float = 0.02  # weight of the newest error in each model's typical error
-    sensitivity: float = 3.0  # k: a surprise of k typical errors scores raw ≈ 0.39
-    short_window: int = 6  # steps in the recent-surprise mean
-    long_alpha: float = 0.002  # weight in the long-run mean and spread of surprises
-    warmup: int = 30  # steps before scores are given
-    likelihood: bool = False  # score the surprise's rarity (else the surprise itself)
-    quiet: int = 1000  # steps a peak holds down lesser scores after it
-    drift_window: int = 8  # steps whose mean surprise reveals a sustained shift
-    drift_weight: float = 0.0  # how much a sustained shift counts against a single surprise
-    damping: float = 0.5  # factor on scores below a recent peak
+    threshold: float = 0.5  # a score at or above this is an anomaly (and starts a hold)
+    scale: float = 4.75  # score = −log10(p) / scale
+    window: int = 24  # values in the recent level
+    level_factor: float = 0.7  # multiplies the level novelty's p-value (below 1: trust it more)
+    forecast_factor: float = 10.0  # multiplies the forecast surprise's p-value
+    tail: float = 2.0  # past the largest earlier surprise, p falls as (largest / new) ** tail
+    history: int = 20_000  # values (and surprises) remembered
+    warmup: int = 20  # surprises a component needs before it scores
+    quiet: int = 50  # steps whose peak a score must beat to count in full
+    damping: float = 0.9  # factor on a score that does not beat that peak
+    hold: int = 100  # steps after an anomaly that stay below the threshold
+    release: float = 0.25  # ... unless the score beats the anomaly's by this much
+    level_alpha: float = 0.05  # weight of the newest value in the forecast's level
+    error_alpha: float = 0.02  # weight of the newest error in each forecast's typical error
     floor: float = 0.001  # smallest typical error, as a share of the range seen
 
 
-def _upper_tail(z: np.ndarray) -> np.ndarray:
-    """P(Z > z) of a standard normal, accurate far into the tail."""
-    return np.asarray(0.5 * _erfc(z / math.sqrt(2.0)), dtype=float)
+class _History:
+    """A ring buffer of the last `size` values per series, with the queries the detector asks.
 
+    Missing entries are stored as `missing` (+inf for values, so no distance is taken to them;
+    NaN for surprises, which no comparison counts)."""
 
-_erfc = np.vectorize(math.erfc, otypes=[float])
-# Scores are log tail probabilities scaled to [0, 1]: 1 means a chance of 1e-10 or less.
-_LOG_FLOOR = math.log(1e-10)
+    def __init__(self, series: int, size: int, missing: float) -> None:
+        self.data = np.full((series, size), missing)
+        self.missing = missing
+        self.size = size
+        self.filled = 0
+        self.cursor = 0
+        self.count = np.zeros(series, dtype=np.int64)
+        self.top = np.full(series, -np.inf)  # the largest value ever pushed
+
+    def view(self) -> np.ndarray:
+        return self.data[:, : self.filled]
+
+    def push(self, values: np.ndarray) -> None:
+        present = ~np.isnan(values)
+        if self.filled == self.size:
+            evicted = self.data[:, self.cursor]
+            self.count -= ~(np.isnan(evicted) | np.isinf(evicted))
+        self.data[:, self.cursor] = np.where(present, values, self.missing)
+        self.count += present
+        self.top = np.where(present, np.maximum(self.top, values), self.top)
+        self.cursor = (self.cursor + 1) % self.size
+        self.filled = min(self.filled + 1, self.size)
+
+    def nearest(self, values: np.ndarray) -> np.ndarray:
+        """Distance from each series' value to its nearest remembered value (NaN: none)."""
+        if self.filled == 0:
+            return np.full(len(values), np.nan)
+        best = np.abs(self.view() - values[:, None]).min(axis=1)
+        return np.where(np.isfinite(best), best, np.nan)
+
+    def p_value(self, values: np.ndarray, tail: float) -> tuple[np.ndarray, np.ndarray]:
+        """The conformal p-value of each value among the remembered ones, and their count."""
+        at_least = (self.view() >= values[:, None]).sum(axis=1)
+        p = (at_least + 1) / (self.count + 1)
+        if tail > 0:
+            beyond = (at_least == 0) & (self.top > 0) & (values > self.top)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                ratio = np.where(beyond, self.top / values, 1.0)
+            p = p * ratio**tail
+        return p, self.count
 
 
 class StreamingDetector:
     """Online anomaly scores for `series` series that advance together."""
 
-    def __init__(self, series: int, seasons: list[int], params: AutoParams | None = None) -> None:
+    def __init__(
+        self,
+        series: int,
+        seasons: list[int],
+        params: AutoParams | None = None,
+        capacity: int | None = None,
+    ) -> None:
         self.p = params or AutoParams()
+        p = self.p
         self.seasons = sorted({s for s in seasons if s >= 2})
+        size = max(1, min(p.history, capacity if capacity is not None else p.history))
+        # The forecasts: the level, and each season's value moved by the level change.
         span = max(self.seasons, default=1) + 1
         self.history = np.full((series, span), np.nan)
         self.level_history = np.full((series, span), np.nan)
-        self.steps = 0
         self.level = np.full(series, np.nan)
-        models = 1 + len(self.seasons)
-        self.error = np.full((models, series), np.nan)
+        self.error = np.full((1 + len(self.seasons), series), np.nan)
         self.low = np.full(series, np.inf)
         self.high = np.full(series, -np.inf)
-        self.recent = np.zeros((series, self.p.short_window))
-        self.long_mean = np.zeros(series)
-        self.long_var = np.zeros(series)
-        self.peaks = np.zeros((series, max(1, self.p.quiet)))
-        self.residuals = np.zeros((series, max(1, self.p.drift_window)))
+        # The novelties: remembered values, recent levels and every component's surprises.
+        self.values = _History(series, size, np.inf)
+        self.levels = _History(series, size, np.inf)
+        self.recent = np.full((series, max(1, p.window)), np.nan)
+        self.pending = np.full((series, max(1, p.window)), np.nan)
+        self.surprises = [_History(series, size, np.nan) for _ in REASONS]
+        self.peaks = np.zeros((series, max(1, p.quiet)))
+        self.since = np.full(series, np.iinfo(np.int64).max // 2)
+        self.fired = np.zeros(series)
+        self.steps = 0
         self.last_expected = np.full(series, np.nan)
         self.last_scale = np.full(series, np.nan)
+        self.last_p = np.ones(series)
+        self.reason = np.zeros(series, dtype=np.int64)
 
     def forecasts(self) -> np.ndarray:
         """(models, series): the level, then each season's value moved by the level change."""
@@ -92,62 +167,78 @@ class StreamingDetector:
         """Score one new value per series (NaN: missing, scored 0), then learn from it."""
         x = np.asarray(values, dtype=float)
         p = self.p
+        seen = ~np.isnan(x)
+        errors, z = self._forecast(x)
+        slot = self.steps % self.recent.shape[1]
+        self.recent[:, slot] = x
+        level = self._recent_level()
+        surprise = np.vstack([self.values.nearest(x), self.levels.nearest(level), np.abs(z)])
+        factors = (1.0, p.level_factor, p.forecast_factor)
+        chances = np.ones_like(surprise)
+        for i, (memory, factor) in enumerate(zip(self.surprises, factors, strict=True)):
+            chance, count = memory.p_value(surprise[i], p.tail)
+            usable = ~np.isnan(surprise[i]) & (count >= p.warmup) & seen
+            chances[i] = np.where(usable, np.minimum(1.0, chance * factor), 1.0)
+        self.reason = np.argmin(chances, axis=0)
+        chance = chances.min(axis=0)
+        self.last_p = chance
+        score = np.minimum(1.0, -np.log10(np.maximum(chance, 1e-300)) / p.scale)
+        score = np.where(seen, score, 0.0)
+        score = self._news(score)
+        self._learn(x, errors, surprise, level, slot)
+        return score
+
+    def _recent_level(self) -> np.ndarray:
+        """The mean of the last `window` values (NaN until that many steps have passed)."""
+        if self.steps < self.recent.shape[1] - 1:
+            return np.full(self.recent.shape[0], np.nan)
+        present = ~np.isnan(self.recent)
+        count = present.sum(axis=1)
+        total = np.where(present, self.recent, 0.0).sum(axis=1)
+        return np.where(count > 0, total / np.maximum(count, 1), np.nan)
+
+    def _forecast(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Each model's absolute error, and the best model's error in its typical errors."""
         guesses = self.forecasts()
         errors = np.abs(x[None, :] - guesses)
         typical = np.where(np.isnan(self.error), np.inf, self.error)
         usable = ~np.isnan(guesses) & np.isfinite(typical)
-        ranked = np.where(usable, typical, np.inf)
-        best = np.argmin(ranked, axis=0)
+        best = np.argmin(np.where(usable, typical, np.inf), axis=0)
         cols = np.arange(len(x))
         expected = guesses[best, cols]
         scale = typical[best, cols]
         spread = np.where(np.isfinite(self.high - self.low), self.high - self.low, 0.0)
-        floor = 1e-6 + p.floor * spread
-        z = (x - expected) / np.maximum(scale, floor)
-        z = np.where(np.isfinite(z), z, 0.0)
-        self.residuals = np.roll(self.residuals, -1, axis=1)
-        self.residuals[:, -1] = z
-        # A sustained shift: the mean of the last few surprises, in its own standard error.
-        drift = self.residuals.mean(axis=1) * math.sqrt(self.residuals.shape[1])
-        size = np.maximum(np.abs(z), p.drift_weight * np.abs(drift)) / p.sensitivity
-        raw = size / (1.0 + size)
-        raw = np.where(np.isnan(x), 0.0, raw)
-        self.last_expected, self.last_scale = expected, np.maximum(scale, floor)
-        score = self._likelihood(raw) if p.likelihood else raw
-        score = self._onsets(score)
-        self._learn(x, errors)
-        if self.steps <= p.warmup:
-            score = np.zeros_like(score)
-        return score
+        scale = np.maximum(scale, 1e-6 + self.p.floor * spread)
+        with np.errstate(invalid="ignore"):
+            z = (x - expected) / scale
+        self.last_expected, self.last_scale = expected, scale
+        return errors, np.where(np.isfinite(z), z, np.nan)
 
-    def _onsets(self, score: np.ndarray) -> np.ndarray:
-        """Keep a score only where it rises above everything of the last `quiet` steps: the
-        start of a change is news, its continuation is not."""
+    def _news(self, score: np.ndarray) -> np.ndarray:
+        """Damp a score that does not beat the recent peak; hold after an anomaly."""
         p = self.p
-        if p.quiet <= 0:
-            return score
-        previous = self.peaks.max(axis=1)
-        self.peaks = np.roll(self.peaks, -1, axis=1)
-        self.peaks[:, -1] = score
-        return np.where(score > previous, score, score * p.damping)
+        if p.quiet > 0:
+            previous = self.peaks.max(axis=1)
+            self.peaks[:, self.steps % self.peaks.shape[1]] = score
+            score = np.where(score > previous, score, score * p.damping)
+        held = (self.since < p.hold) & (score < self.fired + p.release)
+        score = np.where(held, np.minimum(score, 0.9 * p.threshold), score)
+        fire = ~held & (score >= p.threshold)
+        self.fired = np.where(fire, score, self.fired)
+        self.since = np.where(fire, 0, self.since + 1)
+        return np.asarray(score, dtype=float)
 
-    def _likelihood(self, raw: np.ndarray) -> np.ndarray:
-        p = self.p
-        self.recent = np.roll(self.recent, -1, axis=1)
-        self.recent[:, -1] = raw
-        short = self.recent.mean(axis=1)
-        spread = np.sqrt(np.maximum(self.long_var, 1e-6))
-        tail = _upper_tail((short - self.long_mean) / spread)
-        likelihood = np.clip(np.log(np.maximum(tail, 1e-10)) / _LOG_FLOOR, 0.0, 1.0)
-        a = p.long_alpha if self.steps > 1 / p.long_alpha else 1.0 / (self.steps + 1)
-        delta = raw - self.long_mean
-        self.long_mean = self.long_mean + a * delta
-        self.long_var = (1 - a) * (self.long_var + a * delta**2)
-        return np.asarray(likelihood, dtype=float)
-
-    def _learn(self, x: np.ndarray, errors: np.ndarray) -> None:
+    def _learn(
+        self, x: np.ndarray, errors: np.ndarray, surprise: np.ndarray, level: np.ndarray, slot: int
+    ) -> None:
         p = self.p
         seen = ~np.isnan(x)
+        self.values.push(x)
+        for memory, row in zip(self.surprises, surprise, strict=True):
+            memory.push(np.where(seen, row, np.nan))
+        # A level joins the history only once it no longer overlaps the current one.
+        self.levels.push(self.pending[:, slot].copy())
+        self.pending[:, slot] = level
         first = np.isnan(self.level) & seen
         self.level = np.where(first, x, self.level)
         self.level = np.where(seen, self.level + p.level_alpha * (x - self.level), self.level)
@@ -164,11 +255,15 @@ class StreamingDetector:
         self.steps += 1
 
     def expected(self, width: float = 3.0) -> tuple[np.ndarray, np.ndarray]:
-        """The range the last value was expected in: expectation ± width typical errors."""
+        """The range the last value was expected in: the forecast ± width typical errors."""
         return (
             self.last_expected - width * self.last_scale,
             self.last_expected + width * self.last_scale,
         )
+
+    def rarity(self) -> np.ndarray:
+        """1 / p of the last step's deciding surprise: 'rarer than 1 in N'."""
+        return np.asarray(1.0 / np.maximum(self.last_p, 1e-300), dtype=float)
 
 
 def seasons_for(step_seconds: float) -> list[int]:
@@ -179,3 +274,9 @@ def seasons_for(step_seconds: float) -> list[int]:
         if 2 <= steps <= 20_000:
             out.append(steps)
     return out
+
+
+def threshold_rarity(threshold: float, params: AutoParams | None = None) -> float:
+    """The 'one in N' a score of `threshold` stands for."""
+    scale = (params or AutoParams()).scale
+    return float(math.pow(10.0, threshold * scale))

@@ -963,16 +963,18 @@ class AutoConfig(AnalyzerBase):
 
     type: Literal["auto"] = Field(description="Analysis type.")
     threshold: float = Field(
-        0.5, gt=0, lt=1, description="Anomaly when the score is at least this (0–1)."
+        0.5,
+        gt=0,
+        lt=1,
+        description="Anomaly when the score is at least this (0–1). The score is −log10 of how"
+        " rare the surprise is in the series' own history, over 4.75: 0.5 is rarer than 1 in"
+        " about 240, 0.6 than 1 in 700, 0.7 than 1 in 2,100.",
     )
     window: int | None = Field(
         None,
         ge=10,
         description="Buckets of history the detector learns from before each target"
         " (default: 14 days' worth, at least 60).",
-    )
-    sensitivity: float = Field(
-        3.0, gt=0, description="Typical errors that make a surprise (lower: more alerts)."
     )
 
 

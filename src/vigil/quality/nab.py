@@ -20,8 +20,11 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
@@ -228,15 +231,84 @@ def write_results(folder: Path, detector: str, file: LabelledFile, scores: np.nd
 DEFAULT_THRESHOLD = 0.5  # the `auto` analyzer's default
 
 
+def spacing(file: LabelledFile) -> float:
+    """The file's typical step between rows, in seconds."""
+    gaps = np.diff(file.timestamps).astype("timedelta64[s]").astype(float)
+    return float(np.median(gaps)) if len(gaps) else 0.0
+
+
 def detect(file: LabelledFile, params: AutoParams | None = None) -> np.ndarray:
     """Stream one file through the auto detector, a point at a time, fresh state."""
-    gaps = np.diff(file.timestamps).astype("timedelta64[s]").astype(float)
-    step = float(np.median(gaps)) if len(gaps) else 0.0
-    detector = StreamingDetector(1, seasons_for(step), params)
-    out = np.empty(len(file.values))
-    for i, value in enumerate(file.values):
-        out[i] = detector.step(np.array([value]))[0]
+    return detect_many([file], params)[file.name]
+
+
+def detect_many(
+    files: list[LabelledFile],
+    params: AutoParams | None = None,
+    spread: float = 1.25,
+    workers: int = 1,
+) -> dict[str, np.ndarray]:
+    """Stream files through the auto detector, a point at a time, each with its own state.
+
+    Files with the same spacing and similar lengths (within `spread`) advance together as the
+    series of one detector, one row per step; a shorter file's tail is padded with missing
+    values, which never reach its scores. Each series is independent of the others, so this
+    is exactly the one-file-at-a-time result, at a fraction of the per-step overhead."""
+    groups = _groups(files, spread)
+    workers = max(1, min(workers, len(groups)))
+    if workers == 1:
+        results = [_detect_group(g, params) for g in groups]
+    else:
+        # The largest groups first, so the workers finish together.
+        order = sorted(range(len(groups)), key=lambda i: -_cost(groups[i]))
+        with ProcessPoolExecutor(workers, mp_context=get_context("fork")) as pool:
+            done = dict(
+                zip(
+                    order,
+                    pool.map(_detect_group, [groups[i] for i in order], [params] * len(order)),
+                    strict=True,
+                )
+            )
+        results = [done[i] for i in range(len(groups))]
+    out: dict[str, np.ndarray] = {}
+    for result in results:
+        out.update(result)
     return out
+
+
+def _cost(group: list[LabelledFile]) -> float:
+    return float(len(group) * max(len(f.values) for f in group) ** 2)
+
+
+def _detect_group(group: list[LabelledFile], params: AutoParams | None) -> dict[str, np.ndarray]:
+    length = max(len(f.values) for f in group)
+    matrix = np.full((len(group), length), np.nan)
+    for row, f in enumerate(group):
+        matrix[row, : len(f.values)] = f.values
+    detector = StreamingDetector(
+        len(group), seasons_for(spacing(group[0])), params, capacity=length
+    )
+    scores = np.empty_like(matrix)
+    for column in range(length):
+        scores[:, column] = detector.step(matrix[:, column])
+    return {f.name: scores[row, : len(f.values)] for row, f in enumerate(group)}
+
+
+def _groups(files: list[LabelledFile], spread: float) -> list[list[LabelledFile]]:
+    """Files of one spacing, in runs of lengths within a factor of `spread`."""
+    ordered = sorted(files, key=lambda f: (spacing(f), len(f.values)))
+    groups: list[list[LabelledFile]] = []
+    for f in ordered:
+        last = groups[-1] if groups else None
+        if (
+            last is not None
+            and spacing(last[0]) == spacing(f)
+            and len(f.values) <= spread * len(last[0].values)
+        ):
+            last.append(f)
+        else:
+            groups.append([f])
+    return groups
 
 
 @dataclass(frozen=True)
@@ -256,15 +328,18 @@ def benchmark(
     out: Path | None = None,
     results: Path | None = None,
     params: AutoParams | None = None,
+    workers: int | None = None,
 ) -> BenchReport:
     """Run the auto detector over the corpus (writing NAB-layout results to `out`), or read a
-    detector's results from `results`; score both ways under every profile."""
+    detector's results from `results`; score both ways under every profile. The detector runs
+    in `workers` processes (default: up to two, as many as there are cores)."""
     began = time.perf_counter()
     files = load_corpus(root)
     if results is not None:
         scores = read_results(results, detector, files)
     else:
-        scores = {f.name: detect(f, params) for f in files}
+        jobs = workers if workers is not None else min(2, os.cpu_count() or 1)
+        scores = detect_many(files, params, workers=jobs)
         if out is not None:
             for f in files:
                 write_results(out, detector, f, scores[f.name])
