@@ -118,7 +118,7 @@ def test_on_noise_the_threshold_means_about_one_in_240() -> None:
         scores.append(detector.step(rng.normal(0, 1, 20)))
         rare.append(detector.rarity() >= threshold_rarity(0.5))
     # The deciding surprise is that rare no more often than its p-value says (the least of
-    # three p-values, so at most about three times 1 in 240); on a stationary series less
+    # four p-values, so at most about three times 1 in 240); on a stationary series less
     # often, as a growing history makes each new value's nearest neighbour closer ...
     share = np.array(rare[200:]).mean()
     assert 0 < share < 3.5 / 240
@@ -135,3 +135,17 @@ def test_the_explanation_names_the_surprise_and_how_rare_it_is() -> None:
     text = build("auto").evaluate(m, peak).describe(0)
     assert "unlike its history (1 in " in text
     assert text.endswith("got 5,000")
+
+
+def test_a_night_time_value_at_the_peak_hour_is_news() -> None:
+    values = daily(15, noise=0.01)
+    peak = 14 * 24 + 6
+    values[peak] = values[peak - 12]  # the trough's value, twelve hours early
+    detector = StreamingDetector(1, seasons_for(3600))
+    scores, reasons = [], []
+    for v in values[: peak + 1]:
+        scores.append(detector.step(np.array([v]))[0])
+        reasons.append(int(detector.reason[0]))
+    assert scores[peak] >= 0.5
+    assert reasons[peak] != VALUE  # the value itself is common: it is the hour that is not
+    assert (np.array(scores[48:peak]) >= 0.5).sum() <= 3

@@ -1,6 +1,6 @@
 """The auto detector's core: an online model of many series at once, one time step per call.
 
-Each step, for every series (numpy arrays of shape (series,)), three surprises are measured,
+Each step, for every series (numpy arrays of shape (series,)), four surprises are measured,
 each against only what came before:
 
 1. **Value novelty**: the distance from the new value to the nearest value in the series'
@@ -13,6 +13,9 @@ each against only what came before:
    exist, the same time one season ago moved by the change in level since (seasons: a day and
    a week, in steps of the series' spacing). It catches a value that is ordinary in itself but
    not at this time of day.
+4. **Same-time novelty**: the distance from the new value to the nearest value at about this
+   time (up to `season_reach` steps either side) in the last `season_cycles` days (or weeks,
+   for daily data). A night-time value at the peak hour is news even if nights are common.
 
 Each surprise becomes a p-value against its own history (the conformal p-value: the share of
 earlier surprises at least as large; past the largest one it falls further, as
@@ -36,11 +39,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-VALUE, LEVEL, FORECAST = 0, 1, 2
+VALUE, LEVEL, FORECAST, SEASON = 0, 1, 2, 3
 REASONS = {
     VALUE: "a value unlike its history",
     LEVEL: "a level unlike its history",
     FORECAST: "far from the forecast",
+    SEASON: "a value unlike this time in earlier cycles",
 }
 
 
@@ -53,6 +57,9 @@ class AutoParams:
     window: int = 24  # values in the recent level
     level_factor: float = 0.7  # multiplies the level novelty's p-value (below 1: trust it more)
     forecast_factor: float = 10.0  # multiplies the forecast surprise's p-value
+    season_factor: float = 30.0  # multiplies the same-time novelty's p-value
+    season_cycles: int = 7  # earlier cycles (days, or weeks) the same-time novelty looks at
+    season_reach: int = 3  # ... at most this many steps either side of the same time
     tail: float = 2.0  # past the largest earlier surprise, p falls as (largest / new) ** tail
     history: int = 20_000  # values (and surprises) remembered
     warmup: int = 20  # surprises a component needs before it scores
@@ -141,6 +148,17 @@ class StreamingDetector:
         self.recent = np.full((series, max(1, p.window)), np.nan)
         self.pending = np.full((series, max(1, p.window)), np.nan)
         self.surprises = [_History(series, size, np.nan) for _ in REASONS]
+        # The same-time novelty: the shortest season (a day, else a week), its last cycles.
+        self.cycle = self.seasons[0] if self.seasons else 0
+        self.reach = min(p.season_reach, self.cycle // 8)
+        depth = self.cycle * max(1, p.season_cycles) + self.reach + 1 if self.cycle else 1
+        self.tape = np.full((series, depth), np.nan)
+        offsets = [
+            k * self.cycle + j
+            for k in range(1, max(1, p.season_cycles) + 1)
+            for j in range(-self.reach, self.reach + 1)
+        ]
+        self.offsets = np.array(offsets if self.cycle else [], dtype=np.int64)
         self.peaks = np.zeros((series, max(1, p.quiet)))
         self.since = np.full(series, np.iinfo(np.int64).max // 2)
         self.fired = np.zeros(series)
@@ -172,8 +190,10 @@ class StreamingDetector:
         slot = self.steps % self.recent.shape[1]
         self.recent[:, slot] = x
         level = self._recent_level()
-        surprise = np.vstack([self.values.nearest(x), self.levels.nearest(level), np.abs(z)])
-        factors = (1.0, p.level_factor, p.forecast_factor)
+        surprise = np.vstack(
+            [self.values.nearest(x), self.levels.nearest(level), np.abs(z), self._same_time(x)]
+        )
+        factors = (1.0, p.level_factor, p.forecast_factor, p.season_factor)
         chances = np.ones_like(surprise)
         for i, (memory, factor) in enumerate(zip(self.surprises, factors, strict=True)):
             chance, count = memory.p_value(surprise[i], p.tail)
@@ -187,6 +207,18 @@ class StreamingDetector:
         score = self._news(score)
         self._learn(x, errors, surprise, level, slot)
         return score
+
+    def _same_time(self, x: np.ndarray) -> np.ndarray:
+        """Distance from the value to the nearest value at about this time in earlier cycles
+        (NaN until one cycle has passed)."""
+        if not self.cycle or self.steps < self.cycle + self.reach:
+            return np.full(len(x), np.nan)
+        depth = self.tape.shape[1]
+        usable = self.offsets[self.offsets <= self.steps]
+        past = self.tape[:, (self.steps - usable) % depth]
+        gaps = np.abs(past - x[:, None])
+        best = np.min(np.where(np.isnan(gaps), np.inf, gaps), axis=1)
+        return np.where(np.isfinite(best), best, np.nan)
 
     def _recent_level(self) -> np.ndarray:
         """The mean of the last `window` values (NaN until that many steps have passed)."""
@@ -249,6 +281,7 @@ class StreamingDetector:
         self.error = np.where(known & ~fresh, updated, self.error)
         self.low = np.where(seen, np.minimum(self.low, x), self.low)
         self.high = np.where(seen, np.maximum(self.high, x), self.high)
+        self.tape[:, self.steps % self.tape.shape[1]] = x
         span = self.history.shape[1]
         self.history[:, self.steps % span] = x
         self.level_history[:, self.steps % span] = self.level
