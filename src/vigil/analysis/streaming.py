@@ -72,15 +72,20 @@ class AutoParams:
     floor: float = 0.001  # smallest typical error, as a share of the range seen
 
 
+def nearest(past: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Per series, the distance from its value to the nearest of its `past` values (a
+    non-empty (series, n) array; NaN entries are skipped, and a row of them gives NaN)."""
+    with np.errstate(invalid="ignore"):
+        return np.asarray(np.fmin.reduce(np.abs(past - values[:, None]), axis=1), dtype=float)
+
+
 class _History:
     """A ring buffer of the last `size` values per series, with the queries the detector asks.
 
-    Missing entries are stored as `missing` (+inf for values, so no distance is taken to them;
-    NaN for surprises, which no comparison counts)."""
+    Missing entries are NaN: no distance is taken to them and no comparison counts them."""
 
-    def __init__(self, series: int, size: int, missing: float) -> None:
-        self.data = np.full((series, size), missing)
-        self.missing = missing
+    def __init__(self, series: int, size: int) -> None:
+        self.data = np.full((series, size), np.nan)
         self.size = size
         self.filled = 0
         self.cursor = 0
@@ -94,8 +99,8 @@ class _History:
         present = ~np.isnan(values)
         if self.filled == self.size:
             evicted = self.data[:, self.cursor]
-            self.count -= ~(np.isnan(evicted) | np.isinf(evicted))
-        self.data[:, self.cursor] = np.where(present, values, self.missing)
+            self.count -= ~np.isnan(evicted)
+        self.data[:, self.cursor] = values
         self.count += present
         self.top = np.where(present, np.maximum(self.top, values), self.top)
         self.cursor = (self.cursor + 1) % self.size
@@ -105,8 +110,7 @@ class _History:
         """Distance from each series' value to its nearest remembered value (NaN: none)."""
         if self.filled == 0:
             return np.full(len(values), np.nan)
-        best = np.abs(self.view() - values[:, None]).min(axis=1)
-        return np.where(np.isfinite(best), best, np.nan)
+        return nearest(self.view(), values)
 
     def p_value(self, values: np.ndarray, tail: float) -> tuple[np.ndarray, np.ndarray]:
         """The conformal p-value of each value among the remembered ones, and their count."""
@@ -143,11 +147,11 @@ class StreamingDetector:
         self.low = np.full(series, np.inf)
         self.high = np.full(series, -np.inf)
         # The novelties: remembered values, recent levels and every component's surprises.
-        self.values = _History(series, size, np.inf)
-        self.levels = _History(series, size, np.inf)
+        self.values = _History(series, size)
+        self.levels = _History(series, size)
         self.recent = np.full((series, max(1, p.window)), np.nan)
         self.pending = np.full((series, max(1, p.window)), np.nan)
-        self.surprises = [_History(series, size, np.nan) for _ in REASONS]
+        self.surprises = [_History(series, size) for _ in REASONS]
         # The same-time novelty: the shortest season (a day, else a week), its last cycles.
         self.cycle = self.seasons[0] if self.seasons else 0
         self.reach = min(p.season_reach, self.cycle // 8)
@@ -215,10 +219,7 @@ class StreamingDetector:
             return np.full(len(x), np.nan)
         depth = self.tape.shape[1]
         usable = self.offsets[self.offsets <= self.steps]
-        past = self.tape[:, (self.steps - usable) % depth]
-        gaps = np.abs(past - x[:, None])
-        best = np.min(np.where(np.isnan(gaps), np.inf, gaps), axis=1)
-        return np.where(np.isfinite(best), best, np.nan)
+        return nearest(self.tape[:, (self.steps - usable) % depth], x)
 
     def _recent_level(self) -> np.ndarray:
         """The mean of the last `window` values (NaN until that many steps have passed)."""

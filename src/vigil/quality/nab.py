@@ -296,16 +296,16 @@ def _detect_group(group: list[LabelledFile], params: AutoParams | None) -> dict[
 
 def _groups(files: list[LabelledFile], spread: float) -> list[list[LabelledFile]]:
     """Files of one spacing, in runs of lengths within a factor of `spread`."""
-    ordered = sorted(files, key=lambda f: (spacing(f), len(f.values)))
+    step = {f.name: spacing(f) for f in files}
     groups: list[list[LabelledFile]] = []
-    for f in ordered:
-        last = groups[-1] if groups else None
+    for f in sorted(files, key=lambda f: (step[f.name], len(f.values))):
+        first = groups[-1][0] if groups else None
         if (
-            last is not None
-            and spacing(last[0]) == spacing(f)
-            and len(f.values) <= spread * len(last[0].values)
+            first is not None
+            and step[first.name] == step[f.name]
+            and len(f.values) <= spread * len(first.values)
         ):
-            last.append(f)
+            groups[-1].append(f)
         else:
             groups.append([f])
     return groups
