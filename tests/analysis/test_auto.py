@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from tests.analysis.helpers import build, matrix
 from vigil.analysis.base import ANOMALY, OK
 from vigil.analysis.streaming import (
     LEVEL,
     VALUE,
+    AutoParams,
     StreamingDetector,
     seasons_for,
     threshold_rarity,
@@ -110,7 +112,7 @@ def test_after_an_anomaly_the_next_steps_are_held_below_the_threshold() -> None:
     assert (scores[401:500] >= 0.5).sum() <= 1  # the rest of the burst is not news again
 
 
-def test_on_noise_the_threshold_means_about_one_in_240() -> None:
+def test_on_noise_the_threshold_means_about_one_in_160() -> None:
     rng = np.random.default_rng(19)
     detector = StreamingDetector(20, [])
     scores, rare = [], []
@@ -118,10 +120,10 @@ def test_on_noise_the_threshold_means_about_one_in_240() -> None:
         scores.append(detector.step(rng.normal(0, 1, 20)))
         rare.append(detector.rarity() >= threshold_rarity(0.5))
     # The deciding surprise is that rare no more often than its p-value says (the least of
-    # four p-values, so at most about three times 1 in 240); on a stationary series less
+    # four p-values, so at most about three times 1 in 160); on a stationary series less
     # often, as a growing history makes each new value's nearest neighbour closer ...
     share = np.array(rare[200:]).mean()
-    assert 0 < share < 3.5 / 240
+    assert 0 < share < 3.5 / 160
     # ... and the news rules keep alerts on pure noise rarer still.
     assert (np.array(scores[200:]) >= 0.5).mean() <= share
 
@@ -149,3 +151,23 @@ def test_a_night_time_value_at_the_peak_hour_is_news() -> None:
     assert scores[peak] >= 0.5
     assert reasons[peak] != VALUE  # the value itself is common: it is the hour that is not
     assert (np.array(scores[48:peak]) >= 0.5).sum() <= 3
+
+
+def test_the_bar_rises_slowly_with_the_length_of_the_history() -> None:
+    # Without the news rules, a value-novelty score is −log10(p · bar) / scale, where p is
+    # the rarity among n earlier surprises and bar = (max(n, base) / base) ** growth.
+    params = AutoParams(quiet=0, hold=0)
+    detector = StreamingDetector(1, [], params)
+    values = np.random.default_rng(23).standard_t(3, 6000)
+    checked = {"short": 0, "long": 0}
+    for step, value in enumerate(values):
+        score = detector.step(np.array([value]))[0]
+        if detector.reason[0] != VALUE or not 0 < score < 1:
+            continue
+        surprises = step - 1  # the first value has nothing to be compared with
+        bar = (max(surprises, params.base) / params.base) ** params.growth
+        expected = -np.log10(bar / detector.rarity()[0]) / params.scale
+        assert score == pytest.approx(expected)
+        checked["short" if surprises <= params.base else "long"] += 1
+    assert checked["short"] > 10
+    assert checked["long"] > 100

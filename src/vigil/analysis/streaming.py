@@ -19,10 +19,13 @@ each against only what came before:
 
 Each surprise becomes a p-value against its own history (the conformal p-value: the share of
 earlier surprises at least as large; past the largest one it falls further, as
-`(largest / new)²`). The smallest p-value, each scaled by how far that component is to be
-trusted, gives the score `min(1, −log10 p / scale)`: with the default scale, the default
-threshold 0.5 means a surprise rarer than about 1 in 240 of the series' own history, and 1
-means 1 in 56,000 or rarer. So the score means the same on every series, whatever its units.
+`(largest / new)³`). The longer that history, the more often a merely rare surprise turns up
+in it, so past `base` surprises the p-value is multiplied by `(surprises / base) ** growth`:
+the bar rises slowly with the history (×2 at 5,000 surprises, ×3 at 20,000). The smallest
+p-value, each scaled by how far that component is to be trusted, gives the score
+`min(1, −log10 p / scale)`: with the default scale, the default threshold 0.5 means a surprise
+rarer than about 1 in 160 of a short history (1 in 320 at 5,000 steps), and 1 means 1 in
+25,000 or rarer. So the score means the same on every series, whatever its units.
 
 Two rules keep it to news: a score that does not beat the last `quiet` steps' peak is damped,
 and after a score at or above the threshold the next `hold` steps stay below it (unless a
@@ -53,20 +56,22 @@ class AutoParams:
     """The detector's knobs (one set for every series)."""
 
     threshold: float = 0.5  # a score at or above this is an anomaly (and starts a hold)
-    scale: float = 4.75  # score = −log10(p) / scale
+    scale: float = 4.4  # score = −log10(p) / scale
     window: int = 24  # values in the recent level
     level_factor: float = 0.7  # multiplies the level novelty's p-value (below 1: trust it more)
-    forecast_factor: float = 10.0  # multiplies the forecast surprise's p-value
+    forecast_factor: float = 100.0  # multiplies the forecast surprise's p-value
     season_factor: float = 30.0  # multiplies the same-time novelty's p-value
     season_cycles: int = 7  # earlier cycles (days, or weeks) the same-time novelty looks at
     season_reach: int = 3  # ... at most this many steps either side of the same time
-    tail: float = 2.0  # past the largest earlier surprise, p falls as (largest / new) ** tail
+    tail: float = 3.0  # past the largest earlier surprise, p falls as (largest / new) ** tail
+    base: int = 500  # surprises a history holds before the bar starts to rise
+    growth: float = 0.3  # past `base`, p is multiplied by (surprises / base) ** growth
     history: int = 20_000  # values (and surprises) remembered
     warmup: int = 20  # surprises a component needs before it scores
     quiet: int = 50  # steps whose peak a score must beat to count in full
     damping: float = 0.9  # factor on a score that does not beat that peak
-    hold: int = 100  # steps after an anomaly that stay below the threshold
-    release: float = 0.25  # ... unless the score beats the anomaly's by this much
+    hold: int = 120  # steps after an anomaly that stay below the threshold
+    release: float = 0.4  # ... unless the score beats the anomaly's by this much
     level_alpha: float = 0.05  # weight of the newest value in the forecast's level
     error_alpha: float = 0.02  # weight of the newest error in each forecast's typical error
     floor: float = 0.001  # smallest typical error, as a share of the range seen
@@ -199,13 +204,16 @@ class StreamingDetector:
         )
         factors = (1.0, p.level_factor, p.forecast_factor, p.season_factor)
         chances = np.ones_like(surprise)
+        raw = np.ones_like(surprise)
         for i, (memory, factor) in enumerate(zip(self.surprises, factors, strict=True)):
             chance, count = memory.p_value(surprise[i], p.tail)
             usable = ~np.isnan(surprise[i]) & (count >= p.warmup) & seen
-            chances[i] = np.where(usable, np.minimum(1.0, chance * factor), 1.0)
+            raw[i] = np.where(usable, chance, 1.0)
+            bar = (np.maximum(count, p.base) / max(p.base, 1)) ** p.growth
+            chances[i] = np.where(usable, np.minimum(1.0, chance * factor * bar), 1.0)
         self.reason = np.argmin(chances, axis=0)
         chance = chances.min(axis=0)
-        self.last_p = chance
+        self.last_p = np.take_along_axis(raw, self.reason[None, :], axis=0)[0]
         score = np.minimum(1.0, -np.log10(np.maximum(chance, 1e-300)) / p.scale)
         score = np.where(seen, score, 0.0)
         score = self._news(score)
@@ -296,7 +304,8 @@ class StreamingDetector:
         )
 
     def rarity(self) -> np.ndarray:
-        """1 / p of the last step's deciding surprise: 'rarer than 1 in N'."""
+        """1 / p of the last step's deciding surprise among its own history (before the
+        component's factor and the history-length bar): 'rarer than 1 in N'."""
         return np.asarray(1.0 / np.maximum(self.last_p, 1e-300), dtype=float)
 
 
@@ -311,6 +320,7 @@ def seasons_for(step_seconds: float) -> list[int]:
 
 
 def threshold_rarity(threshold: float, params: AutoParams | None = None) -> float:
-    """The 'one in N' a score of `threshold` stands for."""
+    """The 'one in N' a score of `threshold` stands for, for a value-novelty surprise with
+    a history of up to `base` surprises (with more history, the bar rises)."""
     scale = (params or AutoParams()).scale
     return float(math.pow(10.0, threshold * scale))

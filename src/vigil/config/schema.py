@@ -967,8 +967,9 @@ class AutoConfig(AnalyzerBase):
         gt=0,
         lt=1,
         description="Anomaly when the score is at least this (0–1). The score is −log10 of how"
-        " rare the surprise is in the series' own history, over 4.75: 0.5 is rarer than 1 in"
-        " about 240, 0.6 than 1 in 700, 0.7 than 1 in 2,100.",
+        " rare the surprise is in the series' own history, over 4.4: 0.5 is rarer than 1 in"
+        " about 160, 0.6 than 1 in 440, 0.7 than 1 in 1,200. Past 500 buckets of history the"
+        " bar rises slowly (twice as rare at 5,000, three times at 20,000).",
     )
     window: int | None = Field(
         None,
