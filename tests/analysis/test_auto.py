@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from tests.analysis.helpers import build, matrix
+from vigil.analysis.auto import REPLAYS, AutoAnalyzer
 from vigil.analysis.base import ANOMALY, OK
 from vigil.analysis.streaming import (
     LEVEL,
@@ -171,3 +172,53 @@ def test_the_bar_rises_slowly_with_the_length_of_the_history() -> None:
         checked["short" if surprises <= params.base else "long"] += 1
     assert checked["short"] > 10
     assert checked["long"] > 100
+
+
+def test_consecutive_evaluations_resume_the_replay_with_the_same_results() -> None:
+    # 15-minute buckets: a window starts on a day boundary, so one day's evaluations share
+    # it and each resumes the last replay. The results must be those of a fresh replay.
+    rng = np.random.default_rng(29)
+    days, per_day = 16, 96
+    t = np.arange(days * per_day)
+    rows = 100 + 30 * np.sin(2 * np.pi * t / per_day) + rng.normal(0, 3, (3, len(t)))
+    rows[1, -40:] += 60  # a level shift in one series during the evaluated stretch
+    m = matrix(rows.tolist(), "15m")
+    analyzer = build("auto")
+    targets = range(len(t) - 120, len(t))
+
+    def outcome(target: int) -> tuple[list[float], list[str], list[str]]:
+        evaluation = analyzer.evaluate(m, target)
+        score = evaluation.baselines["score"]
+        return (
+            score.tolist(),
+            evaluation.status.tolist(),
+            [evaluation.describe(i) for i in range(3)],
+        )
+
+    REPLAYS.clear()
+    resumed = [outcome(target) for target in targets]
+    fresh = []
+    for target in targets:
+        REPLAYS.clear()
+        fresh.append(outcome(target))
+    assert resumed == fresh
+    assert any(ANOMALY in statuses for _, statuses, _ in resumed)
+    # A revised value inside the window forces a fresh replay rather than a stale resume.
+    revised = matrix(rows.tolist(), "15m")
+    revised.values[0, len(t) - 200] += 500
+    REPLAYS.clear()
+    analyzer.evaluate(m, len(t) - 2)
+    again = analyzer.evaluate(revised, len(t) - 1).baselines["score"]
+    REPLAYS.clear()
+    assert np.array_equal(again, analyzer.evaluate(revised, len(t) - 1).baselines["score"])
+
+
+def test_a_window_starts_on_a_day_boundary_and_holds_at_least_the_learning_window() -> None:
+    m = matrix(np.ones((1, 20 * 96)).tolist(), "15m")
+    analyzer = build("auto")
+    assert isinstance(analyzer, AutoAnalyzer)
+    learning = analyzer.learning(m.granularity)
+    for target in (15 * 96, 15 * 96 + 1, 16 * 96 - 1, 16 * 96):
+        start = analyzer._start(m, target)
+        assert learning <= target - start < learning + 96
+        assert int(m.times[start].timestamp()) % 86_400 == 0

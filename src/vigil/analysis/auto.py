@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+
 import numpy as np
 
 from vigil.analysis.base import ANOMALY, NO_DATA, OK, Evaluation, format_number, relative
 from vigil.analysis.matrix import SeriesMatrix
 from vigil.analysis.streaming import REASONS, AutoParams, StreamingDetector, seasons_for
+from vigil.config.project import config_hash
 from vigil.config.schema import AutoConfig
 from vigil.timeutil import Granularity
 
@@ -18,31 +23,125 @@ def odds(rarity: float) -> str:
     return f"1 in {max(rarity, 1.0):,.0f}"
 
 
+@dataclass
+class _Replay:
+    """A detector part-way through a window: the columns it has consumed and its last score."""
+
+    detector: StreamingDetector
+    consumed: np.ndarray
+    score: np.ndarray
+
+    @property
+    def nbytes(self) -> int:
+        arrays = [v for v in vars(self.detector).values() if isinstance(v, np.ndarray)]
+        arrays += [h.data for h in (self.detector.values, self.detector.levels)]
+        arrays += [h.data for h in self.detector.surprises]
+        return int(sum(a.nbytes for a in arrays) + self.consumed.nbytes)
+
+
+class _Replays:
+    """Replays kept between evaluations (least recently used first out, within a byte budget).
+
+    A pure memo: an entry is resumed only when the window's start, series and parameters are
+    the same and the columns it consumed are unchanged in the new window (late or revised
+    values force a fresh replay), so a result never depends on what was evaluated before."""
+
+    def __init__(self, budget: int) -> None:
+        self.budget = budget
+        self.entries: OrderedDict[tuple[object, ...], _Replay] = OrderedDict()
+        self.lock = threading.Lock()
+
+    def take(self, key: tuple[object, ...]) -> _Replay | None:
+        with self.lock:
+            return self.entries.pop(key, None)
+
+    def put(self, key: tuple[object, ...], replay: _Replay) -> None:
+        size = replay.nbytes
+        if size > self.budget:
+            return
+        with self.lock:
+            self.entries[key] = replay
+            total = sum(r.nbytes for r in self.entries.values())
+            while total > self.budget and self.entries:
+                _, dropped = self.entries.popitem(last=False)
+                total -= dropped.nbytes
+
+    def clear(self) -> None:
+        with self.lock:
+            self.entries.clear()
+
+
+REPLAYS = _Replays(budget=512 * 2**20)
+
+
 class AutoAnalyzer:
-    """Replays `window` buckets of every series through one online detector (all series at
-    once, one bucket per step) and judges the target bucket by its score."""
+    """Replays the learning window of every series through one online detector (all series
+    at once, one bucket per step) and judges the target bucket by its score.
+
+    For sub-daily buckets the window starts on a day boundary (in buckets since the epoch),
+    `window` to `window` + a day before the target, so the evaluations of one day share a
+    start: each resumes the previous one's replay instead of starting over."""
 
     def __init__(self, config: AutoConfig) -> None:
         self.config = config
 
-    def history(self, granularity: Granularity) -> int:
+    def learning(self, granularity: Granularity) -> int:
         """The learning window: `window`, or 14 days of buckets (at least 60)."""
         if self.config.window is not None:
             return self.config.window
         return max(60, round(14 * 86_400 / granularity.seconds))
 
+    def chunk(self, granularity: Granularity) -> int:
+        """Buckets between window starts: a day's worth for sub-daily buckets, else 1."""
+        if granularity.is_calendar:
+            return 1
+        return max(1, 86_400 // granularity.seconds)
+
+    def history(self, granularity: Granularity) -> int:
+        """Buckets read before the target: the learning window and up to a day more."""
+        return self.learning(granularity) + self.chunk(granularity) - 1
+
+    def _start(self, matrix: SeriesMatrix, target: int) -> int:
+        learning, chunk = self.learning(matrix.granularity), self.chunk(matrix.granularity)
+        if chunk == 1:
+            return max(0, target - learning)
+        at = int(matrix.times[target].timestamp()) // matrix.granularity.seconds
+        first = (at - learning) // chunk * chunk
+        return max(0, target - (at - first))
+
     def evaluate(self, matrix: SeriesMatrix, target: int) -> Evaluation:
         """Score every series' target bucket after learning from the buckets before it."""
         cfg = self.config
-        start = max(0, target - self.history(matrix.granularity))
+        start = self._start(matrix, target)
         window = matrix.values[:, start : target + 1]
         steps = window.shape[1]
-        params = AutoParams(threshold=cfg.threshold, warmup=min(20, steps // 3))
-        seasons = seasons_for(matrix.granularity.seconds)
-        detector = StreamingDetector(len(window), seasons, params, capacity=steps)
-        score = np.zeros(len(window))
-        for column in range(steps):
+        capacity = self.history(matrix.granularity) + 1
+        key = (
+            config_hash(cfg),
+            matrix.metric,
+            matrix.granularity.name,
+            tuple(s.key for s in matrix.segments),
+            matrix.times[start],
+        )
+        # Short windows (a young series, a small `window`) learn faster and replay cheaply.
+        resumable = self.chunk(matrix.granularity) > 1 and steps >= 60
+        replay = REPLAYS.take(key) if resumable else None
+        if replay is not None:
+            done = replay.consumed.shape[1]
+            if done > steps or not np.array_equal(
+                replay.consumed, window[:, :done], equal_nan=True
+            ):
+                replay = None
+        if replay is None:
+            params = AutoParams(threshold=cfg.threshold, warmup=min(20, steps // 3))
+            seasons = seasons_for(matrix.granularity.seconds)
+            detector = StreamingDetector(len(window), seasons, params, capacity=capacity)
+            replay = _Replay(detector, window[:, :0].copy(), np.zeros(len(window)))
+        detector, score = replay.detector, replay.score
+        for column in range(replay.consumed.shape[1], steps):
             score = detector.step(window[:, column])
+        if resumable:
+            REPLAYS.put(key, _Replay(detector, window.copy(), score))
         lower, upper = detector.expected()
         reason, rarity = detector.reason.copy(), detector.rarity()
         value = window[:, -1]

@@ -59,7 +59,7 @@ class AutoParams:
     scale: float = 4.4  # score = −log10(p) / scale
     window: int = 24  # values in the recent level
     level_factor: float = 0.7  # multiplies the level novelty's p-value (below 1: trust it more)
-    forecast_factor: float = 100.0  # multiplies the forecast surprise's p-value
+    forecast_factor: float = 30.0  # multiplies the forecast surprise's p-value
     season_factor: float = 30.0  # multiplies the same-time novelty's p-value
     season_cycles: int = 7  # earlier cycles (days, or weeks) the same-time novelty looks at
     season_reach: int = 3  # ... at most this many steps either side of the same time
@@ -149,6 +149,7 @@ class StreamingDetector:
         self.level_history = np.full((series, span), np.nan)
         self.level = np.full(series, np.nan)
         self.error = np.full((1 + len(self.seasons), series), np.nan)
+        self.errors_seen = np.zeros((1 + len(self.seasons), series), dtype=np.int64)
         self.low = np.full(series, np.inf)
         self.high = np.full(series, -np.inf)
         # The novelties: remembered values, recent levels and every component's surprises.
@@ -242,7 +243,9 @@ class StreamingDetector:
         """Each model's absolute error, and the best model's error in its typical errors."""
         guesses = self.forecasts()
         errors = np.abs(x[None, :] - guesses)
-        typical = np.where(np.isnan(self.error), np.inf, self.error)
+        # A model is trusted once it has `warmup` errors: one lucky first error is no scale.
+        trusted = ~np.isnan(self.error) & (self.errors_seen >= self.p.warmup)
+        typical = np.where(trusted, self.error, np.inf)
         usable = ~np.isnan(guesses) & np.isfinite(typical)
         best = np.argmin(np.where(usable, typical, np.inf), axis=0)
         cols = np.arange(len(x))
@@ -253,7 +256,7 @@ class StreamingDetector:
         with np.errstate(invalid="ignore"):
             z = (x - expected) / scale
         self.last_expected, self.last_scale = expected, scale
-        return errors, np.where(np.isfinite(z), z, np.nan)
+        return errors, np.where(np.isfinite(z) & np.isfinite(scale), z, np.nan)
 
     def _news(self, score: np.ndarray) -> np.ndarray:
         """Damp a score that does not beat the recent peak; hold after an anomaly."""
@@ -288,6 +291,7 @@ class StreamingDetector:
         self.error = np.where(fresh, errors, self.error)
         updated = self.error + p.error_alpha * (errors - self.error)
         self.error = np.where(known & ~fresh, updated, self.error)
+        self.errors_seen += known
         self.low = np.where(seen, np.minimum(self.low, x), self.low)
         self.high = np.where(seen, np.maximum(self.high, x), self.high)
         self.tape[:, self.steps % self.tape.shape[1]] = x
