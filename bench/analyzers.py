@@ -52,11 +52,14 @@ def time_analyzer(name: str, config: object, matrix: SeriesMatrix, repeat: int) 
         began = time.perf_counter()
         evaluation = analyzer.evaluate(matrix, target)
         best = min(best, time.perf_counter() - began)
-    flagged = int((evaluation.status == 1).sum())
-    per_series = best / len(matrix.segments) * 1e6
+    report(name, matrix, best, f"  ({int((evaluation.status == 1).sum())} flagged)")
+
+
+def report(name: str, matrix: SeriesMatrix, seconds: float, note: str = "") -> None:
+    per_series = seconds / len(matrix.segments) * 1e6
     print(
-        f"{name:<34} {len(matrix.segments):>7} series  {best * 1000:8.1f} ms"
-        f"  {per_series:7.1f} µs/series  ({flagged} flagged)"
+        f"{name:<34} {len(matrix.segments):>7} series  {seconds * 1000:8.1f} ms"
+        f"  {per_series:7.1f} µs/series{note}"
     )
 
 
@@ -68,12 +71,7 @@ def time_resumed(name: str, config: object, matrix: SeriesMatrix) -> None:
     analyzer.evaluate(matrix, target - 1)
     began = time.perf_counter()
     analyzer.evaluate(matrix, target)
-    took = time.perf_counter() - began
-    per_series = took / len(matrix.segments) * 1e6
-    print(
-        f"{name:<34} {len(matrix.segments):>7} series  {took * 1000:8.1f} ms"
-        f"  {per_series:7.1f} µs/series"
-    )
+    report(name, matrix, time.perf_counter() - began)
 
 
 def main() -> None:

@@ -222,3 +222,23 @@ def test_a_window_starts_on_a_day_boundary_and_holds_at_least_the_learning_windo
         start = analyzer._start(m, target)
         assert learning <= target - start < learning + 96
         assert int(m.times[start].timestamp()) % 86_400 == 0
+
+
+def test_kept_replays_stay_within_their_byte_budget_oldest_out_first() -> None:
+    from vigil.analysis.auto import _Replay, _Replays
+
+    def replay() -> _Replay:
+        return _Replay(StreamingDetector(2, [24]), np.zeros((2, 10)), np.zeros(2))
+
+    size = replay().nbytes
+    kept = _Replays(budget=2 * size)
+    for key in ("a", "b", "c"):
+        kept.put((key,), replay())
+    assert kept.total == 2 * size
+    assert kept.take(("a",)) is None
+    assert kept.take(("b",)) is not None
+    assert kept.total == size
+    small = _Replays(budget=size - 1)
+    small.put(("x",), replay())  # larger than the whole budget: not kept
+    assert small.total == 0
+    assert small.take(("x",)) is None

@@ -33,10 +33,7 @@ class _Replay:
 
     @property
     def nbytes(self) -> int:
-        arrays = [v for v in vars(self.detector).values() if isinstance(v, np.ndarray)]
-        arrays += [h.data for h in (self.detector.values, self.detector.levels)]
-        arrays += [h.data for h in self.detector.surprises]
-        return int(sum(a.nbytes for a in arrays) + self.consumed.nbytes)
+        return self.detector.nbytes + self.consumed.nbytes
 
 
 class _Replays:
@@ -48,27 +45,35 @@ class _Replays:
 
     def __init__(self, budget: int) -> None:
         self.budget = budget
-        self.entries: OrderedDict[tuple[object, ...], _Replay] = OrderedDict()
+        self.entries: OrderedDict[tuple[object, ...], tuple[_Replay, int]] = OrderedDict()
+        self.total = 0  # bytes held by the entries
         self.lock = threading.Lock()
 
     def take(self, key: tuple[object, ...]) -> _Replay | None:
         with self.lock:
-            return self.entries.pop(key, None)
+            found = self.entries.pop(key, None)
+            if found is None:
+                return None
+            self.total -= found[1]
+            return found[0]
 
     def put(self, key: tuple[object, ...], replay: _Replay) -> None:
         size = replay.nbytes
         if size > self.budget:
             return
         with self.lock:
-            self.entries[key] = replay
-            total = sum(r.nbytes for r in self.entries.values())
-            while total > self.budget and self.entries:
-                _, dropped = self.entries.popitem(last=False)
-                total -= dropped.nbytes
+            if (old := self.entries.pop(key, None)) is not None:
+                self.total -= old[1]
+            self.entries[key] = (replay, size)
+            self.total += size
+            while self.total > self.budget:
+                _, (_, dropped) = self.entries.popitem(last=False)
+                self.total -= dropped
 
     def clear(self) -> None:
         with self.lock:
             self.entries.clear()
+            self.total = 0
 
 
 REPLAYS = _Replays(budget=512 * 2**20)

@@ -300,6 +300,13 @@ class StreamingDetector:
         self.level_history[:, self.steps % span] = self.level
         self.steps += 1
 
+    @property
+    def nbytes(self) -> int:
+        """Memory held by the detector's state."""
+        arrays = [v for v in vars(self).values() if isinstance(v, np.ndarray)]
+        arrays += [h.data for h in (self.values, self.levels, *self.surprises)]
+        return int(sum(a.nbytes for a in arrays))
+
     def expected(self, width: float = 3.0) -> tuple[np.ndarray, np.ndarray]:
         """The range the last value was expected in: the forecast ± width typical errors."""
         return (
