@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from fnmatch import fnmatchcase
+from functools import cached_property
 
 from vigil.timeutil import Granularity
 
@@ -28,9 +29,10 @@ class Segment:
         """Parse the canonical JSON form used in the store."""
         return cls.of(json.loads(key)) if key else cls()
 
-    @property
+    @cached_property
     def key(self) -> str:
-        """Canonical JSON form, stable across processes; `{}` for the total."""
+        """Canonical JSON form, stable across processes; `{}` for the total (computed once:
+        every result and alert of the series asks for it)."""
         return json.dumps(dict(self.tags), sort_keys=True, ensure_ascii=False)
 
     @property

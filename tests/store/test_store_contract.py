@@ -8,6 +8,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -98,6 +99,46 @@ def test_upsert_replaces_late_or_corrected_values(store: SQLStore) -> None:
         "{}": 9.0,
         IOS.segment.key: 7.0,
     }
+
+
+def test_cells_hold_the_same_values_as_the_long_rows(store: SQLStore) -> None:
+    android = Segment.of({"os": "Android"}).key
+    store.upsert_values(
+        values(
+            ("likes", IOS.segment.key, T0, 5.0),
+            ("likes", "{}", T0 + timedelta(minutes=15), 9.0),
+            ("likes", android, T0, float("nan")),
+            ("views", "{}", T0, 3.0),
+            ("likes", "{}", T0 - timedelta(hours=1), 1.0),  # outside the window
+        ),
+        G,
+    )
+    end = T0 + timedelta(hours=1)
+    cells = store.load_cells(["likes", "views"], G, T0, end)
+    likes = cells["likes"]
+    assert likes.segments == sorted(["{}", IOS.segment.key, android])
+    found = {
+        (likes.segments[r], str(b)): v
+        for r, b, v in zip(likes.rows, likes.buckets, likes.values, strict=True)
+    }
+    assert found[(IOS.segment.key, "2024-05-01T00:00:00.000000")] == 5.0
+    assert found[("{}", "2024-05-01T00:15:00.000000")] == 9.0
+    assert np.isnan(found[(android, "2024-05-01T00:00:00.000000")])
+    assert len(found) == 3
+    assert cells["views"].segments == ["{}"]
+    assert list(cells["views"].values) == [3.0]
+
+
+def test_series_ids_are_given_to_rows_stored_before_them(tmp_path: Path) -> None:
+    store = DuckDBStore(tmp_path / "old.duckdb")
+    store.migrate(MIGRATIONS[:9])
+    with store.session() as conn:
+        conn.execute(
+            "INSERT INTO metric_values VALUES ('likes', '{}', 900, '2024-05-01', 4, now())"
+        )
+    store.migrate()
+    cells = store.load_cells(["likes"], G, T0, T0 + timedelta(hours=1))
+    assert (cells["likes"].segments, list(cells["likes"].values)) == (["{}"], [4.0])
 
 
 def test_known_segments_ignore_all_zero_series(store: SQLStore) -> None:

@@ -26,7 +26,11 @@ web:
   users:
     - {name: ann, password: "${ANN_PASSWORD}", role: admin}
 """
-ENV = {"ADMIN_TOKEN": "adm-123", "VIEW_TOKEN": "view-456", "ANN_PASSWORD": "s3cret"}
+ENV = {
+    "ADMIN_TOKEN": "adm-1234567890abcdef",
+    "VIEW_TOKEN": "view-4567890abcdef",
+    "ANN_PASSWORD": "s3cret-pass",
+}
 SILENCE = {"metric": "actions", "duration": "1h", "reason": "test"}
 
 
@@ -55,7 +59,7 @@ def test_without_credentials_only_health_answers(guarded: httpx.Client) -> None:
 
 
 def test_a_viewer_reads_but_cannot_change_or_see_the_config(guarded: httpx.Client) -> None:
-    viewer = {"Authorization": "Bearer view-456"}
+    viewer = {"Authorization": "Bearer view-4567890abcdef"}
     assert guarded.get("/api/v1/alerts", headers=viewer).status_code == 200
     assert guarded.get("/alerts", headers=viewer).status_code == 200
     denied = guarded.post("/api/v1/silences", json=SILENCE, headers=viewer)
@@ -67,14 +71,14 @@ def test_a_viewer_reads_but_cannot_change_or_see_the_config(guarded: httpx.Clien
 
 def test_admins_by_token_or_basic_auth_change_things(guarded: httpx.Client) -> None:
     made = guarded.post(
-        "/api/v1/silences", json=SILENCE, headers={"Authorization": "Bearer adm-123"}
+        "/api/v1/silences", json=SILENCE, headers={"Authorization": "Bearer adm-1234567890abcdef"}
     )
     assert made.status_code == 201
     assert made.json()["reason"] == "test (token 1)"
-    as_ann = guarded.get("/api/v1/config", auth=("ann", "s3cret"))
+    as_ann = guarded.get("/api/v1/config", auth=("ann", "s3cret-pass"))
     assert as_ann.status_code == 200
-    assert "s3cret" not in as_ann.text  # secrets are redacted
-    assert "adm-123" not in as_ann.text
+    assert "s3cret-pass" not in as_ann.text  # secrets are redacted
+    assert "adm-1234567890abcdef" not in as_ann.text
     assert guarded.get("/api/v1/config", auth=("ann", "wrong")).status_code == 401
 
 
@@ -85,7 +89,9 @@ def test_serving_beyond_this_machine_needs_credentials(project_dir: ProjectFacto
     assert not is_loopback("0.0.0.0")
     with pytest.raises(ConfigError, match=r"web.host: '0.0.0.0' is reachable"):
         check_binding(WebConfig(), "0.0.0.0")
-    check_binding(WebConfig(host="0.0.0.0", users=[{"name": "a", "password": "p"}]), "0.0.0.0")
+    check_binding(
+        WebConfig(host="0.0.0.0", users=[{"name": "a", "password": "long-enough"}]), "0.0.0.0"
+    )
     assert authenticate(WebConfig(), None) is not None  # loopback without credentials: open
     result = CliRunner().invoke(
         main, ["--project", str(project_dir.root), "serve", "--host", "0.0.0.0"]
@@ -98,3 +104,20 @@ def test_missing_token_variables_are_config_errors(tmp_path: Path) -> None:
     (tmp_path / "vigil.yaml").write_text(WEB)
     with pytest.raises(ConfigError, match="ADMIN_TOKEN"):
         load_project(tmp_path, env={})
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"), [("", "token is empty"), ("   ", "token is empty"), ("abc", "shorter")]
+)
+def test_empty_or_short_tokens_are_config_errors(tmp_path: Path, value: str, expected: str) -> None:
+    (tmp_path / "vigil.yaml").write_text(WEB)
+    env = {**ENV, "ADMIN_TOKEN": value}
+    with pytest.raises(ConfigError, match=expected):
+        load_project(tmp_path, env=env)
+
+
+def test_a_bearer_header_without_a_token_is_refused() -> None:
+    config = WebConfig(tokens=[{"token": "a-token-long-enough", "role": "admin"}])
+    assert authenticate(config, "Bearer") is None
+    assert authenticate(config, "Bearer   ") is None
+    assert authenticate(config, "Bearer a-token-long-enough") is not None

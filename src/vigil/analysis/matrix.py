@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from vigil.model import Segment
+from vigil.store.base import Cells, cells_from_frame
 from vigil.timeutil import Granularity, to_naive_utc
 
 
@@ -43,19 +44,30 @@ class SeriesMatrix:
         end: datetime,
     ) -> SeriesMatrix:
         """Pivot long (segment, bucket, value) rows of one metric onto the grid [start, end)."""
+        rows = frame if "metric" in frame else frame.assign(metric=metric)
+        cells = cells_from_frame(rows, [metric])[metric]
+        return cls.from_cells(cells, metric, granularity, start, end)
+
+    @classmethod
+    def from_cells(
+        cls, cells: Cells, metric: str, granularity: Granularity, start: datetime, end: datetime
+    ) -> SeriesMatrix:
+        """Place one metric's stored cells on the grid [start, end)."""
         times = granularity.range(start, end)
-        rows = frame[frame["metric"] == metric] if "metric" in frame else frame
-        keys = sorted(rows["segment"].unique().tolist())
-        values = np.full((len(keys), len(times)), np.nan)
-        if keys and times:
+        values = np.full((len(cells.segments), len(times)), np.nan)
+        if cells.segments and times:
             grid = _grid(times, granularity)
-            buckets = rows["bucket"].to_numpy(dtype="datetime64[us]")
-            cols = np.searchsorted(grid, buckets)
+            buckets = cells.buckets
+            if granularity.is_calendar:
+                cols = np.searchsorted(grid, buckets)
+            else:
+                offset = (buckets - grid[0]) // np.timedelta64(granularity.seconds, "s")
+                cols = np.clip(offset, 0, len(grid)).astype(np.int64)
             inside = cols < len(grid)
             inside[inside] = grid[cols[inside]] == buckets[inside]
-            codes = pd.Categorical(rows["segment"], categories=keys).codes
-            values[codes[inside], cols[inside]] = rows["value"].to_numpy(dtype=float)[inside]
-        return cls(metric, granularity, [Segment.from_key(k) for k in keys], times, values)
+            values[cells.rows[inside], cols[inside]] = cells.values[inside]
+        segments = [Segment.from_key(k) for k in cells.segments]
+        return cls(metric, granularity, segments, times, values)
 
     def select(self, mask: np.ndarray) -> SeriesMatrix:
         """Only the rows where `mask` is true."""

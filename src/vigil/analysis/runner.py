@@ -52,7 +52,7 @@ def analyze_dataset(
     if fixed:
         start = min(start, granularity.floor(min(fixed)))
     end = granularity.next(bucket_start)
-    frame = store.load_values([m.name for m in chosen], granularity, start, end)
+    cells = store.load_cells(sorted({m.name for m, _ in jobs}), granularity, start, end)
     payload_metrics = [m.name for m in chosen if m.stat in PAYLOAD_STATS]
     payloads = (
         store.load_payloads(payload_metrics, granularity, start, end) if payload_metrics else None
@@ -65,7 +65,9 @@ def analyze_dataset(
     matrices: dict[str, SeriesMatrix] = {}
     for metric, config in jobs:
         if metric.name not in matrices:
-            built = SeriesMatrix.from_frame(frame, metric.name, granularity, start, end)
+            built = SeriesMatrix.from_cells(
+                cells[metric.name], metric.name, granularity, start, end
+            )
             if payloads is not None and metric.name in payload_metrics:
                 built = built.with_payloads(payloads[payloads["metric"] == metric.name])
             matrices[metric.name] = replace(built, references=references.get(metric.name, {}))

@@ -1338,6 +1338,25 @@ class WebToken(Base):
         " sees the configuration.",
     )
 
+    @field_validator("token")
+    @classmethod
+    def _long_enough(cls, value: SecretStr) -> SecretStr:
+        return _credential(value, "token", MIN_TOKEN_LENGTH)
+
+
+MIN_TOKEN_LENGTH = 16
+MIN_PASSWORD_LENGTH = 8
+
+
+def _credential(value: SecretStr, what: str, minimum: int) -> SecretStr:
+    """An empty, blank or short credential (an unset ${VAR:-}) would let anyone in."""
+    text = value.get_secret_value()
+    if not text.strip():
+        raise ValueError(f"{what} is empty; expected a secret from an environment variable")
+    if len(text.strip()) < minimum:
+        raise ValueError(f"{what} is shorter than {minimum} characters; expected a longer secret")
+    return value
+
 
 class WebUser(Base):
     """A user for HTTP basic auth, and the role it grants."""
@@ -1345,6 +1364,11 @@ class WebUser(Base):
     name: str = Field(description="User name.")
     password: SecretStr = Field(description="Password, from ${ENV_VAR}.")
     role: Literal["viewer", "admin"] = Field("viewer", description="viewer or admin.")
+
+    @field_validator("password")
+    @classmethod
+    def _long_enough(cls, value: SecretStr) -> SecretStr:
+        return _credential(value, "password", MIN_PASSWORD_LENGTH)
 
 
 class WebConfig(Base):

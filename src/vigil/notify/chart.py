@@ -5,19 +5,15 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
-import matplotlib
-
-matplotlib.use("Agg")
-
-import matplotlib.dates as mdates
-import matplotlib.pyplot as plt
 import numpy as np
-from matplotlib.axes import Axes
-from matplotlib.ticker import FuncFormatter
 
 from vigil.analysis.base import format_number
 from vigil.timeutil import get_zone
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
 
 
 @dataclass(frozen=True)
@@ -37,10 +33,11 @@ class ChartData:
 
 def render_chart(data: ChartData, tz: str) -> bytes:
     """A PNG of the chart, y axis from 0, times in the project's zone."""
+    plt, mdates = _pyplot()
     zone = get_zone(tz)
     fig, ax = plt.subplots(figsize=(9, 4.2), dpi=110)
     try:
-        times = mdates.date2num([t.astimezone(zone) for t in data.times])  # type: ignore[no-untyped-call]
+        times = mdates.date2num([t.astimezone(zone) for t in data.times])
         styles = [("#8c8c8c", "--"), ("#5b9bd5", ":")]
         for (label, values), (color, dash) in zip(data.overlays.items(), styles, strict=False):
             ax.plot(times, values, color=color, linestyle=dash, linewidth=1.4, label=label)
@@ -52,6 +49,17 @@ def render_chart(data: ChartData, tz: str) -> bytes:
         return buffer.getvalue()
     finally:
         plt.close(fig)
+
+
+def _pyplot() -> tuple[Any, Any]:
+    """matplotlib, imported on the first chart: it costs about half a second of start-up."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.dates as mdates
+    import matplotlib.pyplot as plt
+
+    return plt, mdates
 
 
 def _mark_anomaly(ax: Axes, data: ChartData, times: np.ndarray) -> None:
@@ -78,6 +86,9 @@ def _mark_anomaly(ax: Axes, data: ChartData, times: np.ndarray) -> None:
 
 
 def _style(ax: Axes, data: ChartData, zone: object) -> None:
+    from matplotlib.ticker import FuncFormatter
+
+    _, mdates = _pyplot()
     ax.set_title(f"{data.title}\n{data.subtitle}", fontsize=12, loc="left")
     ax.set_ylim(bottom=0)
     peaks = [float(np.nanmax(v)) for v in _all(data) if np.isfinite(v).any()]
@@ -86,7 +97,7 @@ def _style(ax: Axes, data: ChartData, zone: object) -> None:
     ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: format_number(v)))
     span = data.times[-1] - data.times[0] if data.times else None
     fmt = "%H:%M" if span is None or span.days < 2 else "%b %d"
-    formatter = mdates.DateFormatter(fmt, tz=zone)  # type: ignore[no-untyped-call]
+    formatter = mdates.DateFormatter(fmt, tz=zone)
     ax.xaxis.set_major_formatter(formatter)
     ax.grid(True, alpha=0.3)
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=5, fontsize=9, frameon=False)

@@ -322,8 +322,9 @@ def chart_data(store: Store, title: str, result: AnalysisResult) -> ChartData:
     deepest = max(lags.values())
     times = granularity.range(start, after)
     load_from = granularity.shift(times[0], -deepest)
-    frame = store.load_values([result.series.metric], granularity, load_from, after)
-    frame = frame[frame["segment"] == result.series.segment.key]
+    key = result.series.segment.key
+    frame = store.load_series(result.series.metric, key, granularity, load_from, after)
+    frame = frame.assign(segment=key)
     matrix = SeriesMatrix.from_frame(frame, result.series.metric, granularity, load_from, after)
     row = matrix.values[0] if len(matrix.segments) else np.full(len(matrix.times), np.nan)
     offset = deepest

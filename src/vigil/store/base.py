@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
+import numpy as np
 import pandas as pd
 
 from vigil.model import (
@@ -36,6 +37,78 @@ class AlertRow:
     created_at: datetime
     result: AnalysisResult
     deliveries: tuple[tuple[str, str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class Cells:
+    """One metric's stored values as parallel arrays, for building a series × time matrix.
+
+    `segments` are the sorted segment keys; `rows[i]` indexes them, `buckets[i]` is a naive-UTC
+    datetime64[us] and `values[i]` the value (NaN for a stored null).
+    """
+
+    segments: list[str]
+    rows: np.ndarray
+    buckets: np.ndarray
+    values: np.ndarray
+
+
+def cells_from_frame(frame: pd.DataFrame, metrics: list[str]) -> dict[str, Cells]:
+    """Split long (metric, segment, bucket, value) rows into each metric's cells."""
+    out: dict[str, Cells] = {}
+    for metric in metrics:
+        rows = frame[frame["metric"] == metric] if len(frame) else frame
+        keys = sorted(rows["segment"].unique().tolist()) if len(rows) else []
+        codes = pd.Categorical(rows["segment"], categories=keys).codes
+        out[metric] = Cells(
+            keys,
+            np.asarray(codes, dtype=np.int64) if keys else np.array([], dtype=np.int64),
+            rows["bucket"].to_numpy(dtype="datetime64[us]") if keys else np.array([], "M8[us]"),
+            rows["value"].to_numpy(dtype=float, na_value=np.nan) if keys else np.array([]),
+        )
+    return out
+
+
+def cells_by_id(
+    keys: list[tuple[Any, ...]],
+    ids: np.ndarray,
+    metrics: list[str],
+    buckets: np.ndarray,
+    values: np.ndarray,
+) -> dict[str, Cells]:
+    """Cells per metric from rows keyed by series id; `keys` holds (id, metric, segment).
+
+    Segments are sorted in Python, so the row order never depends on an engine's collation;
+    only series with a row in the window get one.
+    """
+    size = int(max([int(k[0]) for k in keys], default=-1)) + 1
+    if len(ids) and int(ids.max()) >= size:
+        raise ValueError("metric_values names a series id missing from the series table")
+    present = np.zeros(size, dtype=bool)
+    present[ids] = True
+    rank = np.full(size, -1, dtype=np.int64)
+    owner = np.full(size, -1, dtype=np.int64)
+    index = {m: i for i, m in enumerate(metrics)}
+    out: dict[str, Cells] = {}
+    chosen: dict[str, list[tuple[str, int]]] = {m: [] for m in metrics}
+    for sid, metric, segment in keys:
+        if present[int(sid)] and metric in index:
+            chosen[metric].append((segment, int(sid)))
+    for metric, found in chosen.items():
+        found.sort()
+        sids = np.array([sid for _, sid in found], dtype=np.int64)
+        rank[sids] = np.arange(len(found))
+        owner[sids] = index[metric]
+    row_owner = owner[ids]
+    for metric in metrics:
+        mine = row_owner == index[metric]
+        out[metric] = Cells(
+            [segment for segment, _ in chosen[metric]],
+            rank[ids[mine]],
+            buckets[mine],
+            values[mine],
+        )
+    return out
 
 
 class Store(Protocol):
@@ -76,6 +149,13 @@ class Store(Protocol):
         self, metrics: list[str], granularity: Granularity, start: datetime, end: datetime
     ) -> pd.DataFrame:
         """Values with buckets in [start, end): columns metric, segment, bucket, value."""
+        ...
+
+    def load_cells(
+        self, metrics: list[str], granularity: Granularity, start: datetime, end: datetime
+    ) -> dict[str, Cells]:
+        """Each metric's values with buckets in [start, end) as arrays (the analysis path:
+        no per-value Python objects)."""
         ...
 
     def load_payloads(

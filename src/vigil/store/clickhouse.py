@@ -40,6 +40,7 @@ from vigil.clickhouse import ClickHouseClient, ClickHouseQueryError, bind, quote
 from vigil.errors import StoreError
 from vigil.model import Alert, AnalysisResult, Feedback, Incident, Notification, Silence
 from vigil.sources.dialects import redact_url
+from vigil.store.base import Cells, cells_from_frame
 from vigil.store.migrations import Migration
 from vigil.store.sql import (
     _INCIDENT_COLUMNS,
@@ -320,6 +321,12 @@ class ClickHouseStore(SQLStore):
         ]
         return _Result([m["name"] for m in meta], rows)
 
+    def load_cells(
+        self, metrics: list[str], granularity: Granularity, start: datetime, end: datetime
+    ) -> dict[str, Cells]:
+        """Column-wise reads of the long rows, split per metric."""
+        return cells_from_frame(self.load_values(metrics, granularity, start, end), metrics)
+
     def _frame(self, sql: str, params: Iterable[Any] = ()) -> pd.DataFrame:
         """Column-wise reads for frames: one JSON array per column, converted in bulk."""
         text, named = _translate(sql, list(params))
@@ -390,7 +397,7 @@ class ClickHouseStore(SQLStore):
             except ClickHouseQueryError as e:
                 raise StoreError(f"metric store query failed: {e}") from e
 
-    def _insert_frame(self, frame: pd.DataFrame, sql: str, like: str) -> None:
+    def _insert_frame(self, frame: pd.DataFrame, sql: str | tuple[str, ...], like: str) -> None:
         """Insert the frame's rows into `like` as tab-separated text (the key's newest
         version wins)."""
         if frame.empty:

@@ -49,11 +49,17 @@ class DuckDBStore(SQLStore):
         with self.session():
             return self._run(sql, params).df()  # type: ignore[no-any-return]
 
-    def _insert_frame(self, frame: pd.DataFrame, sql: str, like: str) -> None:
+    def _arrays(self, sql: str, params: Any = ()) -> dict[str, Any]:
+        """DuckDB hands results to numpy directly."""
+        with self.session():
+            return self._run(sql, params).fetchnumpy()  # type: ignore[no-any-return]
+
+    def _insert_frame(self, frame: pd.DataFrame, sql: str | tuple[str, ...], like: str) -> None:
         """Register the frame as the view `incoming` for the statement."""
         with self.session() as conn:
             conn.register("incoming", frame)
             try:
-                self._run(sql)
+                for statement in (sql,) if isinstance(sql, str) else sql:
+                    self._run(statement)
             finally:
                 conn.unregister("incoming")

@@ -226,4 +226,23 @@ MIGRATIONS: tuple[Migration, ...] = (
             )""",
         ),
     ),
+    Migration(
+        10,
+        "series ids: the analysis path reads numbers, not segment strings",
+        (
+            "CREATE SEQUENCE series_ids",
+            """CREATE TABLE series (
+                id BIGINT PRIMARY KEY DEFAULT nextval('series_ids'),
+                metric VARCHAR NOT NULL,
+                segment VARCHAR NOT NULL,
+                UNIQUE (metric, segment)
+            )""",
+            "INSERT INTO series (metric, segment)"
+            " SELECT DISTINCT metric, segment FROM metric_values ORDER BY metric, segment",
+            "ALTER TABLE metric_values ADD COLUMN series_id BIGINT",
+            "UPDATE metric_values SET series_id = series.id FROM series"
+            " WHERE series.metric = metric_values.metric"
+            " AND series.segment = metric_values.segment",
+        ),
+    ),
 )

@@ -71,7 +71,7 @@ class PostgresStore(SQLStore):
         finally:
             self._run(f"SELECT pg_advisory_unlock({MIGRATION_LOCK})")
 
-    def _insert_frame(self, frame: pd.DataFrame, sql: str, like: str) -> None:
+    def _insert_frame(self, frame: pd.DataFrame, sql: str | tuple[str, ...], like: str) -> None:
         """COPY the frame into a temporary `incoming` table typed like `like`, run the
         statement, drop the table."""
         names = ", ".join(frame.columns)
@@ -81,7 +81,8 @@ class PostgresStore(SQLStore):
             with conn.cursor().copy(f"COPY incoming ({names}) FROM STDIN") as copy:
                 for row in _python_rows(frame):
                     copy.write_row(row)
-            self._run(sql)
+            for statement in (sql,) if isinstance(sql, str) else sql:
+                self._run(statement)
             self._run("DROP TABLE incoming")
 
 

@@ -62,6 +62,8 @@ def authenticate(config: WebConfig, authorization: str | None) -> Principal | No
     if not authorization:
         return None
     scheme, _, credentials = authorization.partition(" ")
+    if not credentials.strip():
+        return None
     if scheme.lower() == "bearer":
         for i, entry in enumerate(config.tokens):
             if hmac.compare_digest(credentials.strip(), entry.token.get_secret_value()):
