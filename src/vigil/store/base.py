@@ -11,6 +11,7 @@ from typing import Any, Protocol
 import numpy as np
 import pandas as pd
 
+from vigil.errors import StoreError
 from vigil.model import (
     Alert,
     AnalysisResult,
@@ -83,7 +84,7 @@ def cells_by_id(
     """
     size = int(max([int(k[0]) for k in keys], default=-1)) + 1
     if len(ids) and int(ids.max()) >= size:
-        raise ValueError("metric_values names a series id missing from the series table")
+        raise StoreError("metric_values names a series id missing from the series table")
     present = np.zeros(size, dtype=bool)
     present[ids] = True
     rank = np.full(size, -1, dtype=np.int64)
