@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 from datetime import datetime, timedelta
+from typing import Any
 
 import duckdb
 
@@ -22,10 +23,12 @@ from tests.conftest import (
     write_events,
 )
 from tests.scheduler.helpers import DROP, app_for, with_drop
+from vigil.analysis.runner import _windows, analyze_dataset
 from vigil.clock import ManualClock
 from vigil.model import AlertStatus, Feedback, FeedbackLabel, Status
 from vigil.notify.pipeline import expected_patterns
 from vigil.scheduler.cycle import run_cycle
+from vigil.store.duckdb import DuckDBStore
 
 
 def test_steady_data_is_checked_without_alerts(project_dir: ProjectFactory) -> None:
@@ -465,3 +468,44 @@ def test_an_alert_marked_expected_quiets_that_time_of_day_until_the_verdict_chan
         Feedback("main", r.analyzer, r.series, r.bucket, FeedbackLabel.TRUE_ANOMALY, "not batch")
     )
     assert expected_patterns(app.store, "UTC") == set()  # the latest verdict lifts it
+
+
+def test_reading_only_the_analyzers_windows_gives_the_results_of_a_whole_history_read(
+    project_dir: ProjectFactory,
+) -> None:
+    with_drop(project_dir, buckets=3)
+    monitors = MONITORS_YAML.replace(
+        "monitors:",
+        "  - {id: band, type: stddev, metrics: [actions]}\n"
+        "  - {id: floor, type: fixed, metrics: [actions], lower: 5, n_consecutive: 2}\n"
+        "  - {id: lagged, type: diff, metrics: [actions], threshold: 3,"
+        " baseline: {type: lagged, lags: [1d]}}\n"
+        "monitors:",
+    )
+    app, _ = app_for(project_dir.write({"monitors/main.yaml": monitors}))
+    for k in range(4):
+        run_cycle(app, DROP + k * STEP)
+    dataset = app.project.datasets[0]
+    actions = app.project.metric("actions")
+    jobs = [(actions, a) for a in actions.analyzers]
+    windows = _windows(jobs, dataset.granularity, DROP)
+    assert windows is not None
+    assert len(windows) == 2  # a week ago; a day ago up to now (the stddev's 96 buckets)
+
+    class WholeHistory(DuckDBStore):
+        """The same store file, but every load reads the analyzers' whole history."""
+
+        def load_cells(self, *args: Any, windows: object = None, **kwargs: Any) -> Any:
+            return super().load_cells(*args, **kwargs)
+
+    assert isinstance(app.store, DuckDBStore)
+    whole = WholeHistory(app.store.path)
+    for k in range(4):
+        bucket = DROP + (k - 1) * STEP
+        with app.session():
+            windowed = analyze_dataset(dataset, app.store, bucket, reanalyze=True)
+        with whole.session():
+            full = analyze_dataset(dataset, whole, bucket, reanalyze=True)
+        assert windowed == full
+        assert {r.analyzer for r in windowed} == {"day_week", "band", "floor", "lagged"}
+    assert any(r.is_anomaly for r in windowed)

@@ -129,6 +129,29 @@ def test_cells_hold_the_same_values_as_the_long_rows(store: SQLStore) -> None:
     assert list(cells["views"].values) == [3.0]
 
 
+def test_cells_in_windows_keep_every_series_of_the_range(store: SQLStore) -> None:
+    store.upsert_values(
+        values(
+            ("likes", "{}", T0, 1.0),
+            ("likes", "{}", T0 + timedelta(minutes=45), 4.0),
+            ("likes", IOS.segment.key, T0 + timedelta(minutes=15), 2.0),  # between windows
+        ),
+        G,
+    )
+    windows = [
+        (T0, T0 + timedelta(minutes=15)),
+        (T0 + timedelta(minutes=45), T0 + timedelta(hours=1)),
+    ]
+    likes = store.load_cells(["likes"], G, T0, T0 + timedelta(hours=1), windows=windows)["likes"]
+    assert likes.segments == sorted(["{}", IOS.segment.key])
+    found = {
+        (likes.segments[r], str(b)): v
+        for r, b, v in zip(likes.rows, likes.buckets, likes.values, strict=True)
+    }
+    assert found[("{}", "2024-05-01T00:00:00.000000")] == 1.0
+    assert found[("{}", "2024-05-01T00:45:00.000000")] == 4.0
+
+
 def test_series_ids_are_given_to_rows_stored_before_them(tmp_path: Path) -> None:
     store = DuckDBStore(tmp_path / "old.duckdb")
     store.migrate(MIGRATIONS[:9])

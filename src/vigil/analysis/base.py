@@ -43,6 +43,16 @@ class Analyzer(Protocol):
         ...
 
 
+def reads(analyzer: Analyzer, granularity: Granularity) -> frozenset[int] | None:
+    """The columns an analyzer reads, as offsets back from the target (0 = the target), when
+    it declares them with a `reads` method; None means every column of its `history`.
+
+    The store then loads only those buckets (a week-ago comparison needs a few buckets of a
+    week ago, not the whole week)."""
+    declared = getattr(analyzer, "reads", None)
+    return None if declared is None else frozenset(declared(granularity))
+
+
 def relative(value: np.ndarray, reference: np.ndarray) -> np.ndarray:
     """(value − reference) / |reference|, NaN where the reference is 0 or missing."""
     with np.errstate(divide="ignore", invalid="ignore"):

@@ -33,6 +33,16 @@ def history(baseline: BaselineConfig, granularity: Granularity) -> int:
     return 0
 
 
+def reads(baseline: BaselineConfig, granularity: Granularity) -> frozenset[int] | None:
+    """Offsets back from the target that a window baseline reads; None when it is not a
+    fixed set of offsets (time ranges, references)."""
+    if isinstance(baseline, TrailingWindowBaseline):
+        return frozenset(range(baseline.offset + 1, baseline.offset + baseline.size + 1))
+    if isinstance(baseline, LaggedBaseline):
+        return frozenset(lag_buckets(baseline, granularity))
+    return None
+
+
 def earliest(baseline: BaselineConfig, tz: str) -> datetime | None:
     """The fixed start a time-range baseline needs loaded, if any."""
     if isinstance(baseline, TimeRangeBaseline):

@@ -45,6 +45,11 @@ class DiffAnalyzer:
         """The baseline's reach."""
         return baselines.history(self.config.baseline, granularity)
 
+    def reads(self, granularity: Granularity) -> frozenset[int] | None:
+        """The target and the baseline's columns."""
+        found = baselines.reads(self.config.baseline, granularity)
+        return None if found is None else found | {0}
+
     def evaluate(self, matrix: SeriesMatrix, target: int) -> Evaluation:
         """Aggregate the baseline, measure the difference, test it."""
         cfg = self.config

@@ -25,6 +25,10 @@ class FixedAnalyzer:
         """The N − 1 buckets before the target."""
         return self.config.n_consecutive - 1
 
+    def reads(self, granularity: Granularity) -> frozenset[int]:
+        """The target and the N − 1 buckets before it."""
+        return frozenset(range(self.config.n_consecutive))
+
     def evaluate(self, matrix: SeriesMatrix, target: int) -> Evaluation:
         """Compare each series' value with the bounds."""
         cfg = self.config

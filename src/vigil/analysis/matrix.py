@@ -54,18 +54,28 @@ class SeriesMatrix:
     ) -> SeriesMatrix:
         """Place one metric's stored cells on the grid [start, end)."""
         times = granularity.range(start, end)
-        values = np.full((len(cells.segments), len(times)), np.nan)
+        values = np.full((len(times), len(cells.segments)), np.nan).T
         if cells.segments and times:
-            grid = _grid(times, granularity)
-            buckets = cells.buckets
+            width = len(times)
             if granularity.is_calendar:
-                cols = np.searchsorted(grid, buckets)
+                grid = _grid(times, granularity)
+                cols = np.searchsorted(grid, cells.buckets)
+                inside = cols < width
+                inside[inside] = grid[cols[inside]] == cells.buckets[inside]
             else:
-                offset = (buckets - grid[0]) // np.timedelta64(granularity.seconds, "s")
-                cols = np.clip(offset, 0, len(grid)).astype(np.int64)
-            inside = cols < len(grid)
-            inside[inside] = grid[cols[inside]] == buckets[inside]
-            values[cells.rows[inside], cols[inside]] = cells.values[inside]
+                # Fixed steps: integer microseconds, so the column is one division.
+                step = granularity.seconds * 1_000_000
+                offset = cells.buckets.view(np.int64) - _micros(times[0])
+                cols, rest = np.divmod(offset, step)
+                inside = (rest == 0) & (cols >= 0) & (cols < width)
+            # Stores return cells bucket by bucket, so fill a time × series block (writes land
+            # near each other) and hand the analyzers its transpose, a view.
+            flat = cols * len(cells.segments) + cells.rows
+            block = values.T
+            if inside.all():
+                block.reshape(-1)[flat] = cells.values
+            else:
+                block.reshape(-1)[flat[inside]] = cells.values[inside]
         segments = [Segment.from_key(k) for k in cells.segments]
         return cls(metric, granularity, segments, times, values)
 
@@ -109,6 +119,11 @@ class SeriesMatrix:
     def index_of(self, start: datetime) -> int:
         """Column of the bucket starting at `start`."""
         return self.times.index(start)
+
+
+def _micros(moment: datetime) -> int:
+    """Microseconds since the epoch of a naive-UTC datetime64[us] for `moment`."""
+    return int(np.datetime64(to_naive_utc(moment), "us").view(np.int64))
 
 
 def _grid(times: list[datetime], granularity: Granularity) -> np.ndarray:

@@ -10,10 +10,16 @@ from croniter import croniter
 
 from vigil.analysis import baseline as baselines
 from vigil.analysis import build_analyzer
-from vigil.analysis.base import STATUS_CODES, Evaluation
+from vigil.analysis.base import STATUS_CODES, Evaluation, reads
 from vigil.analysis.matrix import Reference, SeriesMatrix
 from vigil.config.profiles import PAYLOAD_STATS
-from vigil.config.project import Dataset, Metric, analyzer_selects, config_hash
+from vigil.config.project import (
+    Dataset,
+    Metric,
+    analyzer_selects,
+    config_hash,
+    selects_all,
+)
 from vigil.config.schema import AnalyzerConfig, ReferenceBaseline
 from vigil.model import AnalysisResult, Bucket, SeriesKey
 from vigil.store.base import Store
@@ -52,7 +58,9 @@ def analyze_dataset(
     if fixed:
         start = min(start, granularity.floor(min(fixed)))
     end = granularity.next(bucket_start)
-    cells = store.load_cells(sorted({m.name for m, _ in jobs}), granularity, start, end)
+    windows = None if fixed else _windows(jobs, granularity, bucket_start)
+    names_read = sorted({m.name for m, _ in jobs})
+    cells = store.load_cells(names_read, granularity, start, end, windows=windows)
     payload_metrics = [m.name for m in chosen if m.stat in PAYLOAD_STATS]
     payloads = (
         store.load_payloads(payload_metrics, granularity, start, end) if payload_metrics else None
@@ -82,6 +90,27 @@ def analyze_dataset(
         }
         results.extend(_run_one(config, metric, matrix, bucket, skip, partial))
     return results
+
+
+def _windows(
+    jobs: list[tuple[Metric, AnalyzerConfig]], granularity: Granularity, bucket_start: datetime
+) -> list[tuple[datetime, datetime]] | None:
+    """The bucket ranges the jobs' analyzers read, or None when one of them reads its whole
+    history (then the store loads everything from the start)."""
+    wanted: set[int] = set()
+    for metric, config in jobs:
+        found = reads(build_analyzer(config, metric.analyzers), granularity)
+        if found is None:
+            return None
+        wanted |= found
+    out: list[tuple[datetime, datetime]] = []
+    for offset in sorted(wanted, reverse=True):
+        begin = granularity.shift(bucket_start, -offset)
+        if out and out[-1][1] == begin:
+            out[-1] = (out[-1][0], granularity.next(begin))
+        else:
+            out.append((begin, granularity.next(begin)))
+    return out
 
 
 def _earliest(config: AnalyzerConfig, granularity: Granularity) -> datetime | None:
@@ -128,13 +157,16 @@ def _run_one(
     done: set[str],
     partial: bool,
 ) -> list[AnalysisResult]:
-    mask = np.array(
-        [analyzer_selects(config, s) and s.key not in done for s in matrix.segments],
-        dtype=bool,
-    )
-    if not mask.any():
-        return []
-    subset = matrix.select(mask)
+    if selects_all(config) and not done:
+        subset = matrix
+    else:
+        mask = np.array(
+            [analyzer_selects(config, s) and s.key not in done for s in matrix.segments],
+            dtype=bool,
+        )
+        if not mask.any():
+            return []
+        subset = matrix if mask.all() else matrix.select(mask)
     analyzer = build_analyzer(config, metric.analyzers)
     evaluation = analyzer.evaluate(subset, subset.index_of(bucket.start))
     return to_results(config, metric, subset, bucket, evaluation, partial)
@@ -150,28 +182,36 @@ def to_results(
 ) -> list[AnalysisResult]:
     """Turn the evaluation arrays into one record per series."""
     digest = config_hash(config)
-    out = []
-    for i, segment in enumerate(matrix.segments):
-        status = STATUS_CODES[int(evaluation.status[i])]
-        out.append(
-            AnalysisResult(
-                analyzer=config.id,
-                analyzer_type=config.type,
-                series=SeriesKey(metric.name, segment),
-                bucket=bucket,
-                value=_num(evaluation.value[i]),
-                status=status,
-                expected_lower=_num(evaluation.lower[i]),
-                expected_upper=_num(evaluation.upper[i]),
-                deviation=_num(evaluation.deviation[i]),
-                baselines={k: _num(v[i]) for k, v in evaluation.baselines.items()},
-                reason=evaluation.describe(i),
-                config_hash=digest,
-                is_partial=partial,
-            )
+    statuses = [STATUS_CODES[int(c)] for c in evaluation.status.tolist()]
+    e = evaluation
+    values, lowers, uppers, deviations = map(_nums, (e.value, e.lower, e.upper, e.deviation))
+    names = list(evaluation.baselines)
+    columns = [_nums(evaluation.baselines[k]) for k in names]
+    name = metric.name
+    return [
+        AnalysisResult(
+            analyzer=config.id,
+            analyzer_type=config.type,
+            series=SeriesKey(name, segment),
+            bucket=bucket,
+            value=values[i],
+            status=statuses[i],
+            expected_lower=lowers[i],
+            expected_upper=uppers[i],
+            deviation=deviations[i],
+            baselines={k: c[i] for k, c in zip(names, columns, strict=True)},
+            reason=evaluation.describe(i),
+            config_hash=digest,
+            is_partial=partial,
         )
+        for i, segment in enumerate(matrix.segments)
+    ]
+
+
+def _nums(values: np.ndarray) -> list[float | None]:
+    """Finite numbers as floats, NaN and ±inf as None, in one pass."""
+    array = np.asarray(values, dtype=float)
+    out: list[float | None] = array.tolist()
+    for i in np.flatnonzero(~np.isfinite(array)).tolist():
+        out[i] = None
     return out
-
-
-def _num(value: float) -> float | None:
-    return None if value != value or value in (np.inf, -np.inf) else float(value)

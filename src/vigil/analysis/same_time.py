@@ -38,6 +38,12 @@ class SameTimeComparisonAnalyzer:
         """The largest lag plus the averaged buckets."""
         return max(self.lag_buckets(granularity)) + self.config.buckets
 
+    def reads(self, granularity: Granularity) -> frozenset[int]:
+        """The averaged buckets now and at each lag."""
+        n = self.config.buckets
+        starts = [0, *self.lag_buckets(granularity)]
+        return frozenset(k + i for k in starts for i in range(n))
+
     def evaluate(self, matrix: SeriesMatrix, target: int) -> Evaluation:
         """Compare the window ending at `target` with the same window at each lag."""
         cfg = self.config

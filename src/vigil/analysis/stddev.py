@@ -32,6 +32,11 @@ class StddevAnalyzer:
         """The baseline's reach."""
         return baselines.history(self.config.baseline, granularity)
 
+    def reads(self, granularity: Granularity) -> frozenset[int] | None:
+        """The target and the baseline's columns."""
+        found = baselines.reads(self.config.baseline, granularity)
+        return None if found is None else found | {0}
+
     def evaluate(self, matrix: SeriesMatrix, target: int) -> Evaluation:
         """Mean and sample stddev of the baseline, then the band test."""
         cfg = self.config

@@ -229,6 +229,11 @@ def analyzer_selects(analyzer: AnalyzerConfig, segment: Segment) -> bool:
     return chosen
 
 
+def selects_all(analyzer: AnalyzerConfig) -> bool:
+    """Whether the analyzer checks every segment, so no per-segment test is needed."""
+    return analyzer.target_matrix is None and analyzer.segments == "all"
+
+
 def _exactly(selector: dict[str, str], segment: Segment) -> bool:
     """The segment has exactly the selector's keys, with its values (`*` = any value)."""
     return set(selector) == {k for k, _ in segment.tags} and segment.matches(selector)

@@ -32,19 +32,19 @@ def track_incidents(
     project: Project, store: Store, results: list[AnalysisResult], alerts: list[Alert]
 ) -> list[Notification]:
     """Update every monitor's incidents with one bucket's results; return resolved messages."""
+    # One read of every open incident (newest wins), not one query per monitor and series.
+    open_now = {(i.monitor, i.series): i for i in reversed(store.list_incidents("open"))}
+    open_series = {series for _, series in open_now}
     grouped: dict[tuple[str, SeriesKey], list[AnalysisResult]] = defaultdict(list)
     for result in results:
+        # Only an anomaly or a series with an open incident changes anything.
+        if not result.is_anomaly and result.series not in open_series:
+            continue
         for monitor in project.monitors_for(result.analyzer):
             if handles(monitor, result.series):
                 grouped[(monitor.id, result.series)].append(result)
     sent = {(a.monitor, a.result.series) for a in alerts if a.status is AlertStatus.NOTIFY}
     out: list[Notification] = []
-    # One read of every open incident (newest wins), not one query per monitor and series.
-    open_now = (
-        {(i.monitor, i.series): i for i in reversed(store.list_incidents("open"))}
-        if grouped
-        else {}
-    )
     for (monitor_id, series), group in grouped.items():
         monitor = project.monitors[monitor_id]
         incident = open_now.get((monitor_id, series))

@@ -76,17 +76,22 @@ def cells_by_id(
     metrics: list[str],
     buckets: np.ndarray,
     values: np.ndarray,
+    present_ids: np.ndarray | None = None,
 ) -> dict[str, Cells]:
     """Cells per metric from rows keyed by series id; `keys` holds (id, metric, segment).
 
     Segments are sorted in Python, so the row order never depends on an engine's collation;
-    only series with a row in the window get one.
+    only series with a row in the window (or listed in `present_ids`) get one.
     """
     size = int(max([int(k[0]) for k in keys], default=-1)) + 1
     if len(ids) and int(ids.max()) >= size:
         raise StoreError("metric_values names a series id missing from the series table")
     present = np.zeros(size, dtype=bool)
     present[ids] = True
+    if present_ids is not None:
+        if len(present_ids) and int(present_ids.max()) >= size:
+            raise StoreError("metric_values names a series id missing from the series table")
+        present[present_ids] = True
     rank = np.full(size, -1, dtype=np.int64)
     owner = np.full(size, -1, dtype=np.int64)
     index = {m: i for i, m in enumerate(metrics)}
@@ -100,12 +105,17 @@ def cells_by_id(
         sids = np.array([sid for _, sid in found], dtype=np.int64)
         rank[sids] = np.arange(len(found))
         owner[sids] = index[metric]
+    if len(metrics) == 1:
+        # One metric (the usual case): every row is its own, no mask over the window's rows.
+        segments = [segment for segment, _ in chosen[metrics[0]]]
+        return {metrics[0]: Cells(segments, rank[ids], buckets, values)}
     row_owner = owner[ids]
+    row_rank = rank[ids]
     for metric in metrics:
         mine = row_owner == index[metric]
         out[metric] = Cells(
             [segment for segment, _ in chosen[metric]],
-            rank[ids[mine]],
+            row_rank[mine],
             buckets[mine],
             values[mine],
         )
@@ -153,10 +163,18 @@ class Store(Protocol):
         ...
 
     def load_cells(
-        self, metrics: list[str], granularity: Granularity, start: datetime, end: datetime
+        self,
+        metrics: list[str],
+        granularity: Granularity,
+        start: datetime,
+        end: datetime,
+        *,
+        windows: list[tuple[datetime, datetime]] | None = None,
     ) -> dict[str, Cells]:
         """Each metric's values with buckets in [start, end) as arrays (the analysis path:
-        no per-value Python objects)."""
+        no per-value Python objects). With `windows`, only values in those [a, b) ranges are
+        needed (a backend may return more), but every series with a value anywhere in
+        [start, end) still gets a segment."""
         ...
 
     def load_payloads(

@@ -322,9 +322,16 @@ class ClickHouseStore(SQLStore):
         return _Result([m["name"] for m in meta], rows)
 
     def load_cells(
-        self, metrics: list[str], granularity: Granularity, start: datetime, end: datetime
+        self,
+        metrics: list[str],
+        granularity: Granularity,
+        start: datetime,
+        end: datetime,
+        *,
+        windows: list[tuple[datetime, datetime]] | None = None,
     ) -> dict[str, Cells]:
-        """Column-wise reads of the long rows, split per metric."""
+        """Column-wise reads of the long rows, split per metric (the whole range: `windows`
+        only narrows what is needed)."""
         return cells_from_frame(self.load_values(metrics, granularity, start, end), metrics)
 
     def _frame(self, sql: str, params: Iterable[Any] = ()) -> pd.DataFrame:

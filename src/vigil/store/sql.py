@@ -354,17 +354,37 @@ class SQLStore:
         )
 
     def load_cells(
-        self, metrics: list[str], granularity: Granularity, start: datetime, end: datetime
+        self,
+        metrics: list[str],
+        granularity: Granularity,
+        start: datetime,
+        end: datetime,
+        *,
+        windows: list[tuple[datetime, datetime]] | None = None,
     ) -> dict[str, Cells]:
         """Each metric's values in [start, end): numbers only (series id, bucket, value), with
-        the segment keys read once from the series table."""
-        cols = self._arrays(
-            "SELECT series_id, bucket, value FROM metric_values"
-            " WHERE granularity = ? AND bucket >= ? AND bucket < ? AND metric = ANY(?)",
-            [granularity.seconds, to_naive_utc(start), to_naive_utc(end), metrics],
-        )
+        the segment keys read once from the series table. With `windows`, only the values in
+        them are read, and the series present in [start, end) come from one distinct scan."""
+        where = "granularity = ? AND bucket >= ? AND bucket < ? AND metric = ANY(?)"
+        params: list[Any] = [granularity.seconds, to_naive_utc(start), to_naive_utc(end), metrics]
+        if windows:
+            ranges = " OR ".join(["(bucket >= ? AND bucket < ?)"] * len(windows))
+            chosen = [to_naive_utc(t) for window in windows for t in window]
+            cols = self._arrays(
+                f"SELECT series_id, bucket, value FROM metric_values WHERE {where} AND ({ranges})",
+                [*params, *chosen],
+            )
+            present = self._arrays(
+                f"SELECT DISTINCT series_id FROM metric_values WHERE {where}", params
+            )["series_id"]
+        else:
+            cols = self._arrays(
+                f"SELECT series_id, bucket, value FROM metric_values WHERE {where}", params
+            )
+            present = None
         ids = cols["series_id"]
-        if isinstance(ids, np.ma.MaskedArray) and ids.mask.any():
+        masked = [a for a in (ids, present) if isinstance(a, np.ma.MaskedArray) and a.mask.any()]
+        if masked:
             # Rows written before series ids existed and not migrated: read them the slow way.
             return cells_from_frame(self.load_values(metrics, granularity, start, end), metrics)
         keys = self._rows("SELECT id, metric, segment FROM series WHERE metric = ANY(?)", [metrics])
@@ -374,6 +394,7 @@ class SQLStore:
             metrics,
             np.asarray(cols["bucket"], dtype="datetime64[us]"),
             _floats(cols["value"]),
+            None if present is None else np.asarray(present, dtype=np.int64),
         )
 
     def load_series(
