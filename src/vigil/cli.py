@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 import click
 
+from vigil import secrets
 from vigil.analysis.base import format_number
 from vigil.app import running_app
 from vigil.clock import SystemClock
@@ -41,7 +42,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def _fail(message: str) -> None:
-    for line in message.splitlines() or [message]:
+    for line in secrets.redact(message).splitlines() or [message]:
         click.echo(f"Error: {line}", err=True)
     sys.exit(1)
 
@@ -96,6 +97,8 @@ def main(ctx: click.Context, project: Path, verbose: int) -> None:
     """Vigil watches business and product metrics and alerts the right people."""
     level = {0: logging.WARNING, 1: logging.INFO}.get(verbose, logging.DEBUG)
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    secrets.register_environment()
+    secrets.install()
     ctx.obj = project
 
 

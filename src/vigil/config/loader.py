@@ -14,6 +14,7 @@ from jinja2 import TemplateError
 from jinja2.sandbox import SandboxedEnvironment
 from pydantic import TypeAdapter, ValidationError
 
+from vigil import secrets
 from vigil.config.profiles import profile_metrics
 from vigil.config.project import (
     PAYLOAD_NEEDS,
@@ -61,7 +62,9 @@ def load_project(
     root = main.parent
     if not main.exists():
         raise ConfigError([f"{main}: no such file; expected a project directory with vigil.yaml"])
+    secrets.register_environment(env)
     doc = load_yaml(main, PROJECT_FILE, env)
+    secrets.register_config(doc.data)
     settings, problems = validate_document(ProjectFile, doc)
     problems = doc.problems + problems
     docs: list[tuple[YamlDocument, DefinitionsFile]] = [(doc, settings)] if settings else []
@@ -73,6 +76,7 @@ def load_project(
         except ConfigError as e:
             problems.extend(e.problems)
             continue
+        secrets.register_config(included.data)
         definitions, found = validate_document(DefinitionsFile, included)
         problems.extend(included.problems + found)
         if definitions is not None:

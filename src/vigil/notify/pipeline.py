@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from vigil import secrets as registry
 from vigil.analysis.matrix import SeriesMatrix
 from vigil.config.project import Project
 from vigil.config.schema import MonitorConfig
@@ -435,10 +436,10 @@ def deliver_outbox(
 
 
 def redact(text: str, secrets: Iterable[str]) -> str:
-    """Replace every secret in `text` with ***."""
-    for secret in secrets:
+    """Replace every secret in `text` (these, and every one the project registered) with ***."""
+    for secret in sorted((s for s in secrets if s), key=len, reverse=True):
         text = text.replace(secret, "***")
-    return text
+    return registry.redact(text)
 
 
 def sample_notification(project: Project, channel: str, now: datetime) -> Notification:

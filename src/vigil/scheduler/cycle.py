@@ -17,7 +17,7 @@ from vigil.config.project import Dataset
 from vigil.errors import SourceError, VigilError
 from vigil.model import Alert, AlertStatus, AnalysisResult, RunRecord
 from vigil.notify.incidents import track_incidents
-from vigil.notify.pipeline import DeliveryReport, compose, deliver_outbox, route
+from vigil.notify.pipeline import DeliveryReport, compose, deliver_outbox, redact, route
 from vigil.scheduler.health import record_data, record_failure, record_silence, record_success
 from vigil.scheduler.ingest import Ingested, history_buckets, ingest, ingest_window
 from vigil.store.base import Store
@@ -348,6 +348,4 @@ def _record(
 
 
 def _redact(app: App, text: str) -> str:
-    for secret in app.project.secrets:
-        text = text.replace(secret, "***")
-    return text
+    return redact(text, app.project.secrets)

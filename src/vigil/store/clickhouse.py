@@ -39,6 +39,7 @@ import pandas as pd
 from vigil.clickhouse import ClickHouseClient, ClickHouseQueryError, bind, quote_identifier
 from vigil.errors import StoreError
 from vigil.model import Alert, AnalysisResult, Feedback, Incident, Notification, Silence
+from vigil.secrets import redact
 from vigil.sources.dialects import redact_url
 from vigil.store.base import Cells, cells_from_frame
 from vigil.store.migrations import Migration
@@ -567,7 +568,7 @@ class ClickHouseStore(SQLStore):
                     "status": r.status,
                     "rows_in": r.rows_in,
                     "rows_out": r.rows_out,
-                    "error": r.error,
+                    "error": redact(r.error),
                 }
             )
         self._insert("runs", rows)
@@ -582,7 +583,7 @@ class ClickHouseStore(SQLStore):
                     "consecutive_failures": state.consecutive_failures,
                     "failing_since": _naive(state.failing_since),
                     "alerted": state.alerted,
-                    "last_error": state.last_error,
+                    "last_error": redact(state.last_error or ""),
                     "updated_at": to_naive_utc(self.clock()),
                     "silent_since": _naive(state.silent_since),
                     "silence_alerted": state.silence_alerted,

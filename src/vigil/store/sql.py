@@ -33,6 +33,7 @@ from vigil.model import (
     Silence,
     Status,
 )
+from vigil.secrets import redact
 from vigil.store.base import AlertRow, Cells, cells_by_id, cells_from_frame
 from vigil.store.migrations import MIGRATIONS, Migration
 from vigil.timeutil import Granularity, as_utc, to_naive_utc
@@ -654,7 +655,7 @@ class SQLStore:
                         r.status,
                         r.rows_in,
                         r.rows_out,
-                        r.error,
+                        redact(r.error),
                     ],
                 )
 
@@ -709,7 +710,7 @@ class SQLStore:
                 state.consecutive_failures,
                 to_naive_utc(state.failing_since) if state.failing_since else None,
                 state.alerted,
-                state.last_error,
+                redact(state.last_error) if state.last_error else state.last_error,
                 to_naive_utc(self.clock()),
                 to_naive_utc(state.silent_since) if state.silent_since else None,
                 state.silence_alerted,
@@ -957,7 +958,7 @@ class SQLStore:
             "UPDATE notifications SET status = ?, attempts = ?, parts_sent = ?, last_error = ?,"
             " updated_at = ?, sent_at = CASE WHEN ? THEN ? ELSE sent_at END,"
             " next_attempt_at = ? WHERE key = ?",
-            [status.value, attempts, parts_sent, error, now, sent, now, retry, key],
+            [status.value, attempts, parts_sent, redact(error), now, sent, now, retry, key],
         )
 
     def notification_rows(self) -> list[dict[str, Any]]:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 
 import uvicorn
 
+from vigil import secrets
 from vigil.clock import Clock
 from vigil.config.project import Project
 from vigil.errors import VigilError
@@ -28,6 +30,8 @@ class WebServer:
             create_app(project, clock), host=self.host, port=self.port, log_level="warning"
         )
         self.server = uvicorn.Server(config)
+        for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+            secrets.install(logging.getLogger(name))
         self._thread: threading.Thread | None = None
 
     @property

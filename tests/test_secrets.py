@@ -1,0 +1,163 @@
+"""Secrets never leave memory: not in any output, log, store file or API answer."""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import (
+    MONITORS_YAML,
+    START,
+    STEP,
+    VIGIL_YAML,
+    LocalHTTPServer,
+    ProjectFactory,
+    Reply,
+    event_rows,
+    serving,
+    write_events,
+)
+from vigil import secrets
+from vigil.clock import ManualClock
+from vigil.config import load_project
+from vigil.web.server import WebServer
+
+TOKEN = "987654321:AAH-recognisable-bot-token_x7"
+PASSWORD = "smtp-pass-Qz8!unusual"
+DROP = START + timedelta(days=8, hours=12)
+
+
+class EchoingTelegram(LocalHTTPServer):
+    """A Bot API stand-in that fails every call with an error quoting the request URL."""
+
+    def __init__(self) -> None:
+        self.paths: list[str] = []
+        super().__init__()
+
+    def handle(self, path: str, headers: dict[str, str], body: bytes) -> Reply:
+        """Answer 400 with the full URL in the description, as some proxies do."""
+        self.paths.append(path)
+        return 400, {"ok": False, "error_code": 400, "description": f"bad request {path}"}, {}
+
+
+@pytest.fixture
+def echoing() -> Iterator[EchoingTelegram]:
+    """A running echoing stand-in."""
+    yield from serving(EchoingTelegram())
+
+
+def _project(project_dir: ProjectFactory, telegram_url: str) -> Path:
+    write_events(
+        project_dir.root / "app.duckdb",
+        event_rows(START, 9, {"iOS": 10, "Android": 20}, {DROP: 0.2, DROP + STEP: 0.2}),
+    )
+    vigil = VIGIL_YAML.replace(
+        "  console: {type: console}\n",
+        "  console: {type: console}\n"
+        "  tg: {type: telegram, token: '${TG_TOKEN}', chat_id: '42', api_url: '${TG_URL}'}\n"
+        "  mail: {type: email, host: 127.0.0.1, port: 9, security: none, username: vigil,"
+        " password: '${SMTP_PASSWORD}', sender: v@example.com, to: [a@example.com],"
+        " timeout: 2s}\n",
+    )
+    monitors = MONITORS_YAML.replace("channels: [console]", "channels: [console, tg, mail]")
+    return project_dir.write({"vigil.yaml": vigil, "monitors/main.yaml": monitors})
+
+
+def _env(url: str) -> dict[str, str]:
+    return {**os.environ, "TG_TOKEN": TOKEN, "TG_URL": url, "SMTP_PASSWORD": PASSWORD}
+
+
+def _run(root: Path, env: dict[str, str], *args: str) -> str:
+    done = subprocess.run(
+        [sys.executable, "-m", "vigil.cli", "--project", str(root), *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+        timeout=300,
+    )
+    assert "Traceback" not in done.stderr, done.stderr
+    return done.stdout + done.stderr
+
+
+def _leaks(text: str) -> list[str]:
+    bot_secret = TOKEN.split(":", 1)[1]
+    return [s for s in (TOKEN, bot_secret, PASSWORD) if s in text]
+
+
+def test_no_secret_in_any_output_store_file_or_api_answer(
+    project_dir: ProjectFactory, echoing: EchoingTelegram
+) -> None:
+    root = _project(project_dir, echoing.url)
+    env = _env(echoing.url)
+    at = (DROP + STEP + timedelta(minutes=1)).isoformat()
+    outputs = {
+        "validate": _run(root, env, "validate"),
+        "check": _run(root, env, "check", "--at", at),
+        "-v check": _run(root, env, "-v", "check", "--at", (DROP + 3 * STEP).isoformat()),
+        "-vv replay": _run(
+            root,
+            env,
+            "-vv",
+            "replay",
+            "--from",
+            (DROP - 2 * STEP).isoformat(),
+            "--to",
+            (DROP + 6 * STEP).isoformat(),
+        ),
+        "-v notify test tg": _run(root, env, "-v", "notify", "test", "tg"),
+        "-v notify test mail": _run(root, env, "-v", "notify", "test", "mail"),
+    }
+    # The stand-in really was called with the token in the path, and answered with it.
+    assert any(TOKEN in p for p in echoing.paths)
+    assert any("HTTP Request" in text for text in outputs.values())  # the client's own log
+    assert {name: _leaks(text) for name, text in outputs.items() if _leaks(text)} == {}
+    # Every file the project wrote: the store (with its run log and delivery errors), charts.
+    for path in root.rglob("*"):
+        if path.is_file():
+            data = path.read_bytes()
+            found = [s for s in (TOKEN, PASSWORD) if s.encode() in data]
+            assert found == [], path
+    # The API's answers, with the same environment.
+    project = load_project(root, env=env)
+    server = WebServer(project, ManualClock(DROP + 4 * STEP), "127.0.0.1", 0)
+    try:
+        with httpx.Client(base_url=server.start(), timeout=30) as client:
+            for url in ("/api/v1/config", "/api/v1/runs", "/api/v1/alerts", "/api/v1/overview"):
+                answer = client.get(url)
+                assert answer.status_code == 200, url
+                assert _leaks(answer.text) == [], url
+    finally:
+        server.stop()
+
+
+def test_redaction_masks_registered_values_url_passwords_and_bot_paths(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    secrets.register(["s3cr3t-value", "  ", "abc"])  # blank and short values are ignored
+    text = (
+        "token s3cr3t-value; postgresql://vigil:hunter2@db:5432/x;"
+        " https://api.telegram.org/bot111:XYZ-abc_9/sendMessage; abc stays"
+    )
+    assert secrets.redact(text) == (
+        "token ***; postgresql://vigil:***@db:5432/x;"
+        " https://api.telegram.org/bot***/sendMessage; abc stays"
+    )
+    logger = logging.getLogger("vigil.test.redaction")
+    logger.addHandler(handler := logging.StreamHandler())
+    secrets.install(logger)
+    try:
+        with caplog.at_level(logging.INFO, logger="vigil.test.redaction"):
+            logger.info("calling %s", "https://x/bot1:AAA/getMe")
+        assert handler.filters
+        assert caplog.records[-1].getMessage() == "calling https://x/bot***/getMe"
+    finally:
+        logger.removeHandler(handler)
