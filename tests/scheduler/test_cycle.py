@@ -509,3 +509,31 @@ def test_reading_only_the_analyzers_windows_gives_the_results_of_a_whole_history
         assert windowed == full
         assert {r.analyzer for r in windowed} == {"day_week", "band", "floor", "lagged"}
     assert any(r.is_anomaly for r in windowed)
+
+
+def test_metrics_named_like_the_pipelines_columns_are_ingested_and_checked(
+    project_dir: ProjectFactory,
+) -> None:
+    with_drop(project_dir)
+    names = ["value", "segment", "bucket", "metric"]
+    metrics = (
+        METRICS_YAML.split("    metrics:\n")[0]
+        + "    metrics:\n"
+        + "".join(
+            f"      - name: {name}\n        formula: count(*) + {i}\n"
+            for i, name in enumerate(names)
+        )
+    )
+    monitors = MONITORS_YAML.replace("metrics: [actions]", 'metrics: ["*"]')
+    app, _ = app_for(
+        project_dir.write({"metrics/events.yaml": metrics, "monitors/main.yaml": monitors})
+    )
+    report = run_cycle(app, DROP + STEP)
+    (outcome,) = report.outcomes
+    assert outcome.error is None
+    # 4 metrics × (total, iOS, Android)
+    assert len(outcome.results) == 12
+    assert {r.series.metric for r in outcome.anomalies} == set(names)
+    values = {(r.series.metric, r.series.segment.label()): r.value for r in outcome.results}
+    assert values[("value", "os=iOS")] == 2  # a fifth of 10
+    assert values[("metric", "os=iOS")] == 5  # 2 + 3

@@ -179,32 +179,43 @@ def frame_from_rows(result: pd.DataFrame, query: DatasetQuery) -> pd.DataFrame:
     if result.empty:
         return empty_frame()
     segments = _segment_keys(result, query.dimensions)
-    wide = pd.DataFrame(
-        {
-            "segment": segments,
-            "bucket": pd.to_datetime(result["__bucket"]).astype("datetime64[us]"),
-        }
-    )
+    buckets = pd.to_datetime(result["__bucket"]).astype("datetime64[us]").to_numpy()
     stats = query.stats or (None,) * len(query.metrics)
     payloads: dict[str, list[Any]] = {}
+    # Columns keyed by position, never by metric name: a metric may be called `value`,
+    # `segment`, `bucket` or `metric` without meeting the frame's own columns.
+    columns: list[np.ndarray] = []
     for i, (name, stat) in enumerate(zip(query.metrics, stats, strict=True)):
         column = result[f"__m{i}"]
         if stat in PAYLOAD_STATS:
             found = [_payload(stat, cell) for cell in column]
             payloads[name] = found
-            wide[name] = [_payload_count(p) for p in found]
+            columns.append(np.array([_payload_count(p) for p in found], dtype=float))
         elif stat == "missing_datapoint":
-            wide[name] = 0.0
+            columns.append(np.zeros(len(result)))
         elif stat == "seconds_since_last_upload" and query.granularity is not None:
-            ends = [query.granularity.next(as_utc(b)) for b in wide["bucket"].dt.to_pydatetime()]
+            ends = [query.granularity.next(as_utc(b)) for b in pd.DatetimeIndex(buckets)]
             newest = pd.to_datetime(column).dt.tz_localize(None).dt.to_pydatetime()
-            wide[name] = [
-                (to_naive_utc(e) - n).total_seconds() for e, n in zip(ends, newest, strict=True)
-            ]
+            columns.append(
+                np.array(
+                    [
+                        (to_naive_utc(e) - n).total_seconds()
+                        for e, n in zip(ends, newest, strict=True)
+                    ],
+                    dtype=float,
+                )
+            )
         else:
-            wide[name] = pd.to_numeric(column, errors="coerce").astype("float64")
-    long = wide.melt(id_vars=["segment", "bucket"], var_name="metric", value_name="value")
-    long = long[["metric", "segment", "bucket", "value"]].reset_index(drop=True)
+            columns.append(pd.to_numeric(column, errors="coerce").astype("float64").to_numpy())
+    k, n = len(query.metrics), len(result)
+    long = pd.DataFrame(
+        {
+            "metric": np.repeat(np.array(list(query.metrics), dtype=object), n),
+            "segment": np.tile(np.array(segments, dtype=object), k),
+            "bucket": np.tile(buckets, k),
+            "value": np.concatenate(columns) if columns else np.array([], dtype=float),
+        }
+    )
     if payloads:
         per_metric = {name: iter(values) for name, values in payloads.items()}
         long["payload"] = [next(per_metric[m]) if m in per_metric else None for m in long["metric"]]
