@@ -19,18 +19,30 @@ def parse_duration(text: str) -> timedelta:
     """Parse `15m`, `3h`, `1d`, `2w`, `90s` or ISO 8601 `PT15M`; raise ValueError otherwise."""
     match = _DURATION.match(text)
     if match:
-        return timedelta(seconds=float(match.group(1)) * _UNIT_SECONDS[match.group(2).lower()])
+        seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2).lower()]
+        return _bounded(seconds, text)
     iso = _ISO_DURATION.match(text.strip().upper())
     if iso and any(iso.groupdict().values()):
         parts = {k: int(v or 0) for k, v in iso.groupdict().items()}
-        return timedelta(
-            weeks=parts["w"],
-            days=parts["d"],
-            hours=parts["h"],
-            minutes=parts["m"],
-            seconds=parts["s"],
+        seconds = float(
+            parts["w"] * 604800
+            + parts["d"] * 86400
+            + parts["h"] * 3600
+            + parts["m"] * 60
+            + parts["s"]
         )
+        return _bounded(seconds, text)
     raise ValueError(f"'{text}' is not a duration; expected a number and a unit like 15m, 3h, 1d")
+
+
+# Longer durations are typing mistakes; they would also overflow date arithmetic.
+MAX_DURATION = timedelta(days=100 * 366)
+
+
+def _bounded(seconds: float, text: str) -> timedelta:
+    if not seconds <= MAX_DURATION.total_seconds():
+        raise ValueError(f"'{text}' is longer than 100 years; expected a duration like 15m, 1d")
+    return timedelta(seconds=seconds)
 
 
 def format_duration(delta: timedelta) -> str:
@@ -46,7 +58,7 @@ def get_zone(name: str) -> ZoneInfo:
     """Look up an IANA time zone; raise ValueError with the expectation if unknown."""
     try:
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError) as e:
+    except (ZoneInfoNotFoundError, ValueError, OSError) as e:
         raise ValueError(f"'{name}' is not a known time zone; expected an IANA name") from e
 
 
@@ -184,7 +196,10 @@ def parse_instant(text: str, tz: str = "UTC", now: datetime | None = None) -> da
         sign = -1 if rest[0] == "-" else 1
         if rest[0] not in "+-":
             raise ValueError(f"'{text}' is not a time; expected ISO 8601 or now-2h")
-        return base + sign * parse_duration(rest[1:])
+        try:
+            return base + sign * parse_duration(rest[1:])
+        except OverflowError:
+            raise ValueError(f"'{text}' is out of the range of dates") from None
     try:
         parsed = datetime.fromisoformat(raw.replace("Z", "+00:00"))
     except ValueError as e:

@@ -219,3 +219,42 @@ def test_store_backends_and_their_mistakes(project_dir: ProjectFactory) -> None:
     with pytest.raises(ConfigError) as info:
         load_project(with_store("store: {type: duckdb, retention_days: {values: 0}}"), env={})
     assert "retention_days.values" in info.value.problems[0]
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        (b"x: \x07\n", "vigil.yaml:12: column 4: control character U+0007 is not allowed"),
+        (b"x: \xff\n", "vigil.yaml:12: column 4: not UTF-8 text (byte 0xff)"),
+        (b"x: !custom [1]\n", "vigil.yaml:12: x: YAML tags such as !custom are not supported"),
+        (b"x: " + b"[" * 2000 + b"]" * 2000 + b"\n", "vigil.yaml:12: invalid YAML: nested more"),
+        (
+            b"a: &a [1, 1, 1, 1, 1, 1, 1, 1, 1, 1]\n"
+            + b"".join(
+                f"{c}: &{c} [{', '.join(['*' + p] * 10)}]\n".encode()
+                for p, c in zip("abcdefg", "bcdefgh", strict=True)
+            ),
+            "anchors and aliases expand too far",
+        ),
+        (b"timezone: " + b"A" * 300 + b"\n", "is not a known time zone"),
+        (b"defaults: {cooldown: 99999999999999999999d}\n", "longer than 100 years"),
+    ],
+)
+def test_hostile_files_get_one_line_naming_the_place(
+    project_dir: ProjectFactory, extra: bytes, expected: str
+) -> None:
+    path = project_dir.root / "vigil.yaml"
+    text = VIGIL_YAML.replace("timezone: UTC\n", "").replace(
+        "defaults:\n  delay: 0m\n  cooldown: 3h\n", ""
+    )
+    path.write_bytes(text.encode() + b"\n" * (11 - text.count("\n")) + extra)
+    found = problems_of(project_dir.root)
+    assert any(expected in p for p in found), found
+
+
+def test_a_slice_listed_twice_is_a_config_error(project_dir: ProjectFactory) -> None:
+    metrics = METRICS_YAML.replace(
+        "    slices: [os]\n", "    slices:\n      - os: [iOS]\n      - os: [iOS]\n"
+    )
+    found = problems_of(project_dir.write({"metrics/events.yaml": metrics}))
+    assert any("metrics/events.yaml:" in p and "is listed twice" in p for p in found), found

@@ -37,7 +37,7 @@ from vigil.config.schema import (
     PrometheusSourceConfig,
     PythonSourceConfig,
 )
-from vigil.config.validation import validate_document
+from vigil.config.validation import unchecked, validate_document
 from vigil.config.yamlfile import YamlDocument, load_yaml
 from vigil.errors import ConfigError
 from vigil.timeutil import Granularity
@@ -83,7 +83,10 @@ def load_project(
             docs.append((included, definitions))
     if problems or settings is None:
         raise ConfigError(problems)
-    return _resolve(root, settings, docs, analyzer_overrides or {})
+    try:
+        return _resolve(root, settings, docs, analyzer_overrides or {})
+    except (TypeError, OverflowError, RecursionError, AttributeError, KeyError) as e:
+        raise ConfigError([unchecked(PROJECT_FILE, e)]) from e
 
 
 def _include_patterns(doc: YamlDocument) -> list[str]:

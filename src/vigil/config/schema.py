@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 
 from croniter import croniter
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -564,6 +565,8 @@ def _parse_slice(value: object) -> object:
     if isinstance(value, str):
         return {"dimensions": {value: "*"}}
     if isinstance(value, list):
+        if not all(isinstance(v, str) for v in value):
+            raise ValueError("a slice list names columns; expected strings like [os, country]")
         return {"dimensions": dict.fromkeys(value, "*")}
     if isinstance(value, dict) and "dimensions" not in value:
         return {"dimensions": value}
@@ -589,6 +592,20 @@ class SliceConfig(Base):
 
 
 Slice = Annotated[SliceConfig, BeforeValidator(_parse_slice)]
+
+
+def _distinct_slices(slices: list[SliceConfig]) -> list[SliceConfig]:
+    """The same slice twice would compute the same segments twice."""
+    seen: set[str] = set()
+    for index, found in enumerate(slices):
+        key = repr(sorted((k, repr(v)) for k, v in found.dimensions.items()))
+        if key in seen:
+            raise ValueError(
+                f"slice {index + 1} ({', '.join(found.dimensions)}) is listed twice;"
+                " list each slice once"
+            )
+        seen.add(key)
+    return slices
 
 
 ProfileStat = Literal[
@@ -723,7 +740,7 @@ class DatasetConfig(Base):
     filters: list[str] = Field(
         default_factory=list, description="SQL predicates ANDed into the WHERE clause."
     )
-    slices: list[Slice] = Field(
+    slices: Annotated[list[Slice], AfterValidator(_distinct_slices)] = Field(
         default_factory=list,
         description="Slices computed besides the total: `os`, `[os, country]`, {os: [iOS]}.",
     )

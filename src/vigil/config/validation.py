@@ -20,6 +20,17 @@ def validate_document(model: type[BaseModel], doc: YamlDocument) -> tuple[Any, l
         return model.model_validate(doc.data), []
     except ValidationError as e:
         return None, [_describe(error, model, doc) for error in e.errors()]
+    except (TypeError, OverflowError, RecursionError, AttributeError, KeyError) as e:
+        # A value no check foresaw: still one line naming the file, never a traceback.
+        return None, [unchecked(doc.file, e)]
+
+
+def unchecked(file: str, error: BaseException) -> str:
+    """The error line for a value the checks could not handle."""
+    return (
+        f"{file}:1: a value could not be checked ({type(error).__name__}: {error});"
+        " check the types of the values in this file"
+    )
 
 
 def _describe(error: Any, model: type[BaseModel], doc: YamlDocument) -> str:

@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from ruamel.yaml import YAML
-from ruamel.yaml.comments import CommentedMap, CommentedSeq
-from ruamel.yaml.error import MarkedYAMLError
+from ruamel.yaml.comments import CommentedMap, CommentedSeq, TaggedScalar
+from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from vigil.errors import ConfigError
 
@@ -56,16 +56,23 @@ def load_yaml(path: Path, display: str, env: Mapping[str, str] | None = None) ->
     Unset environment variables are collected in `problems` so validation still reports the rest.
     """
     try:
-        text = path.read_text(encoding="utf-8")
+        data = path.read_bytes()
     except OSError as e:
         raise ConfigError([f"{display}: cannot read file: {e.strerror}"]) from e
+    text = _decode(data, display)
+    _check_flow_depth(text, display)
     try:
         raw = YAML(typ="rt").load(text)
     except MarkedYAMLError as e:
         line = e.problem_mark.line + 1 if e.problem_mark else 1
         raise ConfigError([f"{display}:{line}: invalid YAML: {e.problem}"]) from e
+    except YAMLError as e:
+        raise ConfigError([f"{display}:1: invalid YAML: {_one_line(str(e))}"]) from e
+    except RecursionError as e:
+        raise ConfigError([f"{display}:1: invalid YAML: nested too deeply to read"]) from e
     doc = YamlDocument(display, None)
-    doc.data = _plain(raw, (), doc, os.environ if env is None else env, doc.problems)
+    walk = _Walk(doc, os.environ if env is None else env)
+    doc.data = walk.plain(raw, (), 0)
     if doc.data is None:
         doc.data = {}
     if not isinstance(doc.data, dict):
@@ -73,26 +80,126 @@ def load_yaml(path: Path, display: str, env: Mapping[str, str] | None = None) ->
     return doc
 
 
-def _plain(
-    node: Any, path: Path_, doc: YamlDocument, env: Mapping[str, str], problems: list[str]
-) -> Any:
-    if isinstance(node, CommentedMap):
-        out: dict[str, Any] = {}
-        for key, value in node.items():
-            child = (*path, str(key))
-            doc.lines[child] = node.lc.key(key)[0] + 1
-            out[str(key)] = _plain(value, child, doc, env, problems)
-        return out
-    if isinstance(node, CommentedSeq):
-        items = []
-        for index, value in enumerate(node):
-            child = (*path, index)
-            doc.lines[child] = node.lc.item(index)[0] + 1
-            items.append(_plain(value, child, doc, env, problems))
-        return items
-    if isinstance(node, str):
-        return _substitute(str(node), path, doc, env, problems)
-    return node
+# Bounds that no real configuration reaches: deeper nesting, bigger files and alias
+# expansions beyond them are refused instead of exhausting the stack or the memory.
+MAX_BYTES = 5 * 1024 * 1024
+MAX_DEPTH = 64
+MAX_NODES = 200_000
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
+_TAGS_ALLOWED = {
+    f"tag:yaml.org,2002:{t}" for t in ("str", "int", "float", "bool", "null", "map", "seq")
+}
+
+
+def _decode(data: bytes, display: str) -> str:
+    """UTF-8 text without control characters, or an error naming the line and column."""
+    if len(data) > MAX_BYTES:
+        raise ConfigError([f"{display}:1: file is larger than {MAX_BYTES // 1024 // 1024} MiB"])
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line, column = _position(data[: e.start].decode("utf-8", "replace"))
+        raise ConfigError(
+            [
+                f"{display}:{line}: column {column}: not UTF-8 text (byte 0x{data[e.start]:02x});"
+                " save the file as UTF-8"
+            ]
+        ) from None
+    text = text.removeprefix("\ufeff")
+    found = _CONTROL.search(text)
+    if found:
+        line, column = _position(text[: found.start()])
+        raise ConfigError(
+            [
+                f"{display}:{line}: column {column}: control character"
+                f" U+{ord(found.group()):04X} is not allowed in a config file"
+            ]
+        )
+    return text
+
+
+def _check_flow_depth(text: str, display: str) -> None:
+    """Refuse `[[[[…` / `{{{{…` nested deeper than MAX_DEPTH before the parser sees it (its
+    scanner slows down with the square of the depth)."""
+    if text.count("[") + text.count("{") <= MAX_DEPTH:
+        return
+    depth, quote, line = 0, "", 1
+    previous = "\n"
+    for char in text:
+        if char == "\n":
+            line += 1
+            if quote == "#":  # a comment ends with its line; quoted text may go on
+                quote = ""
+        if quote == "#":
+            previous = char
+            continue
+        if quote:
+            if char == quote:
+                quote = ""
+        elif char in "'\"" and depth:
+            quote = char
+        elif char == "#" and previous in " \t\n":
+            quote = "#"
+        elif char in "[{":
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise ConfigError(
+                    [f"{display}:{line}: invalid YAML: nested more than {MAX_DEPTH} levels deep"]
+                )
+        elif char in "]}" and depth:
+            depth -= 1
+        previous = char
+
+
+def _position(before: str) -> tuple[int, int]:
+    return before.count("\n") + 1, len(before) - (before.rfind("\n") + 1) + 1
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+class _Walk:
+    """Turns the parsed tree into plain data, bounded in depth and size."""
+
+    def __init__(self, doc: YamlDocument, env: Mapping[str, str]) -> None:
+        self.doc, self.env, self.nodes = doc, env, 0
+
+    def plain(self, node: Any, path: Path_, depth: int) -> Any:
+        self.nodes += 1
+        doc = self.doc
+        if depth > MAX_DEPTH:
+            raise ConfigError([f"{doc.where(path)}: nested more than {MAX_DEPTH} levels deep"])
+        if self.nodes > MAX_NODES:
+            raise ConfigError(
+                [
+                    f"{doc.where(path)}: more than {MAX_NODES:,} values (anchors and aliases"
+                    " expand too far)"
+                ]
+            )
+        tag = getattr(getattr(node, "tag", None), "value", None)
+        if tag is not None and tag not in _TAGS_ALLOWED:
+            doc.problems.append(f"{doc.where(path)}: YAML tags such as {tag} are not supported")
+            return None
+        if isinstance(node, TaggedScalar):
+            node = node.value
+        if isinstance(node, CommentedMap):
+            out: dict[str, Any] = {}
+            for key, value in node.items():
+                child = (*path, str(key))
+                doc.lines[child] = node.lc.key(key)[0] + 1
+                out[str(key)] = self.plain(value, child, depth + 1)
+            return out
+        if isinstance(node, CommentedSeq):
+            items = []
+            for index, value in enumerate(node):
+                child = (*path, index)
+                doc.lines[child] = node.lc.item(index)[0] + 1
+                items.append(self.plain(value, child, depth + 1))
+            return items
+        if isinstance(node, str):
+            return _substitute(str(node), path, doc, self.env, doc.problems)
+        return node
 
 
 def _substitute(
