@@ -222,5 +222,28 @@ def test_bad_input_gets_a_clear_4xx_never_a_500(served: Served) -> None:
         ).lower()
     )
     assert "no active silence 99" in error(served, "POST", "/silences/99/expire", 404)
+    assert "ends_at: expected a time" in error(
+        served, "POST", "/silences", 400, json={"metric": "a", "reason": "r", "ends_at": ""}
+    )
+    assert "longer than 100 years" in error(
+        served,
+        "POST",
+        "/silences",
+        400,
+        json={"metric": "a", "reason": "r", "duration": "99999999999999999999d"},
+    )
+    assert "longer than 100 years" in error(
+        served,
+        "POST",
+        "/silences",
+        400,
+        json={"metric": "a", "reason": "r", "ends_at": "now+99999999d"},
+    )
+    lone = b'{"metric": "a\\ud800", "reason": "r", "duration": "1h"}'
+    json_type = {"content-type": "application/json"}
+    assert "metric" in error(served, "POST", "/silences", 422, content=lone, headers=json_type)
+    assert "longer than 100 years" in error(
+        served, "GET", "/values?metric=actions&from=now-99999999d", 400
+    )
     assert "invalid request" in error(served, "POST", "/silences", 422, content=b"not json")
     assert "Not Found" in error(served, "GET", "/nowhere", 404)

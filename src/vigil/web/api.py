@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from vigil.config import load_project
 from vigil.config.graph import pipeline_edges, render_text
@@ -330,6 +330,23 @@ class SilenceIn(BaseModel):
     ends_at: str | None = Field(None, description="Until this time (or give duration).")
     reason: str = Field(min_length=1, max_length=500, description="Why (shown in listings).")
 
+    @field_validator("metric", "monitor", "duration", "ends_at", "reason")
+    @classmethod
+    def _text(cls, value: str | None) -> str | None:
+        return None if value is None else _encodable(value)
+
+    @field_validator("segment")
+    @classmethod
+    def _tags(cls, value: dict[str, str]) -> dict[str, str]:
+        return {_encodable(k): _encodable(v) for k, v in value.items()}
+
+
+def _encodable(text: str) -> str:
+    """Text that can be stored: no lone surrogates or NUL characters."""
+    if "\x00" in text or any("\ud800" <= c <= "\udfff" for c in text):
+        raise ValueError("expected text without NUL or unpaired surrogate characters")
+    return text
+
 
 @router.get("/silences", summary="Silences")
 def silences(
@@ -365,7 +382,8 @@ def add_silence(request: Request, body: SilenceIn, who: Admin, opened: Opened) -
             raise HTTPException(400, f"duration: {e}") from None
     else:
         parsed = instant(request, body.ends_at, "ends_at")
-        assert parsed is not None
+        if parsed is None:
+            raise HTTPException(400, "ends_at: expected a time like 2024-05-01T12:00 or now+2h")
         ends = parsed
     if ends <= now:
         raise HTTPException(400, "the silence would end before it starts")

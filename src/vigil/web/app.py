@@ -113,7 +113,7 @@ def instant(request: Request, text: str | None, name: str) -> datetime | None:
 
     try:
         return parse_instant(text, ctx.project.timezone, ctx.clock.now())
-    except ValueError as e:
+    except (ValueError, OverflowError) as e:
         raise HTTPException(400, f"{name}: {e}") from None
 
 
