@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -166,3 +167,48 @@ def test_forum_topic_is_sent_with_both_parts(telegram: TelegramStandIn, png: byt
     message, photo = telegram.calls
     assert message.fields["message_thread_id"] == 77
     assert photo.fields["message_thread_id"] == "77"
+
+
+def test_a_rate_limit_holds_the_whole_channel_and_order_is_kept(
+    tmp_path: Path, telegram: TelegramStandIn, png: bytes
+) -> None:
+    store = DuckDBStore(tmp_path / "v.duckdb")
+    store.migrate()
+    store.enqueue([replace(note(png, key=f"k{i}"), image=None) for i in range(3)])
+    tg = channel(telegram.url)
+    telegram.fail_next(429, "Too Many Requests", parameters={"retry_after": 120})
+    report = deliver_outbox(store, {"tg": tg}, [TOKEN], now=T0)
+    # The first message was refused; the channel waits, the two newer ones are not tried.
+    assert (report.sent, report.failed) == (0, 1)
+    assert telegram.calls == []
+    # A notification queued meanwhile waits behind the held one too.
+    store.enqueue([replace(note(png, key="k3"), image=None)])
+    assert deliver_outbox(store, {"tg": tg}, [TOKEN], now=T0 + timedelta(seconds=60)).sent == 0
+    assert telegram.calls == []
+    report = deliver_outbox(store, {"tg": tg}, [TOKEN], now=T0 + timedelta(seconds=121))
+    assert report.sent == 4
+    assert len(telegram.calls) == 4  # the held message first, then the rest in order
+    sent = {r["key"]: r["sent_at"] for r in store.notification_rows()}
+    assert sorted(sent, key=lambda k: (sent[k], k)) == ["k0", "k1", "k2", "k3"]
+
+
+def test_max_attempts_of_the_channel_is_honoured(
+    store: DuckDBStore, telegram: TelegramStandIn, png: bytes
+) -> None:
+    config = TelegramChannelConfig.model_validate(
+        {
+            "type": "telegram",
+            "token": TOKEN,
+            "chat_id": 1,
+            "api_url": telegram.url,
+            "max_attempts": 2,
+        }
+    )
+    tg = TelegramChannel("tg", config)
+    for _ in range(3):
+        telegram.fail_next(500, "server error")
+    deliver_outbox(store, {"tg": tg}, [TOKEN], now=T0)
+    deliver_outbox(store, {"tg": tg}, [TOKEN], now=T0 + timedelta(hours=1))
+    deliver_outbox(store, {"tg": tg}, [TOKEN], now=T0 + timedelta(hours=2))
+    (row,) = store.notification_rows()
+    assert (row["status"], row["attempts"]) == ("gave_up", 2)

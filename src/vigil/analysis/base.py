@@ -50,7 +50,8 @@ def reads(analyzer: Analyzer, granularity: Granularity) -> frozenset[int] | None
     The store then loads only those buckets (a week-ago comparison needs a few buckets of a
     week ago, not the whole week)."""
     declared = getattr(analyzer, "reads", None)
-    return None if declared is None else frozenset(declared(granularity))
+    found = None if declared is None else declared(granularity)
+    return None if found is None else frozenset(found)
 
 
 def relative(value: np.ndarray, reference: np.ndarray) -> np.ndarray:

@@ -405,7 +405,17 @@ def deliver_outbox(
     report = DeliveryReport(errors=[])
     hidden = [s for s in secrets if s]
     due = now or datetime.now(UTC)
-    for item in list(store.outbox((DeliveryStatus.PENDING, DeliveryStatus.FAILED), due)):
+    waiting = (DeliveryStatus.PENDING, DeliveryStatus.FAILED)
+    ready = {n.key for n in store.outbox(waiting, due)}
+    # One channel's messages go out in order: once one of them waits for its retry (backoff or
+    # the server's Retry-After), every later one of that channel waits too.
+    held: set[str] = set()
+    for item in list(store.outbox(waiting)):
+        if item.channel in held:
+            continue
+        if item.key not in ready:
+            held.add(item.channel)
+            continue
         channel = channels.get(item.channel)
         attempts = item.attempts + 1
         if channel is None:
@@ -421,7 +431,7 @@ def deliver_outbox(
             parts = channel.deliver(item)
         except NotifyError as e:
             text = redact(str(e), hidden)
-            given_up = not e.retryable or attempts >= MAX_ATTEMPTS
+            given_up = not e.retryable or attempts >= max_attempts(channel)
             status = DeliveryStatus.GAVE_UP if given_up else DeliveryStatus.FAILED
             retry_at = None if given_up else due + retry_delay(attempts, e.retry_after)
             parts_sent = max(item.parts_sent, e.parts_sent)
@@ -429,10 +439,19 @@ def deliver_outbox(
             report.failed += 1
             report.errors.append(f"{item.channel}: {item.title}: {text}")  # type: ignore[union-attr]
             log.warning("delivery to %s failed: %s", item.channel, text)
+            if not given_up:
+                held.add(item.channel)
             continue
         store.update_delivery(item.key, DeliveryStatus.SENT, attempts, parts, "")
         report.sent += 1
     return report
+
+
+def max_attempts(channel: Channel) -> int:
+    """The channel's `max_attempts` setting, where it has one."""
+    config = getattr(channel, "config", None)
+    found = getattr(config, "max_attempts", None)
+    return found if isinstance(found, int) and found >= 1 else MAX_ATTEMPTS
 
 
 def redact(text: str, secrets: Iterable[str]) -> str:
