@@ -365,3 +365,19 @@ def test_run_prunes_past_retention_when_it_starts_leading_then_daily(
     assert prunes[0].rows_out > 0
     loop.run(max_cycles=1)  # within the day: no second prune
     assert len([r for r in app.store.list_runs() if r.kind == "prune"]) == 1
+
+
+def test_a_check_of_an_earlier_time_never_ends_a_stall(project_dir: ProjectFactory) -> None:
+    rows = event_rows(START, 9, {"iOS": 10, "Android": 20})
+    write_events(project_dir.root / "app.duckdb", rows[rows["time"] < DROP.replace(tzinfo=None)])
+    app, out = app_for(project_dir.root)
+    run_cycle(app, DROP + 2 * STEP)  # the stall is seen
+    assert out.getvalue().count("No data: dataset events") == 1
+    # A restart (or a past `check`) analyses a bucket from before the stall: it has rows, but
+    # that says nothing about now; no "Data is back", and no second "No data" after it.
+    run_cycle(app, DROP - timedelta(hours=4))
+    run_cycle(app, DROP + 3 * STEP)
+    text = out.getvalue()
+    assert "Data is back" not in text
+    assert text.count("No data: dataset events") == 1
+    assert app.store.pipeline_state("events").silent_since == DROP + STEP

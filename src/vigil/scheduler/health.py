@@ -72,7 +72,8 @@ def record_silence(app: App, dataset: Dataset, bucket: datetime) -> None:
 def record_data(app: App, dataset: Dataset, bucket: datetime) -> None:
     """Rows arrived for `bucket`: end a silence, and say so if it was alerted."""
     state = app.store.pipeline_state(dataset.name)
-    if state.silent_since is None:
+    if state.silent_since is None or bucket < state.silent_since:
+        # Rows from before the stall (a restart catching up, a past `check`) do not end it.
         return
     if state.silence_alerted:
         text = (
