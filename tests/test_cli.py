@@ -140,7 +140,9 @@ def test_backfill_with_progress_then_runs_and_graph(project_dir: ProjectFactory)
     assert {(r["kind"], r["stage"]) for r in records} == {
         ("backfill", "ingest"),
         ("backfill", "analyze"),
-        ("backfill", "notify"),
+        ("backfill", "route"),
+        ("backfill", "persist"),
+        ("backfill", "commit"),
     }
     code, out, _ = vigil(project_dir, "runs")
     assert code == 0

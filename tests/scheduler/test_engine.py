@@ -114,13 +114,18 @@ def test_run_log_records_each_stage(project_dir: ProjectFactory) -> None:
     assert set(stages) == {
         ("events", "ingest"),
         ("events", "analyze"),
-        ("events", "notify"),
+        ("events", "route"),
+        ("events", "persist"),
+        ("events", "commit"),
         ("*", "deliver"),
     }
     ingest = stages[("events", "ingest")]
     assert ingest.status == "ok"
     assert ingest.rows_in > 0
     assert stages[("events", "analyze")].rows_out == 3
+    # Each stage is timed on its own (the analysis no longer hides routing and persistence).
+    assert all(r.finished_at >= r.started_at for r in stages.values())
+    assert stages[("events", "analyze")].finished_at > stages[("events", "analyze")].started_at
 
 
 def test_failing_source_retries_then_alerts_once_and_recovers(project_dir: ProjectFactory) -> None:
