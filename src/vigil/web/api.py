@@ -20,7 +20,31 @@ from vigil.web import queries
 from vigil.web.app import admin, context, instant, principal, store
 from vigil.web.auth import Principal
 
-router = APIRouter()
+
+class ErrorDetail(BaseModel):
+    """What went wrong."""
+
+    status: int
+    message: str
+    details: list[Any] = Field(default_factory=list)
+
+
+class ErrorBody(BaseModel):
+    """Every error answers with this shape."""
+
+    error: ErrorDetail
+
+
+_ERRORS = {
+    400: "The request's values are wrong (the message names the parameter).",
+    401: "Credentials are needed (the web section sets tokens or users).",
+    403: "The credentials do not allow this (an admin action).",
+    404: "No such metric, monitor, alert or silence.",
+    422: "The request does not match the schema.",
+}
+router = APIRouter(
+    responses={code: {"model": ErrorBody, "description": text} for code, text in _ERRORS.items()}
+)
 Viewer = Annotated[Principal, Depends(principal)]
 Admin = Annotated[Principal, Depends(admin)]
 Opened = Annotated[Store, Depends(store)]
