@@ -61,6 +61,7 @@ monitors:
   - id: main
     analyzers: ["*"]
     channels: [console]
+    group: none  # most tests read the per-series message; grouping has its own tests
 """
 
 

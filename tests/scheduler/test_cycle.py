@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import duckdb
+import pytest
 
 from tests.conftest import (
     METRICS_YAML,
@@ -537,3 +538,87 @@ def test_metrics_named_like_the_pipelines_columns_are_ingested_and_checked(
     values = {(r.series.metric, r.series.segment.label()): r.value for r in outcome.results}
     assert values[("value", "os=iOS")] == 2  # a fifth of 10
     assert values[("metric", "os=iOS")] == 5  # 2 + 3
+
+
+def test_one_incident_is_one_message_across_metrics_slices_and_analyzers(
+    project_dir: ProjectFactory, telegram: TelegramStandIn
+) -> None:
+    with_drop(project_dir)
+    vigil = VIGIL_YAML.replace(
+        "  console: {type: console}\n",
+        "  console: {type: console}\n"
+        "  tg: {type: telegram, token: '${TG_TOKEN}', chat_id: '42', api_url: '${TG_URL}'}\n",
+    )
+    monitors = (
+        "analyzers:\n"
+        "  - {id: day_week, type: same_time_comparison, metrics: ['*'], buckets: 1}\n"
+        "  - {id: floor, type: fixed, metrics: [actions], lower: 5}\n"
+        "monitors:\n"
+        "  - {id: main, analyzers: ['*'], channels: [tg]}\n"
+    )
+    root = project_dir.write({"vigil.yaml": vigil, "monitors/main.yaml": monitors})
+    app, _ = app_for(root, env={"TG_TOKEN": "777:token-xyz", "TG_URL": telegram.url})
+    report = run_cycle(app, DROP + STEP)
+    sent = [a for a in report.alerts if a.status is AlertStatus.NOTIFY]
+    # Every series of both metrics dropped; two analyzers agree on actions.
+    assert {(a.result.series.metric, a.result.series.segment.label()) for a in sent} == {
+        (m, s) for m in ("actions", "users") for s in ("total", "os=iOS", "os=Android")
+    }
+    assert len(sent) > 6
+    assert report.delivery.sent == 1
+    assert [c.method for c in telegram.calls] == ["sendMessage", "sendPhoto"]
+    text = telegram.calls[0].fields["text"]
+    assert text.startswith(
+        "🟠 <b>events: 6 anomalies in 2 metrics</b> — Actions -80%, Users -71…-43%"
+    )
+    assert text.count("• ") == 6  # each series once, however many analyzers fired
+    assert "[day_week, floor]" in text
+    assert "Owners: @owner @ios" in text
+    (row,) = app.store.notification_rows()
+    assert row["kind"] == "incident"
+    # Logged per series: every member is in cooldown like a series alerted on its own.
+    later = run_cycle(app, DROP + 2 * STEP)
+    assert later.delivery.sent == 0
+
+
+@pytest.mark.parametrize(("group", "messages"), [("none", 3), ("monitor", 1), ("dataset", 1)])
+def test_group_decides_how_many_messages_one_drop_sends(
+    project_dir: ProjectFactory, group: str, messages: int
+) -> None:
+    with_drop(project_dir)
+    monitors = MONITORS_YAML.replace("    group: none", f"    group: {group}")
+    app, out = app_for(project_dir.write({"monitors/main.yaml": monitors}))
+    report = run_cycle(app, DROP + STEP)
+    assert len(report.sent_alerts) == 3  # total, iOS, Android: each logged on its own
+    assert report.delivery.sent == messages
+    assert out.getvalue().count("os=iOS") >= 1
+
+
+def test_a_series_joining_an_incident_already_told_is_held_not_sent_again(
+    project_dir: ProjectFactory,
+) -> None:
+    rows = event_rows(START, 9, {"iOS": 10, "Android": 20})
+    first_bucket = (rows["time"] >= DROP.replace(tzinfo=None)) & (
+        rows["time"] < (DROP + STEP).replace(tzinfo=None)
+    )
+    second_bucket = (rows["time"] >= (DROP + STEP).replace(tzinfo=None)) & (
+        rows["time"] < (DROP + 2 * STEP).replace(tzinfo=None)
+    )
+    # 12:00 iOS falls to a fifth; 12:15 Android falls too (and with it the total).
+    thin = (rows["user_id"] >= 2) & ((first_bucket & (rows["os"] == "iOS")) | second_bucket)
+    write_events(project_dir.root / "app.duckdb", rows[~thin])
+    monitors = MONITORS_YAML.replace("    group: none", "    group: dataset")
+    app, _ = app_for(project_dir.write({"monitors/main.yaml": monitors}))
+    first = run_cycle(app, DROP + STEP)
+    assert {a.result.series.segment.label() for a in first.sent_alerts} == {"os=iOS"}
+    assert first.delivery.sent == 1
+    # Next bucket: Android and the total drop. They join the incident told 15 minutes ago:
+    # logged, held, no second message.
+    later = run_cycle(app, DROP + 2 * STEP)
+    joined = {a.result.series.segment.label(): a.status for a in later.alerts}
+    assert joined == {
+        "os=iOS": AlertStatus.COOLDOWN,
+        "os=Android": AlertStatus.COOLDOWN,
+        "total": AlertStatus.COOLDOWN,
+    }
+    assert later.delivery.sent == 0

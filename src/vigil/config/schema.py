@@ -1272,6 +1272,14 @@ class MonitorConfig(Base):
         ),
     )
     digest_top: int = Field(5, ge=1, description="Anomalies shown in detail in a digest.")
+    group: Literal["dataset", "monitor", "none"] = Field(
+        "dataset",
+        description=(
+            "One message per incident: the anomalies of one bucket in one `dataset` (or all"
+            " the `monitor` routes) are one message, across metrics, slices and analyzers;"
+            " `none`: a message per series."
+        ),
+    )
     template: MessageTemplate | None = Field(
         None, description="Custom message for every channel (docs/templates.md)."
     )

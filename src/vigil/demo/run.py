@@ -6,7 +6,8 @@ import json
 import shutil
 import sys
 import time
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -97,8 +98,14 @@ def run_demo(
             for row in app.store.notification_rows()
             if row["monitor"] == "pipeline:no_data"
         ]
+        # What a person on call receives: the messages of one channel.
+        messages = Counter(
+            row["kind"] or "alert"
+            for row in app.store.notification_rows()
+            if row["channel"] == "console"
+        )
     summary = summarize(
-        incidents, alerts, replay_days, time.monotonic() - began, directory, silences
+        incidents, alerts, replay_days, time.monotonic() - began, directory, silences, messages
     )
     (directory / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
     _print_summary(summary, out)
@@ -136,6 +143,7 @@ def summarize(
     seconds: float,
     directory: Path,
     silences: Sequence[DatasetSilence] = (),
+    messages: Mapping[str, int] | None = None,
 ) -> dict[str, object]:
     """Which incidents were caught, how fast, and how many alerts were false."""
     sent = [a for a in alerts if a.status is AlertStatus.NOTIFY]
@@ -173,6 +181,7 @@ def summarize(
         ]
         + [f"{s.start.isoformat()} no data: {s.dataset}" for s in false_silences],
         "false_alerts_per_day": (len(false) + len(false_silences)) / replay_days,
+        "messages": dict(messages or {}),
         "charts_dir": str(directory / "charts"),
         "seconds": round(seconds, 1),
     }
@@ -194,6 +203,10 @@ def _print_summary(summary: dict[str, object], out: TextIO) -> None:
     )
     for line in false:  # type: ignore[attr-defined]
         out.write(f"  false: {line}\n")
+    messages: dict[str, int] = summary.get("messages") or {}  # type: ignore[assignment]
+    if messages:
+        parts = ", ".join(f"{n} {kind}" for kind, n in sorted(messages.items()))
+        out.write(f"Messages on the console channel: {sum(messages.values())} ({parts})\n")
     out.write(f"Charts: {summary['charts_dir']}   Took {summary['seconds']} s\n")
     project = Path(str(summary["charts_dir"])).parent
     out.write(f"Dashboard: vigil --project {project} serve   (then open http://127.0.0.1:8000)\n")

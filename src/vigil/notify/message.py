@@ -87,10 +87,14 @@ def compose_message(inputs: MessageInputs) -> Message:
     for alert in alerts:
         r = alert.result
         expected = ""
-        if r.expected_lower is not None or r.expected_upper is not None:
+        if r.expected_lower is not None and r.expected_upper is not None:
             expected = (
                 f"; expected {format_number(r.expected_lower)} – {format_number(r.expected_upper)}"
             )
+        elif r.expected_lower is not None:  # an open side is left out, never "n/a"
+            expected = f"; expected ≥ {format_number(r.expected_lower)}"
+        elif r.expected_upper is not None:
+            expected = f"; expected ≤ {format_number(r.expected_upper)}"
         deviation = f"; deviation {r.deviation * 100:+.1f}%" if r.deviation is not None else ""
         line = f"{r.analyzer} ({r.analyzer_type}): {r.reason}{expected}{deviation}"
         lines.append(line)

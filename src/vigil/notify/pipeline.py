@@ -8,7 +8,7 @@ import logging
 import re
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -31,6 +31,7 @@ from vigil.model import (
     SeriesKey,
     Severity,
 )
+from vigil.notify import grouping
 from vigil.notify.channels import Channel
 from vigil.notify.chart import ChartData, render_chart
 from vigil.notify.message import Message, MessageInputs, compose_message, render_links
@@ -135,6 +136,8 @@ class Composed:
 
     notifications: list[Notification]
     charts: list[Path]
+    # The alerts as decided: an anomaly that joins an incident already told is held.
+    alerts: list[Alert] = field(default_factory=list)
 
 
 def compose(project: Project, store: Store, alerts: list[Alert]) -> Composed:
@@ -147,10 +150,34 @@ def compose(project: Project, store: Store, alerts: list[Alert]) -> Composed:
     notifications: list[Notification] = []
     charts: list[Path] = []
     digests: dict[tuple[str, Bucket], list[list[Alert]]] = defaultdict(list)
-    for (monitor_id, series, bucket), group in groups.items():
+    bundles: dict[tuple[str, str, Bucket], list[list[Alert]]] = defaultdict(list)
+    for (monitor_id, _, bucket), group in groups.items():
         monitor = project.monitors[monitor_id]
         if monitor.mode == "digest":
             digests[(monitor_id, bucket)].append(group)
+            continue
+        name = grouping.bundle_of(project, monitor, group)
+        if name is not None:
+            bundles[(monitor_id, name, bucket)].append(group)
+    held: set[int] = set()
+    for (monitor_id, name, bucket), members in bundles.items():
+        monitor = project.monitors[monitor_id]
+        if _already_told(project, store, monitor, name, bucket, members):
+            for group in members:
+                del groups[(monitor_id, group[0].result.series, bucket)]
+                held.update(id(a) for a in group)
+            continue
+        if len(members) < 2:
+            continue  # one series: its ordinary message below
+        for group in members:
+            del groups[(monitor_id, group[0].result.series, bucket)]
+        made, image = _incident(project, store, project.monitors[monitor_id], name, members)
+        notifications.extend(made)
+        if image is not None:
+            charts.append(_save_chart(project, made[0].series, bucket, image))
+    for (monitor_id, series, bucket), group in groups.items():
+        monitor = project.monitors[monitor_id]
+        if monitor.mode == "digest":
             continue
         inputs, image = _inputs_and_chart(project, store, monitor, group)
         owners = inputs.owners
@@ -185,7 +212,81 @@ def compose(project: Project, store: Store, alerts: list[Alert]) -> Composed:
         notifications.extend(
             _per_channel(monitor, top, bucket, message, image, owners, severity, "digest", routed)
         )
-    return Composed(notifications, charts)
+    decided = [replace(a, status=AlertStatus.COOLDOWN) if id(a) in held else a for a in alerts]
+    return Composed(notifications, charts, decided)
+
+
+def _already_told(
+    project: Project,
+    store: Store,
+    monitor: MonitorConfig,
+    name: str,
+    bucket: Bucket,
+    members: list[list[Alert]],
+) -> bool:
+    """Whether the bundle joins an incident whose message went out within the cooldown, and
+    is no more severe than it: then it updates that incident instead of sending again."""
+    cooldown = project.cooldown_for(monitor)
+    if not cooldown:
+        return False
+    told = store.recent_messages(monitor.id, bucket.start - cooldown, bucket.start)
+    order = list(Severity)
+    known = {s.value for s in Severity}
+    before = [
+        order.index(Severity(s)) if s in known else len(order)
+        for metric, s in told
+        if _bundle_name(project, monitor, metric) == name
+    ]
+    if not before:
+        return False
+    now = min(order.index(a.severity) for g in members for a in g)
+    return now >= min(before)  # not more severe than what was already said
+
+
+def _bundle_name(project: Project, monitor: MonitorConfig, metric: str) -> str | None:
+    if monitor.group == "monitor":
+        return monitor.id
+    try:
+        return project.dataset_of(metric).name
+    except KeyError:
+        return None
+
+
+def _incident(
+    project: Project,
+    store: Store,
+    monitor: MonitorConfig,
+    name: str,
+    members: list[list[Alert]],
+) -> tuple[list[Notification], bytes | None]:
+    """One message per channel for a bundle of series: the lead member's chart, every
+    member's owners (once each)."""
+    order = grouping.ranked(members)
+    lead = order[0]
+    inputs, image = _inputs_and_chart(project, store, monitor, lead)
+    owners: list[str] = []
+    if monitor.mention_owners:
+        for group in order:
+            series_key = group[0].result.series
+            metric = project.metric(series_key.metric)
+            found = project.dataset_of(metric.name).owners_for(metric, series_key.segment)
+            owners.extend(o for o in found if o not in owners)
+    alerts = [a for group in order for a in group]
+    severity = _severity(alerts)
+    series = lead[0].result.series
+    bucket = lead[0].result.bucket
+    out: list[Notification] = []
+    for channel in channels_for(monitor, Severity(severity)):
+        mapping = _mention_map(project, channel)
+        message = grouping.incident_message(
+            project, monitor, name, order, [mapping.get(o, o) for o in owners], inputs.links
+        )
+        made = _per_channel(
+            monitor, series, bucket, message, image, owners, severity, "incident", [channel]
+        )
+        key = notification_key(monitor.id, channel, SeriesKey(f"incident:{name}"), bucket)
+        out.extend(replace(n, key=key) for n in made)
+    return out, image
 
 
 def _severity(alerts: list[Alert]) -> str:

@@ -290,6 +290,7 @@ def _analysis_stage(
         tock = time.perf_counter()
         alerts = route(project, store, results, at, app.clock.now(), notify=notify)
         composed = compose(project, store, alerts)
+        alerts = composed.alerts
         resolved = track_incidents(project, store, results, alerts)
         routed = time.perf_counter()
         store.save_results(results)

@@ -315,6 +315,13 @@ class Store(Protocol):
         """Bucket of the newest alert that was (or would have been) sent, before `before`."""
         ...
 
+    def recent_messages(
+        self, monitor: str, since: datetime, before: datetime
+    ) -> list[tuple[str, str]]:
+        """(metric, severity) of the monitor's alert and incident messages queued for buckets
+        in [since, before): what an open incident has already told people."""
+        ...
+
     def list_alerts(
         self, *, since: datetime | None = None, until: datetime | None = None
     ) -> list[AlertRow]:

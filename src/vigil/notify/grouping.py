@@ -1,0 +1,139 @@
+"""Correlated grouping: the anomalies of one cycle that belong together become one message.
+
+A monitor's `group` setting says what belongs together: `dataset` (the default: every metric
+and slice of one dataset in one bucket — an outage hits users, likes and views at once),
+`monitor` (everything the monitor routes in one bucket) or `none` (one message per series).
+Analyzers that agree on one series count once: a series is one member however many of its
+analyzers fired. A bundle of one series keeps the ordinary per-series message.
+"""
+
+from __future__ import annotations
+
+import html
+from collections import Counter
+
+from vigil.analysis.base import format_number
+from vigil.config.project import Project
+from vigil.config.schema import MonitorConfig
+from vigil.model import Alert, Severity
+from vigil.notify.message import SEVERITY_MARK, Message
+from vigil.timeutil import get_zone
+
+# Members listed one per line; the rest are counted.
+LISTED = 8
+
+
+def bundle_of(project: Project, monitor: MonitorConfig, alerts: list[Alert]) -> str | None:
+    """The name of the bundle a series' alerts join, or None for a message of its own."""
+    if monitor.group == "none":
+        return None
+    if monitor.group == "monitor":
+        return monitor.id
+    return project.dataset_of(alerts[0].result.series.metric).name
+
+
+def strength(alerts: list[Alert]) -> tuple[int, float]:
+    """Rank of a member: its severity first, then the size of its largest deviation."""
+    severity = min((a.severity for a in alerts), key=list(Severity).index)
+    size = max(abs(a.result.deviation or 0.0) for a in alerts)
+    return -list(Severity).index(severity), size
+
+
+def ranked(members: list[list[Alert]]) -> list[list[Alert]]:
+    """Members from the most to the least severe and deviating."""
+    return sorted(members, key=strength, reverse=True)
+
+
+def incident_message(
+    project: Project,
+    monitor: MonitorConfig,
+    bundle: str,
+    members: list[list[Alert]],
+    owners: list[str],
+    links: dict[str, str],
+) -> Message:
+    """One message for the bundle: a headline, the members by severity and size, owners."""
+    order = ranked(members)
+    severity = min((a.severity for g in order for a in g), key=list(Severity).index)
+    lead = order[0][0].result
+    tz = project.timezone
+    local = lead.bucket.start.astimezone(get_zone(tz))
+    segments = Counter(g[0].result.series.segment.label() for g in order)
+    metrics = {g[0].result.series.metric for g in order}
+    common = next(iter(segments)) if len(segments) == 1 else None
+    where = f" on {common}" if common and common != "total" else ""
+    headline_parts = _headline(project, order)
+    title = f"{bundle}{where}: {len(order)} anomalies in {len(metrics)} metric" + (
+        "s" if len(metrics) != 1 else ""
+    )
+    headline = f"{SEVERITY_MARK[severity]} {title} — " + ", ".join(headline_parts)
+    when = f"since {local:%Y-%m-%d %H:%M} ({lead.bucket.granularity.name} bucket, {tz})"
+    lines = [headline, when]
+    html_lines = [
+        f"{SEVERITY_MARK[severity]} <b>{html.escape(title)}</b> — "
+        + html.escape(", ".join(headline_parts)),
+        html.escape(when),
+    ]
+    for group in order[:LISTED]:
+        line = "• " + _detail(project, group)
+        lines.append(line)
+        html_lines.append(html.escape(line))
+    if len(order) > LISTED:
+        more = f"… and {len(order) - LISTED} more series"
+        lines.append(more)
+        html_lines.append(html.escape(more))
+    footer = f"Severity: {severity.value} · monitor {monitor.id} · {project.settings.name}"
+    lines.append(footer)
+    html_lines.append(html.escape(footer))
+    if owners:
+        lines.append("Owners: " + " ".join(owners))
+        html_lines.append("Owners: " + html.escape(" ".join(owners)))
+    for name, url in links.items():
+        lines.append(f"{name}: {url}")
+        html_lines.append(f'<a href="{html.escape(url, quote=True)}">{html.escape(name)}</a>')
+    return Message(title=title, text="\n".join(lines), html="\n".join(html_lines))
+
+
+def _headline(project: Project, order: list[list[Alert]]) -> list[str]:
+    """Per metric, strongest first: `Likes −93%`, or the range over its slices `Users −71…−43%`
+    (at most three metrics)."""
+    changes: dict[str, list[float]] = {}
+    for group in order:
+        result = max(group, key=lambda a: abs(a.result.deviation or 0.0)).result
+        found = changes.setdefault(project.metric(result.series.metric).title, [])
+        if result.deviation is not None:
+            found.append(result.deviation * 100)
+    parts = []
+    for name, values in list(changes.items())[:3]:
+        low, high = (min(values), max(values)) if values else (None, None)
+        if low is None or high is None:
+            parts.append(name)
+        elif round(low) == round(high):
+            parts.append(f"{name} {low:+.0f}%")
+        else:
+            parts.append(f"{name} {low:+.0f}…{high:+.0f}%")
+    return parts
+
+
+def _detail(project: Project, group: list[Alert]) -> str:
+    """One member: metric · slice, value, expected range (open sides left out), deviation,
+    and the analyzers that agree."""
+    result = max(group, key=lambda a: abs(a.result.deviation or 0.0)).result
+    metric = project.metric(result.series.metric)
+    text = f"{metric.title} · {result.series.segment.label()}: {format_number(result.value)}"
+    text += expected_range(result.expected_lower, result.expected_upper)
+    if result.deviation is not None:
+        text += f", {result.deviation * 100:+.1f}%"
+    analyzers = sorted({a.result.analyzer for a in group})
+    return text + f" [{', '.join(analyzers)}]"
+
+
+def expected_range(lower: float | None, upper: float | None) -> str:
+    """`(expected 10 – 20)`, `(expected ≥ 10)`, `(expected ≤ 20)`, or nothing."""
+    if lower is not None and upper is not None:
+        return f" (expected {format_number(lower)} – {format_number(upper)})"
+    if lower is not None:
+        return f" (expected ≥ {format_number(lower)})"
+    if upper is not None:
+        return f" (expected ≤ {format_number(upper)})"
+    return ""
