@@ -16,7 +16,7 @@ from vigil.analysis.base import format_number
 from vigil.config.project import Project
 from vigil.config.schema import MonitorConfig
 from vigil.model import Alert, Severity
-from vigil.notify.message import SEVERITY_MARK, Message
+from vigil.notify.message import SEVERITY_MARK, Message, add_footer, expected_range
 from vigil.timeutil import get_zone
 
 # Members listed one per line; the rest are counted.
@@ -83,14 +83,7 @@ def incident_message(
         lines.append(more)
         html_lines.append(html.escape(more))
     footer = f"Severity: {severity.value} · monitor {monitor.id} · {project.settings.name}"
-    lines.append(footer)
-    html_lines.append(html.escape(footer))
-    if owners:
-        lines.append("Owners: " + " ".join(owners))
-        html_lines.append("Owners: " + html.escape(" ".join(owners)))
-    for name, url in links.items():
-        lines.append(f"{name}: {url}")
-        html_lines.append(f'<a href="{html.escape(url, quote=True)}">{html.escape(name)}</a>')
+    add_footer(lines, html_lines, footer, owners, links)
     return Message(title=title, text="\n".join(lines), html="\n".join(html_lines))
 
 
@@ -121,19 +114,9 @@ def _detail(project: Project, group: list[Alert]) -> str:
     result = max(group, key=lambda a: abs(a.result.deviation or 0.0)).result
     metric = project.metric(result.series.metric)
     text = f"{metric.title} · {result.series.segment.label()}: {format_number(result.value)}"
-    text += expected_range(result.expected_lower, result.expected_upper)
+    bounds = expected_range(result.expected_lower, result.expected_upper)
+    text += f" (expected {bounds})" if bounds else ""
     if result.deviation is not None:
         text += f", {result.deviation * 100:+.1f}%"
     analyzers = sorted({a.result.analyzer for a in group})
     return text + f" [{', '.join(analyzers)}]"
-
-
-def expected_range(lower: float | None, upper: float | None) -> str:
-    """`(expected 10 – 20)`, `(expected ≥ 10)`, `(expected ≤ 20)`, or nothing."""
-    if lower is not None and upper is not None:
-        return f" (expected {format_number(lower)} – {format_number(upper)})"
-    if lower is not None:
-        return f" (expected ≥ {format_number(lower)})"
-    if upper is not None:
-        return f" (expected ≤ {format_number(upper)})"
-    return ""

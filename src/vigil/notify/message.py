@@ -86,25 +86,37 @@ def compose_message(inputs: MessageInputs) -> Message:
     ]
     for alert in alerts:
         r = alert.result
-        expected = ""
-        if r.expected_lower is not None and r.expected_upper is not None:
-            expected = (
-                f"; expected {format_number(r.expected_lower)} – {format_number(r.expected_upper)}"
-            )
-        elif r.expected_lower is not None:  # an open side is left out, never "n/a"
-            expected = f"; expected ≥ {format_number(r.expected_lower)}"
-        elif r.expected_upper is not None:
-            expected = f"; expected ≤ {format_number(r.expected_upper)}"
+        bounds = expected_range(r.expected_lower, r.expected_upper)
+        expected = f"; expected {bounds}" if bounds else ""
         deviation = f"; deviation {r.deviation * 100:+.1f}%" if r.deviation is not None else ""
         line = f"{r.analyzer} ({r.analyzer_type}): {r.reason}{expected}{deviation}"
         lines.append(line)
         html_lines.append(html.escape(line))
-    lines.append(f"Severity: {severity.value} · monitor {alerts[0].monitor} · {project_name}")
-    html_lines.append(html.escape(lines[-1]))
+    footer = f"Severity: {severity.value} · monitor {alerts[0].monitor} · {project_name}"
+    add_footer(lines, html_lines, footer, owners, links)
+    return Message(title=title, text="\n".join(lines), html="\n".join(html_lines))
+
+
+def expected_range(lower: float | None, upper: float | None) -> str:
+    """`10 – 20`, `≥ 10` or `≤ 20` (an open side is left out, never "n/a"), or nothing."""
+    if lower is not None and upper is not None:
+        return f"{format_number(lower)} – {format_number(upper)}"
+    if lower is not None:
+        return f"≥ {format_number(lower)}"
+    if upper is not None:
+        return f"≤ {format_number(upper)}"
+    return ""
+
+
+def add_footer(
+    lines: list[str], html_lines: list[str], footer: str, owners: list[str], links: dict[str, str]
+) -> None:
+    """The severity line, the owners to @mention and the links, in text and HTML."""
+    lines.append(footer)
+    html_lines.append(html.escape(footer))
     if owners:
         lines.append("Owners: " + " ".join(owners))
         html_lines.append("Owners: " + html.escape(" ".join(owners)))
     for name, url in links.items():
         lines.append(f"{name}: {url}")
         html_lines.append(f'<a href="{html.escape(url, quote=True)}">{html.escape(name)}</a>')
-    return Message(title=title, text="\n".join(lines), html="\n".join(html_lines))

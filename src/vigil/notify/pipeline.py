@@ -265,12 +265,10 @@ def _incident(
     lead = order[0]
     inputs, image = _inputs_and_chart(project, store, monitor, lead)
     owners: list[str] = []
-    if monitor.mention_owners:
-        for group in order:
-            series_key = group[0].result.series
-            metric = project.metric(series_key.metric)
-            found = project.dataset_of(metric.name).owners_for(metric, series_key.segment)
-            owners.extend(o for o in found if o not in owners)
+    for group in order:
+        owners.extend(
+            o for o in _owners(project, monitor, group[0].result.series) if o not in owners
+        )
     alerts = [a for group in order for a in group]
     severity = _severity(alerts)
     series = lead[0].result.series
@@ -382,6 +380,14 @@ def _message_and_chart(
     return compose_message(inputs), image, inputs.owners
 
 
+def _owners(project: Project, monitor: MonitorConfig, series: SeriesKey) -> list[str]:
+    """The handles a monitor @mentions for a series (none when it mentions no owners)."""
+    if not monitor.mention_owners:
+        return []
+    metric = project.metric(series.metric)
+    return list(project.dataset_of(metric.name).owners_for(metric, series.segment))
+
+
 def _inputs_and_chart(
     project: Project, store: Store, monitor: MonitorConfig, group: list[Alert]
 ) -> tuple[MessageInputs, bytes | None]:
@@ -389,7 +395,7 @@ def _inputs_and_chart(
     first = group[0].result
     metric = project.metric(first.series.metric)
     dataset = project.dataset_of(metric.name)
-    owners = dataset.owners_for(metric, first.series.segment) if monitor.mention_owners else []
+    owners = _owners(project, monitor, first.series)
     templates = dict(metric.links)
     if project.settings.public_url:
         templates.setdefault(
