@@ -1,0 +1,143 @@
+"""Where notifications go: one configuration model per channel type."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Annotated, Literal
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+
+from vigil.config.schema.types import Base, Duration
+
+
+class ConsoleChannelConfig(Base):
+    """Print alerts to standard output."""
+
+    type: Literal["console"] = Field(description="Channel backend.")
+
+
+class TelegramChannelConfig(Base):
+    """Telegram Bot API: sendMessage with the alert text, sendPhoto with the chart."""
+
+    type: Literal["telegram"] = Field(description="Channel backend.")
+    token: SecretStr = Field(description="Bot token; give it as ${ENV_VAR}, never inline.")
+    chat_id: str = Field(description="Chat, group or channel id (or @channelname).")
+    api_url: str = Field(
+        "https://api.telegram.org", description="Bot API base URL (a local stand-in in tests)."
+    )
+    message_thread_id: int | None = Field(
+        None, description="Forum topic to post in (supergroups with topics)."
+    )
+    timeout: Duration = Field(timedelta(seconds=15), description="HTTP timeout per request.")
+    max_attempts: int = Field(
+        10, ge=1, description="Give up on a notification after this many failed deliveries."
+    )
+
+    @field_validator("chat_id", mode="before")
+    @classmethod
+    def _chat_id_as_text(cls, value: object) -> object:
+        return str(value) if isinstance(value, int) else value
+
+
+class WebhookChannelConfig(Base):
+    """POST a JSON document per notification (see docs/channels.md), optionally HMAC-signed."""
+
+    type: Literal["webhook"] = Field(description="Channel backend.")
+    url: str = Field(description="Endpoint; use ${ENV_VAR} if it carries a token.")
+    secret: SecretStr | None = Field(
+        None, description="Signs the body: header X-Vigil-Signature: sha256=<hex HMAC-SHA256>."
+    )
+    include_chart: bool = Field(True, description="Add the chart as base64 PNG.")
+    timeout: Duration = Field(timedelta(seconds=15), description="HTTP timeout per request.")
+
+
+class SlackChannelConfig(Base):
+    """Slack: a bot token (message plus chart upload) or an incoming webhook (message only)."""
+
+    type: Literal["slack"] = Field(description="Channel backend.")
+    token: SecretStr | None = Field(None, description="Bot token (xoxb-…), from ${ENV_VAR}.")
+    channel: str | None = Field(None, description="Channel id for the bot (e.g. C0123456).")
+    webhook_url: SecretStr | None = Field(None, description="Incoming webhook URL instead.")
+    api_url: str = Field("https://slack.com/api", description="Web API base URL.")
+    mentions: dict[str, str] = Field(
+        default_factory=dict,
+        description="Owner handle → this channel's mention syntax, e.g. '@ann': '<@U024BE7LH>'.",
+    )
+    timeout: Duration = Field(timedelta(seconds=15), description="HTTP timeout per request.")
+
+    @model_validator(mode="after")
+    def _token_or_webhook(self) -> SlackChannelConfig:
+        if (self.token is None) == (self.webhook_url is None):
+            raise ValueError("give either token (with channel) or webhook_url")
+        if self.token is not None and not self.channel:
+            raise ValueError("a bot token needs a channel id")
+        return self
+
+
+class EmailChannelConfig(Base):
+    """Email over SMTP: HTML and plain-text parts, the chart inline."""
+
+    type: Literal["email"] = Field(description="Channel backend.")
+    host: str = Field(description="SMTP server.")
+    port: int = Field(587, description="SMTP port (587 STARTTLS, 465 SSL, 25 none).")
+    security: Literal["starttls", "ssl", "none"] = Field(
+        "starttls", description="Transport security."
+    )
+    username: str | None = Field(None, description="Login name, if the server needs one.")
+    password: SecretStr | None = Field(None, description="Login password, from ${ENV_VAR}.")
+    sender: str = Field(description="From address.")
+    to: list[str] = Field(min_length=1, description="Recipient addresses.")
+    ca_file: str | None = Field(
+        None, description="CA bundle to trust (an internal CA); default: the system's."
+    )
+    timeout: Duration = Field(timedelta(seconds=30), description="SMTP timeout.")
+
+
+class PagerDutyChannelConfig(Base):
+    """PagerDuty Events API v2: one incident per monitor and series (stable dedup_key)."""
+
+    type: Literal["pagerduty"] = Field(description="Channel backend.")
+    routing_key: SecretStr = Field(description="Integration key, from ${ENV_VAR}.")
+    api_url: str = Field(
+        "https://events.pagerduty.com/v2/enqueue", description="Events API endpoint."
+    )
+    timeout: Duration = Field(timedelta(seconds=15), description="HTTP timeout per request.")
+
+
+class TeamsChannelConfig(Base):
+    """Microsoft Teams incoming webhook (a message card)."""
+
+    type: Literal["teams"] = Field(description="Channel backend.")
+    webhook_url: SecretStr = Field(description="Incoming webhook URL, from ${ENV_VAR}.")
+    mentions: dict[str, str] = Field(
+        default_factory=dict,
+        description="Owner handle → this channel's mention syntax, e.g. '@ann': '<@U024BE7LH>'.",
+    )
+    timeout: Duration = Field(timedelta(seconds=15), description="HTTP timeout per request.")
+
+
+class MattermostChannelConfig(Base):
+    """Mattermost incoming webhook (markdown text)."""
+
+    type: Literal["mattermost"] = Field(description="Channel backend.")
+    webhook_url: SecretStr = Field(description="Incoming webhook URL, from ${ENV_VAR}.")
+    channel: str | None = Field(None, description="Override the webhook's channel.")
+    username: str | None = Field(None, description="Override the poster's name.")
+    mentions: dict[str, str] = Field(
+        default_factory=dict,
+        description="Owner handle → this channel's mention syntax, e.g. '@ann': '<@U024BE7LH>'.",
+    )
+    timeout: Duration = Field(timedelta(seconds=15), description="HTTP timeout per request.")
+
+
+ChannelConfig = Annotated[
+    ConsoleChannelConfig
+    | TelegramChannelConfig
+    | WebhookChannelConfig
+    | SlackChannelConfig
+    | EmailChannelConfig
+    | PagerDutyChannelConfig
+    | TeamsChannelConfig
+    | MattermostChannelConfig,
+    Field(discriminator="type"),
+]

@@ -1,0 +1,98 @@
+"""Settings that datasets and metrics inherit."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from pydantic import Field
+
+from vigil.config.schema.types import Base, ClockTime, Duration, Fill, GranularityName
+
+
+class QuietHours(Base):
+    """A daily window (project time zone) in which anomalies are logged but not sent."""
+
+    start: ClockTime = Field(description="Start of the window, HH:MM.")
+    end: ClockTime = Field(description="End of the window, HH:MM (may be past midnight).")
+
+
+class SegmentOwners(Base):
+    """Extra owners to @mention for series of one slice."""
+
+    segment: dict[str, str] = Field(description="Slice values, e.g. {os: iOS}; `*` = any value.")
+    owners: list[str] = Field(description="Handles to @mention, e.g. ['@ios_lead'].")
+
+
+class Defaults(Base):
+    """Settings every dataset and metric inherits unless it sets its own."""
+
+    granularity: GranularityName = Field("15m", description="Bucket width: 5m, 15m, 1h, 1d, 1w.")
+    delay: Duration = Field(
+        timedelta(minutes=2), description="Wait this long after a bucket ends for late data."
+    )
+    lookback: int = Field(
+        4, ge=0, description="Buckets before the newest that each cycle re-reads (late rows)."
+    )
+    fill: Fill = Field(
+        "zero",
+        description=(
+            "A known series with no rows in a bucket: `zero` (counts: nothing happened) or"
+            " `missing` (ratios: undefined)."
+        ),
+    )
+    owners: list[str] = Field(default_factory=list, description="Handles to @mention.")
+    links: dict[str, str] = Field(
+        default_factory=dict,
+        description=(
+            "Named URL templates; placeholders {metric}, {segment}, {bucket}, {bucket_end},"
+            " {granularity}, {dataset}."
+        ),
+    )
+    cooldown: Duration = Field(
+        timedelta(hours=3),
+        description="After an alert, the same analyzer and series stay quiet this long.",
+    )
+    quiet_hours: QuietHours | None = Field(
+        None, description="Daily window with no notifications (still logged)."
+    )
+    history: Duration = Field(
+        timedelta(days=8),
+        description="How much history the first cycle ingests when the store has none.",
+    )
+    backfill_grace_period: Duration | None = Field(
+        None,
+        description=(
+            "After downtime, analyse missed buckets up to this far back (backfillGracePeriod"
+            "Duration); null: 30d for hourly and daily data, 190d for weekly and monthly."
+        ),
+    )
+    allow_partial: bool = Field(
+        False,
+        description=(
+            "Also analyse the current, incomplete bucket (allowPartialTargetBatches); its"
+            " result is redone each cycle until the bucket is complete."
+        ),
+    )
+    batch_cooldown: Duration | None = Field(
+        None,
+        description=(
+            "Analyse a bucket only once its values have not changed for this long"
+            " (batchCoolDownPeriod)."
+        ),
+    )
+    retries: int = Field(3, ge=1, description="Attempts per cycle to read a failing source.")
+    retry_backoff: Duration = Field(
+        timedelta(seconds=2), description="Wait before the first retry; doubles each time."
+    )
+    failure_alert_after: int = Field(
+        3,
+        ge=1,
+        description="Consecutive failed cycles of a dataset before a pipeline-failure alert.",
+    )
+    dataset_timestamp_offset: Duration | None = Field(
+        timedelta(days=1),
+        description=(
+            "Do not notify for buckets that ended longer ago than this (no alert storm after"
+            " an outage; still logged). null: no limit."
+        ),
+    )

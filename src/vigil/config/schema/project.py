@@ -1,0 +1,73 @@
+"""The project's files: vigil.yaml and the included definition files."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from pydantic import Field
+
+from vigil.config.schema.analyzers import AnalyzerConfig
+from vigil.config.schema.channels import ChannelConfig, ConsoleChannelConfig
+from vigil.config.schema.datasets import DatasetConfig
+from vigil.config.schema.defaults import Defaults
+from vigil.config.schema.monitors import MonitorConfig
+from vigil.config.schema.sources import SourceConfig
+from vigil.config.schema.stores import DuckDBStoreConfig, StoreConfig
+from vigil.config.schema.types import Base, Duration, ZoneName
+from vigil.config.schema.web import WebConfig
+
+
+class DefinitionsFile(Base):
+    """An included file: datasets, analyzers and monitors (any of them)."""
+
+    datasets: list[DatasetConfig] = Field(default_factory=list, description="Datasets.")
+    analyzers: list[AnalyzerConfig] = Field(default_factory=list, description="Analyzers.")
+    monitors: list[MonitorConfig] = Field(default_factory=list, description="Monitors.")
+
+
+class SchedulerConfig(Base):
+    """How `vigil run` behaves."""
+
+    lock_ttl: Duration = Field(
+        timedelta(minutes=10),
+        description="A leader that has not renewed its lock for this long is replaced.",
+    )
+    hot_reload: bool = Field(True, description="Reload the configuration when its files change.")
+
+
+def _console_only() -> dict[str, ChannelConfig]:
+    return {"console": ConsoleChannelConfig(type="console")}
+
+
+class ProjectFile(DefinitionsFile):
+    """vigil.yaml: the project's settings, plus optionally its own definitions."""
+
+    name: str = Field("vigil", description="Project name, shown in alerts.")
+    timezone: ZoneName = Field("UTC", description="IANA zone for days, quiet hours and charts.")
+    store: StoreConfig = Field(
+        default_factory=lambda: DuckDBStoreConfig(), description="Metric store."
+    )
+    sources: dict[str, SourceConfig] = Field(default_factory=dict, description="Data sources.")
+    channels: dict[str, ChannelConfig] = Field(
+        default_factory=lambda: _console_only(),
+        description="Notification channels by name.",
+    )
+    defaults: Defaults = Field(default_factory=lambda: Defaults(), description="Inherited.")
+    include: list[str] = Field(
+        default_factory=lambda: ["metrics/*.yaml", "monitors/*.yaml"],
+        description="Glob patterns (relative to the project) of definition files.",
+    )
+    charts_dir: str | None = Field(
+        "charts", description="Where alert charts are also saved as PNG; null to not save."
+    )
+    public_url: str | None = Field(
+        None, description="Base URL of the Vigil dashboard, used in the default chart link."
+    )
+    scheduler: SchedulerConfig = Field(
+        default_factory=lambda: SchedulerConfig(), description="`vigil run` settings."
+    )
+    web: WebConfig = Field(
+        default_factory=lambda: WebConfig(),
+        description="Dashboard and API. Without tokens or users it serves only on a loopback"
+        " address, to anyone there, as admin.",
+    )

@@ -1,0 +1,167 @@
+"""Where the data lives: one configuration model per source engine."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Annotated, Literal
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+
+from vigil.config.schema.types import Base, Duration, Name, ZoneName
+
+
+class DuckDBSourceConfig(Base):
+    """Read raw data from a DuckDB database file (or an in-memory one for tests)."""
+
+    type: Literal["duckdb"] = Field(description="Source backend.")
+    path: str = Field(description="Database file, relative to the project directory.")
+    timezone: ZoneName = Field(
+        "UTC", description="Time zone of naive (zone-less) timestamp columns in this source."
+    )
+    query_timeout: Duration = Field(
+        timedelta(minutes=5), description="Abort a source query that runs longer than this."
+    )
+
+
+class PythonSourceConfig(Base):
+    """Call a Python function that returns a DataFrame of metric values."""
+
+    type: Literal["python"] = Field(description="Source backend.")
+    function: str = Field(
+        description=(
+            "`package.module:function` or `path/to/file.py:function` (relative to the project)."
+            " Called as f(start, end) with UTC datetimes; returns a DataFrame with metric_name,"
+            " metric_value, metric_timestamp and optional dimension columns."
+        )
+    )
+
+    @field_validator("function")
+    @classmethod
+    def _has_colon(cls, value: str) -> str:
+        if ":" not in value:
+            raise ValueError(f"'{value}' names no function; expected module:function")
+        return value
+
+
+class _ServerSource(Base):
+    """Fields shared by the SQL servers Vigil connects to."""
+
+    url: SecretStr = Field(
+        description="Connection URL with credentials from ${ENV_VAR}, e.g."
+        " postgresql://vigil:${PG_PASSWORD}@db:5432/analytics."
+    )
+    timezone: ZoneName = Field(
+        "UTC", description="Time zone of naive (zone-less) timestamp columns in this source."
+    )
+    query_timeout: Duration = Field(
+        timedelta(minutes=5), description="Abort a source query that runs longer than this."
+    )
+    pool_size: int = Field(4, ge=1, description="Most connections kept open to the server.")
+
+
+class PostgresSourceConfig(_ServerSource):
+    """Read raw data from PostgreSQL (psycopg 3, pooled, read-only sessions)."""
+
+    type: Literal["postgres"] = Field(description="Source backend.")
+
+
+class MySQLSourceConfig(_ServerSource):
+    """Read raw data from MySQL 8 or MariaDB (url mysql://user:password@host:3306/db)."""
+
+    type: Literal["mysql", "mariadb"] = Field(description="Source backend.")
+
+
+class ClickHouseSourceConfig(Base):
+    """Read raw data from ClickHouse: a server over HTTP, or an embedded chDB directory."""
+
+    type: Literal["clickhouse"] = Field(description="Source backend.")
+    url: SecretStr | None = Field(
+        None,
+        description="HTTP interface, e.g. http://default:${CH_PASSWORD}@clickhouse:8123.",
+    )
+    path: str | None = Field(
+        None, description="Embedded engine (chDB) data directory, relative to the project."
+    )
+    database: str = Field("default", description="Database of unqualified table names.")
+    query_timeout: Duration = Field(
+        timedelta(minutes=5), description="Abort a source query that runs longer than this."
+    )
+
+    @model_validator(mode="after")
+    def _url_or_path(self) -> ClickHouseSourceConfig:
+        if (self.url is None) == (self.path is None):
+            raise ValueError("give either url (a server) or path (embedded chDB), not both")
+        return self
+
+
+class SQLiteSourceConfig(Base):
+    """Read raw data from a SQLite file (times as UTC ISO-8601 text)."""
+
+    type: Literal["sqlite"] = Field(description="Source backend.")
+    path: str = Field(description="Database file, relative to the project directory.")
+    query_timeout: Duration = Field(
+        timedelta(minutes=5), description="Abort a source query that runs longer than this."
+    )
+
+
+class FilesSourceConfig(Base):
+    """Query CSV, Parquet or JSON files (or globs of them) through DuckDB, as tables."""
+
+    type: Literal["files"] = Field(description="Source backend.")
+    tables: dict[Name, str] = Field(
+        description="Table name → file or glob relative to the project, e.g."
+        " {events: data/events/*.parquet}; the format follows the extension"
+        " (.csv, .tsv, .parquet, .json, .jsonl, optionally .gz)."
+    )
+    timezone: ZoneName = Field(
+        "UTC", description="Time zone of naive (zone-less) timestamp columns in these files."
+    )
+    query_timeout: Duration = Field(
+        timedelta(minutes=5), description="Abort a source query that runs longer than this."
+    )
+
+    @field_validator("tables")
+    @classmethod
+    def _known_formats(cls, value: dict[str, str]) -> dict[str, str]:
+        for name, pattern in value.items():
+            if file_format(pattern) is None:
+                raise ValueError(
+                    f"table '{name}': cannot tell the format of '{pattern}';"
+                    " expected a name ending in .csv, .tsv, .parquet, .json or .jsonl"
+                )
+        return value
+
+
+def file_format(pattern: str) -> str | None:
+    """csv, parquet or json, from a file name or glob."""
+    name = pattern.lower().removesuffix(".gz").removesuffix(".zst")
+    for suffix, kind in ((".csv", "csv"), (".tsv", "csv"), (".parquet", "parquet")):
+        if name.endswith(suffix):
+            return kind
+    if name.endswith((".json", ".jsonl", ".ndjson")):
+        return "json"
+    return None
+
+
+class PrometheusSourceConfig(Base):
+    """Query the Prometheus HTTP API (query_range); each returned label set is a segment."""
+
+    type: Literal["prometheus"] = Field(description="Source backend.")
+    url: str = Field(description="Base URL, e.g. http://prometheus:9090.")
+    token: SecretStr | None = Field(None, description="Bearer token, from ${ENV_VAR}.")
+    query_timeout: Duration = Field(
+        timedelta(minutes=1), description="Abort a query that runs longer than this."
+    )
+
+
+SourceConfig = Annotated[
+    DuckDBSourceConfig
+    | PostgresSourceConfig
+    | MySQLSourceConfig
+    | ClickHouseSourceConfig
+    | SQLiteSourceConfig
+    | FilesSourceConfig
+    | PrometheusSourceConfig
+    | PythonSourceConfig,
+    Field(discriminator="type"),
+]

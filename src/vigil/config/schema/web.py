@@ -1,0 +1,69 @@
+"""The dashboard and API: credentials and the address it serves on."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
+
+from vigil.config.schema.types import Base
+
+
+class WebToken(Base):
+    """A bearer token for the API and dashboard, and the role it grants."""
+
+    token: SecretStr = Field(description="The token, from ${ENV_VAR}.")
+    role: Literal["viewer", "admin"] = Field(
+        "viewer",
+        description="viewer reads; admin also creates silences, gives feedback and"
+        " sees the configuration.",
+    )
+
+    @field_validator("token")
+    @classmethod
+    def _long_enough(cls, value: SecretStr) -> SecretStr:
+        return _credential(value, "token", MIN_TOKEN_LENGTH)
+
+
+MIN_TOKEN_LENGTH = 16
+MIN_PASSWORD_LENGTH = 8
+
+
+def _credential(value: SecretStr, what: str, minimum: int) -> SecretStr:
+    """An empty, blank or short credential (an unset ${VAR:-}) would let anyone in."""
+    text = value.get_secret_value()
+    if not text.strip():
+        raise ValueError(f"{what} is empty; expected a secret from an environment variable")
+    if len(text.strip()) < minimum:
+        raise ValueError(f"{what} is shorter than {minimum} characters; expected a longer secret")
+    return value
+
+
+class WebUser(Base):
+    """A user for HTTP basic auth, and the role it grants."""
+
+    name: str = Field(description="User name.")
+    password: SecretStr = Field(description="Password, from ${ENV_VAR}.")
+    role: Literal["viewer", "admin"] = Field("viewer", description="viewer or admin.")
+
+    @field_validator("password")
+    @classmethod
+    def _long_enough(cls, value: SecretStr) -> SecretStr:
+        return _credential(value, "password", MIN_PASSWORD_LENGTH)
+
+
+class WebConfig(Base):
+    """The dashboard and REST API (`vigil serve`, and `vigil run` alongside the scheduler)."""
+
+    host: str = Field("127.0.0.1", description="Address to listen on.")
+    port: int = Field(8000, ge=0, le=65535, description="Port to listen on (0: any free one).")
+    tokens: list[WebToken] = Field(
+        default_factory=list, description="Bearer tokens (Authorization: Bearer …)."
+    )
+    users: list[WebUser] = Field(default_factory=list, description="Basic-auth users.")
+    with_run: bool = Field(True, description="Whether `vigil run` also serves the dashboard.")
+
+    @property
+    def has_auth(self) -> bool:
+        """Whether any credentials are configured."""
+        return bool(self.tokens or self.users)
