@@ -1,0 +1,5 @@
+"""`python -m vigil.cli`."""
+
+from vigil.cli import main
+
+main()
