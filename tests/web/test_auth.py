@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from pathlib import Path
 
 import httpx
@@ -10,6 +11,7 @@ from click.testing import CliRunner
 
 from tests.conftest import VIGIL_YAML, ProjectFactory
 from tests.web.conftest import NOW
+from vigil import passwords
 from vigil.cli import main
 from vigil.clock import ManualClock
 from vigil.config import load_project
@@ -121,3 +123,59 @@ def test_a_bearer_header_without_a_token_is_refused() -> None:
     assert authenticate(config, "Bearer") is None
     assert authenticate(config, "Bearer   ") is None
     assert authenticate(config, "Bearer a-token-long-enough") is not None
+
+
+def test_a_hashed_password_lets_its_user_in_and_only_it(tmp_path: Path) -> None:
+    printed = CliRunner().invoke(main, ["hash-password"], input="correct horse battery\n")
+    assert printed.exit_code == 0, printed.output
+    hashed = printed.stdout.strip()
+    assert hashed.startswith("scrypt$")
+    assert "correct horse" not in hashed
+    (tmp_path / "vigil.yaml").write_text(
+        f"web:\n  users:\n    - {{name: bo, password_hash: '{hashed}', role: admin}}\n"
+    )
+    config = load_project(tmp_path, env={}).settings.web
+    basic = "Basic " + base64.b64encode(b"bo:correct horse battery").decode()
+    found = authenticate(config, basic)
+    assert found is not None
+    assert found.is_admin
+    wrong = "Basic " + base64.b64encode(b"bo:correct horse battery!").decode()
+    assert authenticate(config, wrong) is None
+    other = "Basic " + base64.b64encode(b"al:correct horse battery").decode()
+    assert authenticate(config, other) is None
+
+
+@pytest.mark.parametrize(
+    ("user", "expected"),
+    [
+        ("{name: bo, password_hash: 'md5$abc'}", "not a password hash"),
+        ("{name: bo, password_hash: 'scrypt$3$8$1$AAAA$AAAA'}", "out of range"),
+        ("{name: bo}", "give either password"),
+        ("{name: bo, password: 'long-enough-1', password_hash: '%s'}", "not both"),
+    ],
+)
+def test_bad_password_hashes_are_config_errors(tmp_path: Path, user: str, expected: str) -> None:
+    if "%s" in user:
+        user = user % passwords.hash_password("long-enough-1", n=2**10)
+    (tmp_path / "vigil.yaml").write_text(f"web:\n  users:\n    - {user}\n")
+    with pytest.raises(ConfigError, match=expected) as caught:
+        load_project(tmp_path, env={})
+    assert "vigil.yaml" in str(caught.value)
+
+
+def test_credentials_with_any_characters_are_compared_not_crashed() -> None:
+    config = WebConfig(
+        tokens=[{"token": "ünïcode-token-long-enough", "role": "admin"}],
+        users=[{"name": "zoë", "password": "pässwörd-long"}],
+    )
+    assert authenticate(config, "Bearer ünïcode-token-long-enough") is not None
+    assert authenticate(config, "Bearer ünïcode-token-long-enougX") is None
+    assert authenticate(config, "Bearer \udcff") is None
+    basic = "Basic " + base64.b64encode("zoë:pässwörd-long".encode()).decode()
+    assert authenticate(config, basic) is not None
+
+
+def test_hash_password_refuses_a_short_one() -> None:
+    result = CliRunner().invoke(main, ["hash-password"], input="short\n")
+    assert result.exit_code == 1
+    assert "shorter than 8" in result.stderr

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import click
 
+from vigil import passwords
 from vigil.app import running_app
 from vigil.cli.base import TIME, handle_errors, main, project_of, range_of
 from vigil.clock import SystemClock
 from vigil.config.project import matches_any
 from vigil.config.schema import IDENTIFIER
+from vigil.config.schema.web import MIN_PASSWORD_LENGTH
 from vigil.config.whylabs import convert
 from vigil.config.yamlfile import dump_yaml
 from vigil.errors import ConfigError, NotifyError, VigilError
@@ -276,3 +279,19 @@ def notify_test(ctx: click.Context, channel: str) -> None:
         except NotifyError as e:
             raise VigilError(f"{channel}: {redact(str(e), project.secrets)}") from None
     click.echo(f"Sent a test message to '{channel}' ({parts} part{'s' if parts != 1 else ''}).")
+
+
+@main.command("hash-password")
+@handle_errors
+def hash_password() -> None:
+    """Print the scrypt hash of a password (read from stdin or a hidden prompt) for web.users.
+
+    Put it in `password_hash:`; the password itself then lives nowhere on disk.
+    """
+    if sys.stdin.isatty():
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
+    if len(password.strip()) < MIN_PASSWORD_LENGTH:
+        raise VigilError(f"the password is shorter than {MIN_PASSWORD_LENGTH} characters")
+    click.echo(passwords.hash_password(password))

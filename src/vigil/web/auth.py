@@ -66,7 +66,7 @@ def authenticate(config: WebConfig, authorization: str | None) -> Principal | No
         return None
     if scheme.lower() == "bearer":
         for i, entry in enumerate(config.tokens):
-            if hmac.compare_digest(credentials.strip(), entry.token.get_secret_value()):
+            if _same(credentials.strip(), entry.token.get_secret_value()):
                 return Principal(f"token {i + 1}", entry.role)
         return None
     if scheme.lower() == "basic":
@@ -76,8 +76,13 @@ def authenticate(config: WebConfig, authorization: str | None) -> Principal | No
             return None
         name, _, password = decoded.partition(":")
         for user in config.users:
-            if user.name == name and hmac.compare_digest(
-                password, user.password.get_secret_value()
-            ):
+            if _same(user.name, name) and user.accepts(password):
                 return Principal(name, user.role)
     return None
+
+
+def _same(a: str, b: str) -> bool:
+    """Constant-time equality of two texts (any characters: compare_digest wants bytes then)."""
+    return hmac.compare_digest(
+        a.encode("utf-8", "surrogatepass"), b.encode("utf-8", "surrogatepass")
+    )

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import hmac
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 
+from vigil import passwords
 from vigil.config.schema.types import Base
 
 
@@ -42,14 +44,42 @@ def _credential(value: SecretStr, what: str, minimum: int) -> SecretStr:
 class WebUser(Base):
     """A user for HTTP basic auth, and the role it grants."""
 
-    name: str = Field(description="User name.")
-    password: SecretStr = Field(description="Password, from ${ENV_VAR}.")
+    name: str = Field(min_length=1, description="User name.")
+    password: SecretStr | None = Field(None, description="Password, from ${ENV_VAR}.")
+    password_hash: str | None = Field(
+        None,
+        description="Instead of password: its scrypt hash, as printed by `vigil hash-password`"
+        " (safe to commit).",
+    )
     role: Literal["viewer", "admin"] = Field("viewer", description="viewer or admin.")
 
     @field_validator("password")
     @classmethod
-    def _long_enough(cls, value: SecretStr) -> SecretStr:
-        return _credential(value, "password", MIN_PASSWORD_LENGTH)
+    def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        return None if value is None else _credential(value, "password", MIN_PASSWORD_LENGTH)
+
+    @field_validator("password_hash")
+    @classmethod
+    def _a_hash(cls, value: str | None) -> str | None:
+        if value is not None:
+            passwords.check_format(value)
+        return value
+
+    @model_validator(mode="after")
+    def _one_password(self) -> WebUser:
+        if (self.password is None) == (self.password_hash is None):
+            raise ValueError("give either password (from ${ENV_VAR}) or password_hash, not both")
+        return self
+
+    def accepts(self, password: str) -> bool:
+        """Whether `password` is this user's (compared in constant time)."""
+        if self.password_hash is not None:
+            return passwords.verify(password, self.password_hash)
+        assert self.password is not None
+        return hmac.compare_digest(
+            password.encode("utf-8", "surrogatepass"),
+            self.password.get_secret_value().encode("utf-8", "surrogatepass"),
+        )
 
 
 class WebConfig(Base):
