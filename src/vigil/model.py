@@ -175,6 +175,7 @@ class DeliveryStatus(StrEnum):
     """Where a notification is in the outbox."""
 
     PENDING = "pending"
+    SENDING = "sending"  # a part is on its way: if the process dies now, it may have arrived
     SENT = "sent"
     FAILED = "failed"
     GAVE_UP = "gave_up"
@@ -200,6 +201,7 @@ class Notification:
     recipients: str = ""
     severity: str = ""
     kind: str = "alert"
+    resent: bool = False  # an earlier attempt died mid-send: the part in flight may repeat
 
 
 @dataclass(frozen=True)

@@ -3,20 +3,30 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from typing import Protocol, TextIO
 
 from vigil.model import Notification
 
+Progress = Callable[[int], None]
+"""Called with the number of parts sent so far, each time one more part has gone out."""
+
 
 class Channel(Protocol):
-    """Delivers one notification; resumes from `parts_sent` so no part is sent twice."""
+    """Delivers one notification; resumes from `parts_sent` so no part is sent twice.
+
+    `idempotent` channels carry a key the receiver deduplicates on (a resend after a crash
+    is harmless); for the others a resend of a part that may have arrived is tagged.
+    """
 
     name: str
+    idempotent: bool
 
-    def deliver(self, notification: Notification) -> int:
+    def deliver(self, notification: Notification, progress: Progress | None = None) -> int:
         """Send what is left of the notification; return the number of parts sent in total.
 
-        On failure raise NotifyError with `parts_sent` set to the parts that did go out.
+        Multi-part channels call `progress` after each part. On failure raise NotifyError
+        with `parts_sent` set to the parts that did go out.
         """
         ...
 
@@ -24,11 +34,13 @@ class Channel(Protocol):
 class ConsoleChannel:
     """Prints the alert text (and where its chart was saved) to a stream."""
 
+    idempotent = False
+
     def __init__(self, name: str, stream: TextIO | None = None) -> None:
         self.name = name
         self.stream = stream
 
-    def deliver(self, notification: Notification) -> int:
+    def deliver(self, notification: Notification, progress: Progress | None = None) -> int:
         """Print the message."""
         out = self.stream or sys.stdout
         out.write(f"\n{notification.text}\n")

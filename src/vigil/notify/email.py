@@ -11,6 +11,7 @@ from email.utils import make_msgid
 from vigil.config.schema import EmailChannelConfig
 from vigil.errors import NotifyError
 from vigil.model import Notification
+from vigil.notify.channels import Progress
 
 PERMANENT = (
     smtplib.SMTPAuthenticationError,
@@ -42,11 +43,13 @@ def build_email(notification: Notification, sender: str, to: list[str]) -> Email
 class EmailChannel:
     """Sends one email per notification."""
 
+    idempotent = False
+
     def __init__(self, name: str, config: EmailChannelConfig) -> None:
         self.name = name
         self.config = config
 
-    def deliver(self, notification: Notification) -> int:
+    def deliver(self, notification: Notification, progress: Progress | None = None) -> int:
         """Connect, secure, log in if configured, send."""
         cfg = self.config
         message = build_email(notification, cfg.sender, cfg.to)

@@ -8,17 +8,20 @@ import httpx
 
 from vigil.config.schema import MattermostChannelConfig
 from vigil.model import Notification
+from vigil.notify.channels import Progress
 from vigil.notify.http import post
 
 
 class MattermostChannel:
     """Posts one message per notification."""
 
+    idempotent = False
+
     def __init__(self, name: str, config: MattermostChannelConfig) -> None:
         self.name = name
         self.config = config
 
-    def deliver(self, notification: Notification) -> int:
+    def deliver(self, notification: Notification, progress: Progress | None = None) -> int:
         """One request."""
         first, _, rest = notification.text.partition("\n")
         body: dict[str, Any] = {"text": f"**{first}**" + (f"\n{rest}" if rest else "")}

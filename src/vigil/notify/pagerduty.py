@@ -8,6 +8,7 @@ import httpx
 
 from vigil.config.schema import PagerDutyChannelConfig
 from vigil.model import Notification
+from vigil.notify.channels import Progress
 from vigil.notify.http import post
 
 SEVERITY = {
@@ -28,11 +29,13 @@ def dedup_key(notification: Notification) -> str:
 class PagerDutyChannel:
     """Sends a trigger event."""
 
+    idempotent = True
+
     def __init__(self, name: str, config: PagerDutyChannelConfig) -> None:
         self.name = name
         self.config = config
 
-    def deliver(self, notification: Notification) -> int:
+    def deliver(self, notification: Notification, progress: Progress | None = None) -> int:
         """One event: `resolve` for a resolved incident, else `trigger`."""
         if notification.kind == "resolved":
             event: dict[str, object] = {

@@ -7,7 +7,7 @@ import html
 import logging
 import re
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -512,7 +512,7 @@ def deliver_outbox(
     report = DeliveryReport(errors=[])
     hidden = [s for s in secrets if s]
     due = now or datetime.now(UTC)
-    waiting = (DeliveryStatus.PENDING, DeliveryStatus.FAILED)
+    waiting = (DeliveryStatus.PENDING, DeliveryStatus.FAILED, DeliveryStatus.SENDING)
     ready = {n.key for n in store.outbox(waiting, due)}
     # One channel's messages go out in order: once one of them waits for its retry (backoff or
     # the server's Retry-After), every later one of that channel waits too.
@@ -534,8 +534,12 @@ def deliver_outbox(
                 f"channel '{item.channel}' is not configured",
             )
             continue
+        # Marked before the request: a crash between the channel's answer and the outcome
+        # below leaves it `sending`, and the next attempt knows the part may have arrived.
+        store.update_delivery(item.key, DeliveryStatus.SENDING, item.attempts, item.parts_sent, "")
+        progress = _progress(store, item.key, item.attempts)
         try:
-            parts = channel.deliver(item)
+            parts = channel.deliver(_resend_tagged(item, channel), progress)
         except NotifyError as e:
             text = redact(str(e), hidden)
             given_up = not e.retryable or attempts >= max_attempts(channel)
@@ -552,6 +556,34 @@ def deliver_outbox(
         store.update_delivery(item.key, DeliveryStatus.SENT, attempts, parts, "")
         report.sent += 1
     return report
+
+
+RESENT_TAG = "(resent after a restart: you may already have this message)"
+
+
+def _resend_tagged(item: Notification, channel: Channel) -> Notification:
+    """An item found `sending` died mid-send; unless the channel deduplicates, say so.
+
+    Only the part that was in flight is tagged: the text when no part had gone out, else the
+    title (the chart's caption).
+    """
+    if item.status is not DeliveryStatus.SENDING or getattr(channel, "idempotent", False):
+        return item
+    if item.parts_sent >= 1:
+        return replace(item, resent=True, title=f"{item.title} {RESENT_TAG}")
+    return replace(
+        item,
+        resent=True,
+        text=f"{RESENT_TAG}\n{item.text}",
+        html=f"<i>{html.escape(RESENT_TAG)}</i>\n{item.html}",
+    )
+
+
+def _progress(store: Store, key: str, attempts: int) -> Callable[[int], None]:
+    def record(parts: int) -> None:
+        store.update_delivery(key, DeliveryStatus.SENDING, attempts, parts, "")
+
+    return record
 
 
 def max_attempts(channel: Channel) -> int:

@@ -9,6 +9,7 @@ import httpx
 from vigil.config.schema import SlackChannelConfig
 from vigil.errors import NotifyError
 from vigil.model import Notification
+from vigil.notify.channels import Progress
 from vigil.notify.http import post
 
 RETRYABLE_ERRORS = {"ratelimited", "internal_error", "service_unavailable", "request_timeout"}
@@ -23,11 +24,13 @@ def slack_text(notification: Notification) -> str:
 class SlackChannel:
     """Bot: part 1 the message, part 2 the chart; webhook: the message only."""
 
+    idempotent = False
+
     def __init__(self, name: str, config: SlackChannelConfig) -> None:
         self.name = name
         self.config = config
 
-    def deliver(self, notification: Notification) -> int:
+    def deliver(self, notification: Notification, progress: Progress | None = None) -> int:
         """Send what is left of the notification."""
         with httpx.Client(timeout=self.config.timeout.total_seconds()) as client:
             if self.config.webhook_url is not None:
@@ -48,9 +51,13 @@ class SlackChannel:
                     },
                 )
                 parts = 1
+                if progress is not None:
+                    progress(parts)
             if parts < 2 and notification.image:
                 self._upload(client, notification, parts)
                 parts = 2
+                if progress is not None:
+                    progress(parts)
             return parts
 
     def _upload(self, client: httpx.Client, notification: Notification, parts: int) -> None:

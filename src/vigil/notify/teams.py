@@ -6,6 +6,7 @@ import httpx
 
 from vigil.config.schema import TeamsChannelConfig
 from vigil.model import Notification
+from vigil.notify.channels import Progress
 from vigil.notify.http import post
 
 COLORS = {"critical": "D62728", "high": "FF7F0E", "medium": "FFD700", "low": "1F77B4"}
@@ -14,11 +15,13 @@ COLORS = {"critical": "D62728", "high": "FF7F0E", "medium": "FFD700", "low": "1F
 class TeamsChannel:
     """Posts one card per notification."""
 
+    idempotent = False
+
     def __init__(self, name: str, config: TeamsChannelConfig) -> None:
         self.name = name
         self.config = config
 
-    def deliver(self, notification: Notification) -> int:
+    def deliver(self, notification: Notification, progress: Progress | None = None) -> int:
         """One request."""
         card = {
             "@type": "MessageCard",

@@ -9,6 +9,7 @@ import httpx
 from vigil.config.schema import TelegramChannelConfig
 from vigil.errors import NotifyError
 from vigil.model import Notification
+from vigil.notify.channels import Progress
 
 CAPTION_LIMIT = 1024
 
@@ -16,11 +17,13 @@ CAPTION_LIMIT = 1024
 class TelegramChannel:
     """Sends HTML text and the PNG chart to one chat; the token never appears in errors."""
 
+    idempotent = False
+
     def __init__(self, name: str, config: TelegramChannelConfig) -> None:
         self.name = name
         self.config = config
 
-    def deliver(self, notification: Notification) -> int:
+    def deliver(self, notification: Notification, progress: Progress | None = None) -> int:
         """Part 1 is the message, part 2 the photo; parts already sent are skipped."""
         parts = notification.parts_sent
         with httpx.Client(timeout=self.config.timeout.total_seconds()) as client:
@@ -38,6 +41,8 @@ class TelegramChannel:
                     },
                 )
                 parts = 1
+                if progress is not None:
+                    progress(parts)
             if parts < 2 and notification.image:
                 self._call(
                     client,
@@ -51,6 +56,8 @@ class TelegramChannel:
                     files={"photo": ("chart.png", notification.image, "image/png")},
                 )
                 parts = 2
+                if progress is not None:
+                    progress(parts)
         return parts
 
     def _thread(self) -> dict[str, Any]:

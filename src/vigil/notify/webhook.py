@@ -12,6 +12,7 @@ import httpx
 
 from vigil.config.schema import WebhookChannelConfig
 from vigil.model import Notification
+from vigil.notify.channels import Progress
 from vigil.notify.http import post
 
 SIGNATURE_HEADER = "X-Vigil-Signature"
@@ -46,11 +47,13 @@ def sign(secret: str, body: bytes) -> str:
 class WebhookChannel:
     """POSTs the body; receivers can de-duplicate on the X-Vigil-Key header."""
 
+    idempotent = True
+
     def __init__(self, name: str, config: WebhookChannelConfig) -> None:
         self.name = name
         self.config = config
 
-    def deliver(self, notification: Notification) -> int:
+    def deliver(self, notification: Notification, progress: Progress | None = None) -> int:
         """One request."""
         raw = json.dumps(webhook_body(notification, self.config.include_chart)).encode()
         headers = {"Content-Type": "application/json", KEY_HEADER: notification.key}
