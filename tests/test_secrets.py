@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -161,3 +163,43 @@ def test_redaction_masks_registered_values_url_passwords_and_bot_paths(
         assert caplog.records[-1].getMessage() == "calling https://x/bot***/getMe"
     finally:
         logger.removeHandler(handler)
+
+
+def test_a_bad_edit_hot_reloaded_by_run_reveals_no_secret(
+    project_dir: ProjectFactory, echoing: EchoingTelegram
+) -> None:
+    root = _project(project_dir, echoing.url)
+    env = _env(echoing.url)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "vigil.cli", "--project", str(root), "-v", "run", "--no-web"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,  # one pipe, read as it comes: a full pipe would block
+        text=True,
+        env=env,
+    )
+    assert process.stdout is not None
+    lines = [process.stdout.readline()]
+    while not lines[-1].startswith("vigil run: 1 datasets"):
+        assert lines[-1], lines
+        lines.append(process.stdout.readline())
+    time.sleep(1.0)  # the catch-up cycle has started; the watcher has its first snapshot
+    project_file = root / "vigil.yaml"
+    # An edit that puts the secret where the schema quotes bad input back in its error.
+    project_file.write_text(
+        project_file.read_text().replace("port: 9,", "port: '${SMTP_PASSWORD}',")
+    )
+    deadline = time.monotonic() + 60
+    while not any("config reload failed" in line for line in lines):
+        assert time.monotonic() < deadline, lines
+        assert process.poll() is None, process.communicate()
+        lines.append(process.stdout.readline())
+    process.send_signal(signal.SIGTERM)
+    out, _ = process.communicate(timeout=60)
+    output = "".join(lines) + out
+    assert process.returncode == 0, output
+    assert "vigil.yaml" in output
+    assert "channels.mail.port" in output
+    assert _leaks(output) == []
+    for path in root.rglob("*"):
+        if path.is_file():
+            assert PASSWORD.encode() not in path.read_bytes(), path

@@ -10,7 +10,7 @@ import click
 
 from vigil import passwords
 from vigil.app import running_app
-from vigil.cli.base import TIME, handle_errors, main, project_of, range_of
+from vigil.cli.base import TIME, echo, handle_errors, main, project_of, range_of
 from vigil.clock import SystemClock
 from vigil.config.project import matches_any
 from vigil.config.schema import IDENTIFIER
@@ -60,16 +60,16 @@ def import_whylabs(
         )
     text = dump_yaml(definitions)
     if out is None:
-        click.echo(text, nl=False)
+        echo(text, nl=False)
     else:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(text)
-        click.echo(
+        echo(
             f"Wrote {out}: {len(result.definitions['analyzers'])} analyzers,"
             f" {len(result.definitions['monitors'])} monitors."
         )
     for note in result.not_honoured:
-        click.echo(f"not honoured: {note}", err=True)
+        echo(f"not honoured: {note}", err=True)
 
 
 @main.group()
@@ -131,13 +131,13 @@ def bench_nab(
                 for best, at in zip(report.scores, report.at_default, strict=True)
             },
         }
-        click.echo(json.dumps(document, indent=2))
+        echo(json.dumps(document, indent=2))
         return
-    click.echo(f"NAB, {report.files} files, detector {detector} ({report.seconds:.1f} s)")
+    echo(f"NAB, {report.files} files, detector {detector} ({report.seconds:.1f} s)")
     fixed_label = f"at {DEFAULT_THRESHOLD}"
-    click.echo(f"{'profile':<20} {'score':>7} {'raw':>9} {'threshold':>10} {fixed_label:>8}")
+    echo(f"{'profile':<20} {'score':>7} {'raw':>9} {'threshold':>10} {fixed_label:>8}")
     for best, at in zip(report.scores, report.at_default, strict=True):
-        click.echo(
+        echo(
             f"{best.profile:<20} {best.normalized:7.2f} {best.raw:9.3f} {best.threshold:10.4f}"
             f" {at.normalized:8.2f}"
         )
@@ -160,14 +160,14 @@ def store_migrate(ctx: click.Context, status: bool) -> None:
     if status:
         current = backend.schema_version()
         pending = [m for m in backend.migrations if m.version > current]
-        click.echo(f"Schema version {current} of {newest}; {len(pending)} pending.")
+        echo(f"Schema version {current} of {newest}; {len(pending)} pending.")
         for m in pending:
-            click.echo(f"  pending {m.version}: {m.name}")
+            echo(f"  pending {m.version}: {m.name}")
         return
     applied = backend.migrate()
     for name in applied:
-        click.echo(f"  applied {name}")
-    click.echo(f"Schema version {backend.schema_version()} of {newest}.")
+        echo(f"  applied {name}")
+    echo(f"Schema version {backend.schema_version()} of {newest}.")
 
 
 @store.command("prune")
@@ -178,14 +178,14 @@ def store_prune(ctx: click.Context) -> None:
     project = project_of(ctx.find_root())
     retention = project.settings.store.retention_days
     if retention.values is None and retention.results is None:
-        click.echo("No retention_days configured in the store settings; nothing to prune.")
+        echo("No retention_days configured in the store settings; nothing to prune.")
         return
     clock = SystemClock()
     with running_app(project, clock) as app:
         counts = prune(app, clock.now())
     for table, n in counts.items():
-        click.echo(f"  {table}: {n} rows deleted")
-    click.echo(f"Pruned {sum(counts.values())} rows.")
+        echo(f"  {table}: {n} rows deleted")
+    echo(f"Pruned {sum(counts.values())} rows.")
 
 
 @main.group()
@@ -223,7 +223,7 @@ def reference_create(
         raise VigilError(
             f"no stored values for {', '.join(chosen)} in that range; run `vigil backfill` first"
         )
-    click.echo(f"Reference '{name}': {rows} values of {len(chosen)} metrics.")
+    echo(f"Reference '{name}': {rows} values of {len(chosen)} metrics.")
 
 
 @reference.command("list")
@@ -235,12 +235,12 @@ def reference_list(ctx: click.Context) -> None:
     with running_app(project, SystemClock()) as app:
         rows = app.store.list_references()
     for r in rows:
-        click.echo(
+        echo(
             f"{r['name']:<20} {r['metrics']:>3} metrics {r['series']:>5} series"
             f" {r['rows']:>7} values  {r['first']:%Y-%m-%d %H:%M} – {r['last']:%Y-%m-%d %H:%M}"
         )
     if not rows:
-        click.echo("No references.")
+        echo("No references.")
 
 
 @reference.command("delete")
@@ -253,7 +253,7 @@ def reference_delete(ctx: click.Context, name: str) -> None:
     with running_app(project, SystemClock()) as app:
         if not app.store.delete_reference(name):
             raise VigilError(f"no reference '{name}'")
-    click.echo(f"Reference '{name}' deleted.")
+    echo(f"Reference '{name}' deleted.")
 
 
 @main.group()
@@ -278,7 +278,7 @@ def notify_test(ctx: click.Context, channel: str) -> None:
             parts = app.channels[channel].deliver(note)
         except NotifyError as e:
             raise VigilError(f"{channel}: {redact(str(e), project.secrets)}") from None
-    click.echo(f"Sent a test message to '{channel}' ({parts} part{'s' if parts != 1 else ''}).")
+    echo(f"Sent a test message to '{channel}' ({parts} part{'s' if parts != 1 else ''}).")
 
 
 @main.command("hash-password")
@@ -294,4 +294,4 @@ def hash_password() -> None:
         password = sys.stdin.readline().rstrip("\r\n")
     if len(password.strip()) < MIN_PASSWORD_LENGTH:
         raise VigilError(f"the password is shorter than {MIN_PASSWORD_LENGTH} characters")
-    click.echo(passwords.hash_password(password))
+    echo(passwords.hash_password(password))

@@ -23,9 +23,14 @@ from vigil.timeutil import get_zone, parse_instant
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+def echo(text: str, *, err: bool = False, nl: bool = True) -> None:
+    """Print output with every known secret masked."""
+    click.echo(secrets.redact(text), err=err, nl=nl)
+
+
 def fail(message: str) -> None:
     for line in secrets.redact(message).splitlines() or [message]:
-        click.echo(f"Error: {line}", err=True)
+        click.echo(f"Error: {line}", err=True)  # already redacted
     sys.exit(1)
 
 
@@ -106,11 +111,11 @@ def print_report(report: CycleReport, project: Project, *, verbose: bool) -> Non
     at = report.at.astimezone(zone)
     for outcome in report.outcomes:
         if outcome.error:
-            click.echo(f"[{at:%Y-%m-%d %H:%M}] {outcome.error}", err=True)
+            echo(f"[{at:%Y-%m-%d %H:%M}] {outcome.error}", err=True)
             continue
         if verbose:
             buckets = ", ".join(f"{b.astimezone(zone):%H:%M}" for b in outcome.buckets)
-            click.echo(
+            echo(
                 f"[{at:%Y-%m-%d %H:%M}] {outcome.dataset}: bucket {buckets},"
                 f" {outcome.rows_ingested} values ingested, {len(outcome.results)} checks,"
                 f" {len(outcome.anomalies)} anomalies"
@@ -118,7 +123,7 @@ def print_report(report: CycleReport, project: Project, *, verbose: bool) -> Non
         if verbose:
             for alert in outcome.alerts:
                 r = alert.result
-                click.echo(
+                echo(
                     f"[{at:%Y-%m-%d %H:%M}] ALERT {r.series.label()} by {r.analyzer}"
                     f" → {alert.monitor}: {alert.status.value}"
                 )
@@ -128,9 +133,9 @@ def print_report(report: CycleReport, project: Project, *, verbose: bool) -> Non
             )
             sent = len(outcome.alerts) - sum(held.values())
             detail = ", ".join(f"{n} {status}" for status, n in sorted(held.items()))
-            click.echo(
+            echo(
                 f"[{at:%Y-%m-%d %H:%M}] {outcome.dataset}: {len(outcome.alerts)} alerts,"
                 f" {sent} notified" + (f", held back: {detail}" if detail else "")
             )
     for error in report.delivery.errors or []:
-        click.echo(f"[{at:%Y-%m-%d %H:%M}] delivery failed: {error}", err=True)
+        echo(f"[{at:%Y-%m-%d %H:%M}] delivery failed: {error}", err=True)

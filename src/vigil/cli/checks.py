@@ -11,7 +11,16 @@ from typing import Any
 import click
 
 from vigil.app import running_app
-from vigil.cli.base import TIME, handle_errors, main, print_report, project_of, range_of, time_of
+from vigil.cli.base import (
+    TIME,
+    echo,
+    handle_errors,
+    main,
+    print_report,
+    project_of,
+    range_of,
+    time_of,
+)
 from vigil.clock import SystemClock
 from vigil.errors import ConfigError, VigilError
 from vigil.scheduler.backfill import backfill_buckets, run_backfill
@@ -41,7 +50,7 @@ def validate(ctx: click.Context, offline: bool) -> None:
     if problems:
         raise ConfigError(problems)
     metrics = sum(len(d.metrics) for d in project.datasets)
-    click.echo(
+    echo(
         f"OK: {len(project.files)} files, {len(project.datasets)} datasets, {metrics} metrics,"
         f" {len(project.analyzers)} analyzers, {len(project.monitors)} monitors"
     )
@@ -81,7 +90,7 @@ def replay(ctx: click.Context, start_text: str, end_text: str, no_notify: bool) 
             report = run_cycle(app, at, notify=not no_notify, scheduled_only=True, kind="replay")
             print_report(report, project, verbose=False)
             alerts += len(report.sent_alerts)
-    click.echo(f"Replayed {len(times)} cycles; {alerts} alerts.")
+    echo(f"Replayed {len(times)} cycles; {alerts} alerts.")
 
 
 @main.command()
@@ -98,29 +107,29 @@ def run(ctx: click.Context, web: bool) -> None:
     clock = SystemClock()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: clock.stop())
-    click.echo(f"vigil run: {len(project.datasets)} datasets; Ctrl-C to stop")
+    echo(f"vigil run: {len(project.datasets)} datasets; Ctrl-C to stop")
     server = None
     if web and project.settings.web.with_run:
         from vigil.web.server import WebServer  # the web stack loads only when served
 
         server = WebServer(project, clock)
         try:
-            click.echo(f"vigil run: dashboard at {server.start()}")
+            echo(f"vigil run: dashboard at {server.start()}")
         except VigilError as e:  # the scheduler matters more than the dashboard
-            click.echo(f"vigil run: {e}; scheduling without it", err=True)
+            echo(f"vigil run: {e}; scheduling without it", err=True)
             server = None
     try:
         with running_app(project, clock) as app:
             loop = Loop(
                 app,
                 on_cycle=lambda r: print_report(r, loop.app.project, verbose=False),
-                on_event=lambda text: click.echo(f"vigil run: {text}", err=True),
+                on_event=lambda text: echo(f"vigil run: {text}", err=True),
             )
             loop.run()
     finally:
         if server is not None:
             server.stop()
-    click.echo("vigil run: stopped")
+    echo("vigil run: stopped")
 
 
 @main.command()
@@ -137,7 +146,7 @@ def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
 
     project = project_of(ctx)
     server = WebServer(project, SystemClock(), host, port)
-    click.echo(f"vigil serve: http://{server.host}:{server.port} (Ctrl-C to stop)")
+    echo(f"vigil serve: http://{server.host}:{server.port} (Ctrl-C to stop)")
     server.serve()
 
 
@@ -183,7 +192,7 @@ def backfill(
                 reanalyze=reanalyze,
                 on_progress=bar.update,
             )
-    click.echo(
+    echo(
         f"Backfilled {report.buckets} buckets ({report.skipped} already done):"
         f" {report.results} checks, {report.anomalies} anomalies."
     )
@@ -235,7 +244,7 @@ def backtest(
         report = bt.backtest(
             project.root, start, end, monitor=monitor, overrides=overrides, labels=windows
         )
-        click.echo(json.dumps(report.as_json(), indent=2) if as_json else bt.render(report))
+        echo(json.dumps(report.as_json(), indent=2) if as_json else bt.render(report))
         return
     analyzer, param, values = bt.parse_sweep(sweep)
     reports = []
@@ -250,9 +259,9 @@ def backtest(
             )
         )
     if as_json:
-        click.echo(json.dumps([{"value": v, **r.as_json()} for v, r in reports], indent=2))
+        echo(json.dumps([{"value": v, **r.as_json()} for v, r in reports], indent=2))
     else:
-        click.echo(bt.render_sweep(f"{analyzer}.{param}", reports))
+        echo(bt.render_sweep(f"{analyzer}.{param}", reports))
 
 
 @main.command()

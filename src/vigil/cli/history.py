@@ -9,7 +9,7 @@ import click
 
 from vigil.analysis.base import format_number
 from vigil.app import running_app
-from vigil.cli.base import TIME, handle_errors, main, project_of, time_of
+from vigil.cli.base import TIME, echo, handle_errors, main, project_of, time_of
 from vigil.clock import SystemClock
 from vigil.config.graph import render_dot, render_mermaid, render_text
 from vigil.errors import VigilError
@@ -30,18 +30,18 @@ def runs(ctx: click.Context, since_text: str | None, limit: int, as_json: bool) 
     with running_app(project, SystemClock()) as app:
         records = app.store.list_runs(since=time_of(since_text, project), limit=limit)
     if as_json:
-        click.echo(json.dumps([_run_json(r) for r in records], indent=2))
+        echo(json.dumps([_run_json(r) for r in records], indent=2))
         return
     zone = get_zone(project.timezone)
     for r in records:
         took = (r.finished_at - r.started_at).total_seconds()
         error = f"  {r.error.splitlines()[0]}" if r.error else ""
-        click.echo(
+        echo(
             f"{r.started_at.astimezone(zone):%Y-%m-%d %H:%M:%S} {r.kind:<8} {r.dataset:<12}"
             f" {r.stage:<8} {r.status:<5} in {r.rows_in:>7} out {r.rows_out:>7} {took:6.2f}s{error}"
         )
     if not records:
-        click.echo("No runs.")
+        echo("No runs.")
 
 
 def _run_json(r: RunRecord) -> dict[str, Any]:
@@ -74,7 +74,7 @@ def graph(ctx: click.Context, fmt: str) -> None:
     """Print the pipeline: sources → datasets → metrics → analyzers → monitors → channels."""
     project = project_of(ctx)
     render = {"text": render_text, "dot": render_dot, "mermaid": render_mermaid}[fmt]
-    click.echo(render(project), nl=False)
+    echo(render(project), nl=False)
 
 
 @main.command()
@@ -93,20 +93,20 @@ def alerts(
             since=time_of(since_text, project), until=time_of(until_text, project)
         )
     if as_json:
-        click.echo(json.dumps([alert_json(r) for r in rows], indent=2, ensure_ascii=False))
+        echo(json.dumps([alert_json(r) for r in rows], indent=2, ensure_ascii=False))
         return
     if not rows:
-        click.echo("No alerts.")
+        echo("No alerts.")
     zone = get_zone(project.timezone)
     for row in rows:
         r = row.result
-        click.echo(
+        echo(
             f"{r.bucket.start.astimezone(zone):%Y-%m-%d %H:%M}  {row.severity:<8} {row.status:<11}"
             f" {r.series.label():<40} {format_number(r.value):>10}  {r.analyzer} → {row.monitor}"
         )
         for channel, status, error in row.deliveries:
             if status != "sent":
-                click.echo(f"    {channel}: {status}" + (f": {error}" if error else ""))
+                echo(f"    {channel}: {status}" + (f": {error}" if error else ""))
 
 
 def alert_json(row: AlertRow) -> dict[str, Any]:
@@ -184,7 +184,7 @@ def silence_add(
         new_id = app.store.add_silence(Silence(metric, selector, now, ends, reason, monitor))
     where = Segment.of(selector).label() if selector else "every segment"
     zone = get_zone(project.timezone)
-    click.echo(
+    echo(
         f"Silence {new_id}: {metric} [{where}] until {ends.astimezone(zone):%Y-%m-%d %H:%M}"
         f" ({reason})"
     )
@@ -214,12 +214,12 @@ def silence_list(ctx: click.Context, show_all: bool) -> None:
     for s in rows:
         where = Segment.of(s.segment).label() if s.segment else "*"
         state = " (expired)" if s.expired_at else ""
-        click.echo(
+        echo(
             f"{s.id:>4}  {s.metric:<20} {where:<24} {s.monitor or '*':<12}"
             f" until {s.ends_at.astimezone(zone):%Y-%m-%d %H:%M}{state}  {s.reason}"
         )
     if not rows:
-        click.echo("No silences.")
+        echo("No silences.")
 
 
 @silence.command("expire")
@@ -233,4 +233,4 @@ def silence_expire(ctx: click.Context, silence_id: int) -> None:
     with running_app(project, clock) as app:
         if not app.store.expire_silence(silence_id, clock.now()):
             raise VigilError(f"no active silence {silence_id}")
-    click.echo(f"Silence {silence_id} expired.")
+    echo(f"Silence {silence_id} expired.")

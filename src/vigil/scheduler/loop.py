@@ -56,6 +56,7 @@ class Loop:
     app: App
     owner: str = field(default_factory=default_owner)
     on_cycle: Callable[[CycleReport], None] = lambda _: None
+    reload_poll: float = 2.0
     on_event: Callable[[str], None] = lambda _: None
     watcher: ConfigWatcher | None = None
     pruned_at: datetime | None = None
@@ -79,11 +80,27 @@ class Loop:
                 if max_cycles is not None and wakeups >= max_cycles:
                     break
                 at = next_due(self.app.project, self.app.clock.now())
-                if not self.app.clock.sleep((at - self.app.clock.now()).total_seconds()):
+                if not self._sleep_until(at):
                     break
         finally:
             self.app.store.release_lock(LOCK_NAME, self.owner)
         return wakeups
+
+    def _sleep_until(self, at: datetime) -> bool:
+        """Wait for the next cycle, picking up config edits meanwhile; False when stopped.
+
+        The wait is cut into `reload_poll` slices so that an edit (or a bad edit's error) is
+        seen within seconds, not at the next due time.
+        """
+        while True:
+            left = (at - self.app.clock.now()).total_seconds()
+            if left <= 0:
+                return True
+            poll = self.reload_poll if self.app.project.settings.scheduler.hot_reload else left
+            if not self.app.clock.sleep(min(left, poll)):
+                return False
+            if left > poll:
+                self._reload_if_changed()
 
     def _cycle_if_leader(self, at: datetime) -> None:
         app = self.app
