@@ -7,11 +7,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from pydantic import TypeAdapter
 
-from tests.conftest import TelegramStandIn, is_png
-from vigil.config.schema import TelegramChannelConfig
+from tests.conftest import TelegramStandIn, WebStandIn, is_png
+from vigil.config.schema import ChannelConfig, TelegramChannelConfig
 from vigil.errors import NotifyError
 from vigil.model import Bucket, DeliveryStatus, Notification, Segment, SeriesKey
+from vigil.notify import build_channel
 from vigil.notify.chart import ChartData, render_chart
 from vigil.notify.pipeline import deliver_outbox
 from vigil.notify.telegram import TelegramChannel
@@ -212,3 +214,20 @@ def test_max_attempts_of_the_channel_is_honoured(
     deliver_outbox(store, {"tg": tg}, [TOKEN], now=T0 + timedelta(hours=2))
     (row,) = store.notification_rows()
     assert (row["status"], row["attempts"]) == ("gave_up", 2)
+
+
+@pytest.mark.parametrize("kind", ["webhook", "slack", "mattermost", "teams"])
+def test_max_attempts_holds_on_every_http_channel(
+    store: DuckDBStore, web: WebStandIn, kind: str
+) -> None:
+    url = f"{web.url}/hook"
+    fields = {"webhook": {"url": url}}.get(kind, {"webhook_url": url})
+    config = TypeAdapter(ChannelConfig).validate_python({"type": kind, "max_attempts": 3, **fields})
+    built = build_channel("out", config)
+    for _ in range(5):
+        web.answer("/hook", 503, {"ok": False})
+    for hour in range(5):
+        deliver_outbox(store, {"tg": built}, [], now=T0 + timedelta(hours=hour))
+    (row,) = store.notification_rows()
+    assert (row["status"], row["attempts"]) == ("gave_up", 3)
+    assert len(web.requests) == 3

@@ -10,13 +10,25 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from vigil.config.schema.types import Base, Duration
 
 
+class _Delivered(Base):
+    """What every channel that can fail shares."""
+
+    max_attempts: int = Field(
+        10,
+        ge=1,
+        le=1000,
+        description="Give up on a notification after this many failed deliveries (retries"
+        " back off exponentially, up to an hour apart, or as the server's Retry-After says).",
+    )
+
+
 class ConsoleChannelConfig(Base):
     """Print alerts to standard output."""
 
     type: Literal["console"] = Field(description="Channel backend.")
 
 
-class TelegramChannelConfig(Base):
+class TelegramChannelConfig(_Delivered):
     """Telegram Bot API: sendMessage with the alert text, sendPhoto with the chart."""
 
     type: Literal["telegram"] = Field(description="Channel backend.")
@@ -29,9 +41,6 @@ class TelegramChannelConfig(Base):
         None, description="Forum topic to post in (supergroups with topics)."
     )
     timeout: Duration = Field(timedelta(seconds=15), description="HTTP timeout per request.")
-    max_attempts: int = Field(
-        10, ge=1, description="Give up on a notification after this many failed deliveries."
-    )
 
     @field_validator("chat_id", mode="before")
     @classmethod
@@ -39,7 +48,7 @@ class TelegramChannelConfig(Base):
         return str(value) if isinstance(value, int) else value
 
 
-class WebhookChannelConfig(Base):
+class WebhookChannelConfig(_Delivered):
     """POST a JSON document per notification (see docs/channels.md), optionally HMAC-signed."""
 
     type: Literal["webhook"] = Field(description="Channel backend.")
@@ -51,7 +60,7 @@ class WebhookChannelConfig(Base):
     timeout: Duration = Field(timedelta(seconds=15), description="HTTP timeout per request.")
 
 
-class SlackChannelConfig(Base):
+class SlackChannelConfig(_Delivered):
     """Slack: a bot token (message plus chart upload) or an incoming webhook (message only)."""
 
     type: Literal["slack"] = Field(description="Channel backend.")
@@ -74,7 +83,7 @@ class SlackChannelConfig(Base):
         return self
 
 
-class EmailChannelConfig(Base):
+class EmailChannelConfig(_Delivered):
     """Email over SMTP: HTML and plain-text parts, the chart inline."""
 
     type: Literal["email"] = Field(description="Channel backend.")
@@ -93,7 +102,7 @@ class EmailChannelConfig(Base):
     timeout: Duration = Field(timedelta(seconds=30), description="SMTP timeout.")
 
 
-class PagerDutyChannelConfig(Base):
+class PagerDutyChannelConfig(_Delivered):
     """PagerDuty Events API v2: one incident per monitor and series (stable dedup_key)."""
 
     type: Literal["pagerduty"] = Field(description="Channel backend.")
@@ -104,7 +113,7 @@ class PagerDutyChannelConfig(Base):
     timeout: Duration = Field(timedelta(seconds=15), description="HTTP timeout per request.")
 
 
-class TeamsChannelConfig(Base):
+class TeamsChannelConfig(_Delivered):
     """Microsoft Teams incoming webhook (a message card)."""
 
     type: Literal["teams"] = Field(description="Channel backend.")
@@ -116,7 +125,7 @@ class TeamsChannelConfig(Base):
     timeout: Duration = Field(timedelta(seconds=15), description="HTTP timeout per request.")
 
 
-class MattermostChannelConfig(Base):
+class MattermostChannelConfig(_Delivered):
     """Mattermost incoming webhook (markdown text)."""
 
     type: Literal["mattermost"] = Field(description="Channel backend.")
