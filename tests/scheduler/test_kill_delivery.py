@@ -19,6 +19,7 @@ from tests.conftest import (
     START,
     VIGIL_YAML,
     ProjectFactory,
+    Recorded,
     Reply,
     TelegramStandIn,
     WebStandIn,
@@ -150,19 +151,40 @@ def test_telegram_resends_the_part_in_flight_tagged_and_nothing_else(
         assert captions[1] == f"{captions[0]} {RESENT_TAG}"
 
 
+def _dedupe_key(kind: str, request: Recorded) -> str:
+    if kind == "webhook":
+        return request.headers[KEY_HEADER.lower()]
+    return str(request.json()["dedup_key"])
+
+
 @pytest.mark.slow
-def test_a_webhook_resends_the_post_in_flight_with_the_same_idempotency_key(
-    project_dir: ProjectFactory,
+@pytest.mark.parametrize(
+    ("kind", "channel"),
+    [
+        ("webhook", "  out: {type: webhook, url: '${HOOK_URL}'}\n"),
+        (
+            "pagerduty",
+            "  out: {type: pagerduty, routing_key: '${PD_KEY}', api_url: '${HOOK_URL}'}\n",
+        ),
+    ],
+)
+def test_a_dedupe_key_channel_resends_the_request_in_flight_unchanged(
+    project_dir: ProjectFactory, kind: str, channel: str
 ) -> None:
     killer = Killer("/hook")
     web = KillingWeb(killer)
     for server in serving(web):
-        root = _project(project_dir, "  out: {type: webhook, url: '${HOOK_URL}'}\n")
-        rows = _killed_then_resumed(root, {"HOOK_URL": f"{server.url}/hook"}, killer)
-    keys = [r.headers[KEY_HEADER.lower()] for r in web.requests]
+        root = _project(project_dir, channel)
+        env = {"HOOK_URL": f"{server.url}/hook", "PD_KEY": "pd-routing-key-123"}
+        rows = _killed_then_resumed(root, env, killer)
+    keys = [_dedupe_key(kind, r) for r in web.requests]
     assert len(rows) == len(DROPS)
     assert len(keys) == len(DROPS) + 1
-    assert len(set(keys)) == len(DROPS)  # the receiver deduplicates on the key
     assert keys[0] == keys[1]
+    if kind == "webhook":  # one key per notification: the receiver drops the repeat
+        assert len(set(keys)) == len(DROPS)
+    else:  # one dedup_key per monitor and series: the repeat updates the same incident
+        assert len(set(keys)) == 1
+    assert len({r.body for r in web.requests}) == len(DROPS)
     assert web.requests[0].body == web.requests[1].body  # an idempotent resend is unchanged
     assert not any(RESENT_TAG.encode() in r.body for r in web.requests)
