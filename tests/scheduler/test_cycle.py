@@ -622,3 +622,68 @@ def test_a_series_joining_an_incident_already_told_is_held_not_sent_again(
         "total": AlertStatus.COOLDOWN,
     }
     assert later.delivery.sent == 0
+
+
+TWO_MONITORS = """\
+analyzers:
+  - {id: day_week, type: same_time_comparison, metrics: ['*'], buckets: 1}
+  - {id: floor, type: fixed, metrics: [actions], lower: 5}
+monitors:
+  - {id: product, analyzers: [day_week], channels: [tg], severity: high}
+  - {id: guard, analyzers: [floor], channels: [%s], severity: critical}
+"""
+
+
+@pytest.mark.parametrize(("guard_channels", "messages"), [("tg", 1), ("console", 2)])
+def test_monitors_that_tell_one_channel_about_one_incident_send_it_one_message(
+    project_dir: ProjectFactory, telegram: TelegramStandIn, guard_channels: str, messages: int
+) -> None:
+    with_drop(project_dir)
+    vigil = VIGIL_YAML.replace(
+        "  console: {type: console}\n",
+        "  console: {type: console}\n"
+        "  tg: {type: telegram, token: '${TG_TOKEN}', chat_id: '42', api_url: '${TG_URL}'}\n",
+    )
+    root = project_dir.write(
+        {"vigil.yaml": vigil, "monitors/main.yaml": TWO_MONITORS % guard_channels}
+    )
+    app, out = app_for(root, env={"TG_TOKEN": "777:token-xyz", "TG_URL": telegram.url})
+    report = run_cycle(app, DROP + STEP)
+    sent = [a for a in report.alerts if a.status is AlertStatus.NOTIFY]
+    assert {a.monitor for a in sent} == {"product", "guard"}
+    assert report.delivery.sent == messages
+    texts = [c.fields["text"] for c in telegram.calls if c.method == "sendMessage"]
+    assert len(texts) == 1  # Telegram hears of the incident once, whoever routed it
+    if guard_channels == "tg":
+        assert texts[0].startswith("🔴 <b>events: 6 anomalies in 2 metrics</b>")  # critical
+        assert "[day_week, floor]" in texts[0]  # the two monitors' analyzers, one member
+        (row,) = app.store.notification_rows()
+        assert row["kind"] == "incident"
+    else:  # the console hears only what its monitor routes: actions below the floor
+        assert "[floor]" not in texts[0]
+        assert "Actions" in out.getvalue()
+    later = run_cycle(app, DROP + 2 * STEP)
+    assert later.delivery.sent == 0
+
+
+def test_one_series_flagged_by_two_monitors_is_one_message(
+    project_dir: ProjectFactory,
+) -> None:
+    with_drop(project_dir)
+    monitors = (
+        "analyzers:\n"
+        "  - {id: day_week, type: same_time_comparison, metrics: [actions], buckets: 1,"
+        " segments: total}\n"
+        "  - {id: floor, type: fixed, metrics: [actions], lower: 10, segments: total}\n"
+        "monitors:\n"
+        "  - {id: product, analyzers: [day_week], channels: [console]}\n"
+        "  - {id: guard, analyzers: [floor], channels: [console]}\n"
+    )
+    app, out = app_for(project_dir.write({"monitors/main.yaml": monitors}))
+    report = run_cycle(app, DROP + STEP)
+    assert {a.monitor for a in report.sent_alerts} == {"product", "guard"}
+    assert report.delivery.sent == 1
+    text = out.getvalue()
+    assert text.count("Actions · total") == 1
+    assert "day_week (same_time_comparison)" in text
+    assert "floor (fixed)" in text

@@ -12,6 +12,7 @@ import numpy as np
 from vigil.analysis.matrix import SeriesMatrix
 from vigil.config.schema import StaticLimits
 from vigil.model import Direction, Status
+from vigil.numbers import format_number as format_number  # re-exported for the analyzers
 from vigil.timeutil import Granularity
 
 STATUS_CODES = (Status.OK, Status.ANOMALY, Status.INSUFFICIENT, Status.NO_DATA)
@@ -60,17 +61,6 @@ def relative(value: np.ndarray, reference: np.ndarray) -> np.ndarray:
         out = np.asarray((value - reference) / np.abs(reference), dtype=float)
     out[~np.isfinite(out)] = np.nan
     return out
-
-
-def format_number(value: float | None) -> str:
-    """Readable number: thousands separators, at most 4 significant decimals."""
-    if value is None or value != value:
-        return "n/a"
-    if abs(value) >= 1000:
-        return f"{value:,.0f}"
-    if abs(value) >= 10:
-        return f"{value:,.1f}".rstrip("0").rstrip(".")
-    return f"{value:.4g}"
 
 
 def outside(

@@ -7,13 +7,13 @@ from typing import Any
 
 import click
 
-from vigil.analysis.base import format_number
 from vigil.app import running_app
 from vigil.cli.base import TIME, echo, handle_errors, main, project_of, time_of
 from vigil.clock import SystemClock
 from vigil.config.graph import render_dot, render_mermaid, render_text
 from vigil.errors import VigilError
 from vigil.model import RunRecord, Segment, Silence
+from vigil.numbers import format_number
 from vigil.store.base import AlertRow
 from vigil.timeutil import get_zone, parse_duration, parse_instant
 

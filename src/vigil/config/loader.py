@@ -322,6 +322,7 @@ def _resolve_dataset(
                 analyzers=effective,
                 where=where,
                 rollup=config.rollup,
+                format=config.format,
             )
         )
         _check_rollups(config.rollup, effective, granularity, where, problems, recompute)

@@ -20,6 +20,7 @@ from vigil.config.schema import (
     SliceConfig,
 )
 from vigil.model import Segment
+from vigil.numbers import format_value
 from vigil.timeutil import Granularity
 
 # Source types that aggregate in their own engine, and so can recompute a metric at a coarser
@@ -47,6 +48,11 @@ class Metric:
     column: str | None = None
     stat: str | None = None
     kind: str = "formula"
+    format: str = "number"
+
+    def show(self, value: float | None) -> str:
+        """A value as people read it: `6.08%` for a percent metric, else `1,234`."""
+        return format_value(value, self.format)
 
     @property
     def is_profile(self) -> bool:

@@ -76,6 +76,7 @@ datasets:
         formula: count(*) FILTER (WHERE action = 'like')
       - name: ctr
         title: CTR (likes / views)
+        format: percent
         formula: >-
           count(*) FILTER (WHERE action = 'like')
           / nullif(count(*) FILTER (WHERE action = 'view'), 0)

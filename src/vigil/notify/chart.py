@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from vigil.analysis.base import format_number
+from vigil.numbers import format_number
 from vigil.timeutil import get_zone
 
 if TYPE_CHECKING:

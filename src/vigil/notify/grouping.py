@@ -12,7 +12,6 @@ from __future__ import annotations
 import html
 from collections import Counter
 
-from vigil.analysis.base import format_number
 from vigil.config.project import Project
 from vigil.config.schema import MonitorConfig
 from vigil.model import Alert, Severity
@@ -113,8 +112,8 @@ def _detail(project: Project, group: list[Alert]) -> str:
     and the analyzers that agree."""
     result = max(group, key=lambda a: abs(a.result.deviation or 0.0)).result
     metric = project.metric(result.series.metric)
-    text = f"{metric.title} · {result.series.segment.label()}: {format_number(result.value)}"
-    bounds = expected_range(result.expected_lower, result.expected_upper)
+    text = f"{metric.title} · {result.series.segment.label()}: {metric.show(result.value)}"
+    bounds = expected_range(result.expected_lower, result.expected_upper, metric.show)
     text += f" (expected {bounds})" if bounds else ""
     if result.deviation is not None:
         text += f", {result.deviation * 100:+.1f}%"

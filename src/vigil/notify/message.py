@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import html
 import string
+from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import quote
 
-from vigil.analysis.base import format_number
 from vigil.config.project import Metric
 from vigil.model import Alert, Bucket, SeriesKey, Severity
+from vigil.numbers import format_number
 from vigil.timeutil import get_zone
 
 SEVERITY_MARK = {
@@ -78,15 +79,16 @@ def compose_message(inputs: MessageInputs) -> Message:
     local = bucket.start.astimezone(get_zone(tz))
     when = f"{local:%Y-%m-%d %H:%M} ({bucket.granularity.name} bucket, {tz})"
     title = f"{metric.title} · {series.segment.label()}"
-    lines = [f"{SEVERITY_MARK[severity]} {title}", f"Value: {format_number(first.value)} at {when}"]
+    value = metric.show(first.value)
+    lines = [f"{SEVERITY_MARK[severity]} {title}", f"Value: {value} at {when}"]
     html_lines = [
         f"{SEVERITY_MARK[severity]} <b>{html.escape(metric.title)}</b> · "
         f"<i>{html.escape(series.segment.label())}</i>",
-        f"Value: <b>{format_number(first.value)}</b> at {html.escape(when)}",
+        f"Value: <b>{html.escape(value)}</b> at {html.escape(when)}",
     ]
     for alert in alerts:
         r = alert.result
-        bounds = expected_range(r.expected_lower, r.expected_upper)
+        bounds = expected_range(r.expected_lower, r.expected_upper, metric.show)
         expected = f"; expected {bounds}" if bounds else ""
         deviation = f"; deviation {r.deviation * 100:+.1f}%" if r.deviation is not None else ""
         line = f"{r.analyzer} ({r.analyzer_type}): {r.reason}{expected}{deviation}"
@@ -97,14 +99,16 @@ def compose_message(inputs: MessageInputs) -> Message:
     return Message(title=title, text="\n".join(lines), html="\n".join(html_lines))
 
 
-def expected_range(lower: float | None, upper: float | None) -> str:
+def expected_range(
+    lower: float | None, upper: float | None, show: Callable[[float | None], str] = format_number
+) -> str:
     """`10 – 20`, `≥ 10` or `≤ 20` (an open side is left out, never "n/a"), or nothing."""
     if lower is not None and upper is not None:
-        return f"{format_number(lower)} – {format_number(upper)}"
+        return f"{show(lower)} – {show(upper)}"
     if lower is not None:
-        return f"≥ {format_number(lower)}"
+        return f"≥ {show(lower)}"
     if upper is not None:
-        return f"≤ {format_number(upper)}"
+        return f"≤ {show(upper)}"
     return ""
 
 

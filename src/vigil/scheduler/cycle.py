@@ -17,8 +17,9 @@ from vigil.app import App
 from vigil.config.project import Dataset
 from vigil.errors import SourceError, VigilError
 from vigil.model import Alert, AlertStatus, AnalysisResult, RunRecord
+from vigil.notify.compose import compose
 from vigil.notify.incidents import track_incidents
-from vigil.notify.pipeline import DeliveryReport, compose, deliver_outbox, redact, route
+from vigil.notify.pipeline import DeliveryReport, deliver_outbox, redact, route
 from vigil.scheduler.health import record_data, record_failure, record_silence, record_success
 from vigil.scheduler.ingest import Ingested, history_buckets, ingest, ingest_window
 from vigil.store.base import Store

@@ -316,10 +316,10 @@ class Store(Protocol):
         ...
 
     def recent_messages(
-        self, monitor: str, since: datetime, before: datetime
-    ) -> list[tuple[str, str]]:
-        """(metric, severity) of the monitor's alert and incident messages queued for buckets
-        in [since, before): what an open incident has already told people."""
+        self, channel: str, since: datetime, before: datetime
+    ) -> list[tuple[str, str, str]]:
+        """(monitor, metric, severity) of alert and incident messages queued to `channel` for
+        buckets in [since, before): what an open incident has already told people there."""
         ...
 
     def list_alerts(

@@ -576,15 +576,16 @@ class SQLStore:
         return as_utc(rows[0][0]) if rows and rows[0][0] is not None else None
 
     def recent_messages(
-        self, monitor: str, since: datetime, before: datetime
-    ) -> list[tuple[str, str]]:
-        """(metric, severity) of the monitor's alert and incident messages in [since, before)."""
+        self, channel: str, since: datetime, before: datetime
+    ) -> list[tuple[str, str, str]]:
+        """(monitor, metric, severity) of alert and incident messages to `channel` in
+        [since, before)."""
         rows = self._rows(
-            "SELECT DISTINCT metric, severity FROM notifications WHERE monitor = ?"
+            "SELECT DISTINCT monitor, metric, severity FROM notifications WHERE channel = ?"
             " AND kind IN ('alert', 'incident') AND bucket >= ? AND bucket < ?",
-            [monitor, to_naive_utc(since), to_naive_utc(before)],
+            [channel, to_naive_utc(since), to_naive_utc(before)],
         )
-        return [(str(m), str(s or "")) for m, s in rows]
+        return [(str(m), str(x), str(s or "")) for m, x, s in rows]
 
     def list_alerts(
         self, *, since: datetime | None = None, until: datetime | None = None

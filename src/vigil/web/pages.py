@@ -12,7 +12,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from vigil.analysis.base import format_number
+from vigil.numbers import format_number
 from vigil.web import queries
 from vigil.web.api import From, Opened, To, alert_filter, page, segment_of, validate
 from vigil.web.api import config as config_json

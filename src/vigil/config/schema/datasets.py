@@ -151,6 +151,11 @@ class MetricConfig(Base):
         ),
     )
     title: str | None = Field(None, description="Human title for alerts and charts.")
+    format: Literal["number", "percent"] = Field(
+        "number",
+        description="How values are written in alerts and the dashboard: `percent` shows a"
+        " ratio such as CTR 0.0608 as 6.08%.",
+    )
     description: str = Field("", description="What the metric means.")
     owners: list[str] | None = Field(None, description="Handles to @mention (default: dataset's).")
     links: dict[str, str] | None = Field(None, description="URL templates (default: dataset's).")
