@@ -346,6 +346,38 @@ def test_a_silent_dataset_is_one_alert_not_one_per_series(project_dir: ProjectFa
     assert app.store.pipeline_state("events").silent_since is None
 
 
+def test_datasets_that_fall_silent_together_are_one_message_each_way(
+    project_dir: ProjectFactory,
+) -> None:
+    rows = event_rows(START, 9, {"iOS": 10, "Android": 20})
+    start, end = DROP.replace(tzinfo=None), (DROP + 3 * STEP).replace(tzinfo=None)
+    write_events(
+        project_dir.root / "app.duckdb", rows[(rows["time"] < start) | (rows["time"] >= end)]
+    )
+    second = (
+        METRICS_YAML.replace("name: events", "name: sessions")
+        .replace("name: actions", "name: sessions_started")
+        .replace("name: users", "name: session_users")
+    )
+    monitors = MONITORS_YAML.replace("metrics: [actions]", "metrics: [actions, sessions_started]")
+    root = project_dir.write({"metrics/sessions.yaml": second, "monitors/main.yaml": monitors})
+    app, out = app_for(root)
+    reports = [run_cycle(app, DROP + i * STEP) for i in range(1, 6)]
+    assert sum(r.delivery.sent for r in reports) == 2
+    text = out.getvalue()
+    assert text.count("No data:") == 1
+    assert (
+        "No data: datasets events and sessions (source app) have had no rows since"
+        " 2024-05-09 12:00 UTC. Their 4 metrics are not checked" in text
+    )
+    assert text.count("Data is back:") == 1
+    assert (
+        "Data is back: datasets events and sessions have rows again from 2024-05-09 12:45" in text
+    )
+    rows_sent = [r for r in app.store.notification_rows() if r["kind"] == "pipeline"]
+    assert sorted(r["metric"] for r in rows_sent) == ["events+sessions", "events+sessions"]
+
+
 def test_run_prunes_past_retention_when_it_starts_leading_then_daily(
     project_dir: ProjectFactory,
 ) -> None:

@@ -9,7 +9,7 @@ from datetime import datetime
 
 from vigil.app import App
 from vigil.config.project import Dataset
-from vigil.model import Bucket, Notification, SeriesKey
+from vigil.model import Bucket, DeliveryStatus, Notification, Segment, SeriesKey
 
 
 def record_failure(app: App, dataset: Dataset, error: str, bucket: datetime) -> None:
@@ -55,17 +55,13 @@ def record_success(app: App, dataset: Dataset, bucket: datetime) -> None:
 
 
 def record_silence(app: App, dataset: Dataset, bucket: datetime) -> None:
-    """The source returned no rows at all for `bucket`: say so once for the whole dataset."""
+    """The source returned no rows at all for `bucket`: say so once for the whole dataset
+    (in one message with every other dataset that fell silent at the same time)."""
     state = app.store.pipeline_state(dataset.name)
     if state.silence_alerted:
         return
     since = state.silent_since or bucket
-    text = (
-        f"No data: dataset {dataset.name} (source {dataset.config.source}) has had no rows since"
-        f" {since:%Y-%m-%d %H:%M} UTC. Its {len(dataset.metrics)} metrics are not checked until"
-        " rows arrive again."
-    )
-    _queue(app, dataset, "no_data", since, bucket, f"No data: {dataset.name}", text)
+    _queue(app, dataset, "no_data", since, bucket, "", "")
     app.store.save_pipeline_state(replace(state, silent_since=since, silence_alerted=True))
 
 
@@ -76,13 +72,35 @@ def record_data(app: App, dataset: Dataset, bucket: datetime) -> None:
         # Rows from before the stall (a restart catching up, a past `check`) do not end it.
         return
     if state.silence_alerted:
-        text = (
-            f"Data is back: dataset {dataset.name} has rows again from"
-            f" {bucket:%Y-%m-%d %H:%M} UTC (silent since {state.silent_since:%Y-%m-%d %H:%M})."
-        )
-        title = f"Data is back: {dataset.name}"
-        _queue(app, dataset, "data_back", state.silent_since, bucket, title, text)
+        _queue(app, dataset, "data_back", state.silent_since, bucket, "", "")
     app.store.save_pipeline_state(replace(state, silent_since=None, silence_alerted=False))
+
+
+def _names(datasets: list[Dataset]) -> str:
+    names = [d.name for d in datasets]
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def _silence_message(
+    datasets: list[Dataset], kind: str, since: datetime, bucket: datetime
+) -> tuple[str, str]:
+    """Title and text of a no-data or data-is-back message about one or more datasets."""
+    one = len(datasets) == 1
+    noun = f"dataset{'' if one else 's'} {_names(datasets)}"
+    if kind == "data_back":
+        text = (
+            f"Data is back: {noun} {'has' if one else 'have'} rows again from"
+            f" {bucket:%Y-%m-%d %H:%M} UTC (silent since {since:%Y-%m-%d %H:%M})."
+        )
+        return f"Data is back: {_names(datasets)}", text
+    sources = sorted({d.config.source for d in datasets})
+    metrics = sum(len(d.metrics) for d in datasets)
+    text = (
+        f"No data: {noun} (source{'' if len(sources) == 1 else 's'} {', '.join(sources)})"
+        f" {'has' if one else 'have'} had no rows since {since:%Y-%m-%d %H:%M} UTC."
+        f" {'Its' if one else 'Their'} {metrics} metrics are not checked until rows arrive again."
+    )
+    return f"No data: {_names(datasets)}", text
 
 
 def channels_for(app: App, dataset: Dataset) -> list[str]:
@@ -95,27 +113,67 @@ def channels_for(app: App, dataset: Dataset) -> list[str]:
     return list(dict.fromkeys(channels))
 
 
+SILENCE_KINDS = ("no_data", "data_back")
+
+
 def _queue(
     app: App, dataset: Dataset, kind: str, since: datetime, bucket: datetime, title: str, text: str
 ) -> None:
-    series = SeriesKey(dataset.name)
+    """Queue a pipeline message per channel. A no-data or data-is-back message joins the one
+    of this cycle, still pending, about other datasets silent since the same time."""
+    # About: the datasets (joined by +), silent since when (a tag, so that joins match).
+    series = SeriesKey(dataset.name, Segment.of({"since": since.isoformat()}))
+    monitor = f"pipeline:{kind}"
+    when = Bucket(bucket, dataset.granularity)
     notifications = []
     for channel in channels_for(app, dataset):
+        if kind in SILENCE_KINDS and _joined(app, dataset, kind, channel, since, when):
+            continue
+        if kind in SILENCE_KINDS:
+            title, text = _silence_message([dataset], kind, since, bucket)
         raw = f"pipeline|{kind}|{dataset.name}|{since.isoformat()}|{channel}"
         notifications.append(
             Notification(
                 key=hashlib.sha256(raw.encode()).hexdigest()[:32],
-                monitor=f"pipeline:{kind}",
+                monitor=monitor,
                 channel=channel,
                 series=series,
-                bucket=Bucket(bucket, dataset.granularity),
+                bucket=when,
                 title=title,
                 text=text,
                 html=_html(text),
                 image=None,
+                kind="pipeline",
             )
         )
     app.store.enqueue(notifications)
+
+
+def _joined(
+    app: App, dataset: Dataset, kind: str, channel: str, since: datetime, bucket: Bucket
+) -> bool:
+    """Add `dataset` to a pending message of the same kind, channel, bucket and silence."""
+    for pending in app.store.outbox((DeliveryStatus.PENDING,)):
+        if (
+            pending.monitor != f"pipeline:{kind}"
+            or pending.channel != channel
+            or pending.bucket.start != bucket.start
+            or pending.series.segment.as_dict() != {"since": since.isoformat()}
+        ):
+            continue
+        names = [*pending.series.metric.split("+"), dataset.name]
+        known = {d.name: d for d in app.project.datasets}
+        members = [known[n] for n in dict.fromkeys(names) if n in known]
+        title, text = _silence_message(members, kind, since, bucket.start)
+        app.store.rewrite_pending(
+            pending.key,
+            SeriesKey("+".join(d.name for d in members), pending.series.segment),
+            title,
+            text,
+            _html(text),
+        )
+        return True
+    return False
 
 
 def _html(text: str) -> str:

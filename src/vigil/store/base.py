@@ -388,6 +388,12 @@ class Store(Protocol):
         """Record a delivery attempt's outcome (and when to try again)."""
         ...
 
+    def rewrite_pending(
+        self, key: str, series: SeriesKey, title: str, text: str, html: str
+    ) -> None:
+        """Replace what a still pending notification says (and is about)."""
+        ...
+
     def notification_rows(self) -> list[dict[str, Any]]:
         """Every notification without its image, oldest first."""
         ...

@@ -973,6 +973,16 @@ class SQLStore:
             [status.value, attempts, parts_sent, redact(error), now, sent, now, retry, key],
         )
 
+    def rewrite_pending(
+        self, key: str, series: SeriesKey, title: str, text: str, html: str
+    ) -> None:
+        """Replace what a still pending notification says (and is about)."""
+        self._run(
+            "UPDATE notifications SET metric = ?, segment = ?, title = ?, text = ?, html = ?"
+            " WHERE key = ? AND status = 'pending'",
+            [series.metric, series.segment.key, title, text, html, key],
+        )
+
     def notification_rows(self) -> list[dict[str, Any]]:
         """Every notification without its image, for listings and tests."""
         frame = self._frame(
