@@ -12,7 +12,14 @@ DAY, WEEK = 24, 168  # hourly buckets
 
 
 def analyzer(**params: object) -> SameTimeComparisonAnalyzer:
-    config = {"id": "st", "type": "same_time_comparison", "buckets": 1, **params}
+    # Size alone here; the count test has its own tests below.
+    config = {
+        "id": "st",
+        "type": "same_time_comparison",
+        "buckets": 1,
+        "min_significance": None,
+        **params,
+    }
     return SameTimeComparisonAnalyzer(SameTimeComparisonConfig.model_validate(config))
 
 
@@ -95,3 +102,35 @@ def test_lags_are_converted_to_buckets_of_the_granularity() -> None:
     assert a.lag_buckets(Granularity.parse("15m")) == [96, 672]
     assert a.history(Granularity.parse("15m")) == 675
     assert a.lag_buckets(Granularity.parse("1d")) == [1, 7]
+
+
+def counts(now: float, level: float, noise: list[float] | None = None) -> list[float]:
+    """A week of hourly counts at `level` (optionally cycling through `noise` offsets)."""
+    values = [level + (noise[i % len(noise)] if noise else 0.0) for i in range(WEEK + 1)]
+    values[WEEK] = now
+    return values
+
+
+def test_a_small_count_change_is_noise_a_large_one_is_not() -> None:
+    sig = analyzer(min_significance=0.001)
+    small, large = counts(14, 20), counts(1400, 2000)
+    result = sig.evaluate(matrix([small, large]), WEEK)
+    assert result.status.tolist() == [OK, ANOMALY]
+    assert "z = -1.0 against the count's own noise" in result.describe(0)
+    # Without the test the size alone flags both.
+    assert analyzer().evaluate(matrix([small, large]), WEEK).status.tolist() == [ANOMALY] * 2
+
+
+def test_a_bursty_count_needs_a_bigger_change_than_a_steady_one() -> None:
+    sig = analyzer(min_significance=0.001)
+    steady = counts(300, 500)
+    bursty = counts(300, 500, noise=[-250.0, 250.0])  # swings of ±250 every hour
+    bursty[WEEK - DAY] = bursty[0] = 500.0
+    result = sig.evaluate(matrix([steady, bursty]), WEEK)
+    assert result.status.tolist() == [ANOMALY, OK]
+
+
+def test_fractions_are_judged_by_size_alone() -> None:
+    ratio = counts(0.06, 0.1)
+    result = analyzer(min_significance=0.001).evaluate(matrix([ratio]), WEEK)
+    assert result.status.tolist() == [ANOMALY]

@@ -138,9 +138,9 @@ def test_broken_references_are_all_reported(project_dir: ProjectFactory) -> None
     assert problems == [
         "metrics/events.yaml:3: datasets[0].source: unknown source 'warehouse';"
         " expected one of vigil.yaml's sources (app)",
-        "monitors/main.yaml:8: monitors[0].analyzers[0]: unknown analyzer 'nope';"
+        "monitors/main.yaml:9: monitors[0].analyzers[0]: unknown analyzer 'nope';"
         " expected one of: day_week",
-        "monitors/main.yaml:9: monitors[0].channels[0]: unknown channel 'slack';"
+        "monitors/main.yaml:10: monitors[0].channels[0]: unknown channel 'slack';"
         " expected one of: console",
     ]
 

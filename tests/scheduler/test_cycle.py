@@ -384,7 +384,7 @@ def test_template_syntax_errors_are_config_errors(project_dir: ProjectFactory) -
         (problem,) = e.problems
     else:
         raise AssertionError("expected a ConfigError")
-    assert problem.startswith("monitors/main.yaml:10: monitors[0].template: invalid template text")
+    assert problem.startswith("monitors/main.yaml:11: monitors[0].template: invalid template text")
 
 
 def test_escalated_severity_routes_to_its_channels_with_channel_mentions(
@@ -551,7 +551,8 @@ def test_one_incident_is_one_message_across_metrics_slices_and_analyzers(
     )
     monitors = (
         "analyzers:\n"
-        "  - {id: day_week, type: same_time_comparison, metrics: ['*'], buckets: 1}\n"
+        "  - {id: day_week, type: same_time_comparison, metrics: ['*'], buckets: 1,"
+        " min_significance: null}\n"
         "  - {id: floor, type: fixed, metrics: [actions], lower: 5}\n"
         "monitors:\n"
         "  - {id: main, analyzers: ['*'], channels: [tg]}\n"
@@ -626,7 +627,7 @@ def test_a_series_joining_an_incident_already_told_is_held_not_sent_again(
 
 TWO_MONITORS = """\
 analyzers:
-  - {id: day_week, type: same_time_comparison, metrics: ['*'], buckets: 1}
+  - {id: day_week, type: same_time_comparison, metrics: ['*'], buckets: 1, min_significance: null}
   - {id: floor, type: fixed, metrics: [actions], lower: 5}
 monitors:
   - {id: product, analyzers: [day_week], channels: [tg], severity: high}

@@ -32,6 +32,7 @@ analyzers:
     lags: [1d, 7d]
     threshold: 0.4
     min_value: 20
+    min_significance: null  # a 2% sample: the same alerts on every engine is the point
   - id: ctr_floor
     type: fixed
     metrics: [ctr]

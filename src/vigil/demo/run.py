@@ -93,10 +93,12 @@ def run_demo(
         for at in due_times(project, replay_from, end):
             alerts.extend(run_cycle(app, at).alerts)
         metrics_of = {d.name: {m.name for m in d.metrics} for d in project.datasets}
-        silences = [
-            DatasetSilence(row["metric"], as_utc(row["bucket"]), metrics_of[row["metric"]])
+        silences = [  # one message may name several datasets (feed+messenger)
+            DatasetSilence(name, as_utc(row["bucket"]), metrics_of[name])
             for row in app.store.notification_rows()
-            if row["monitor"] == "pipeline:no_data"
+            if row["monitor"] == "pipeline:no_data" and row["channel"] == "console"
+            for name in str(row["metric"]).split("+")
+            if name in metrics_of
         ]
         # What a person on call receives: the messages of one channel.
         messages = Counter(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,6 +23,8 @@ from vigil.scheduler.schedule import next_due
 
 log = logging.getLogger(__name__)
 LOCK_NAME = "scheduler"
+SETTLE_SECONDS = 0.3
+SETTLE_TRIES = 10
 
 
 def default_owner() -> str:
@@ -34,17 +37,34 @@ class ConfigWatcher:
     """Notices edits of vigil.yaml and the files it includes (by modification time)."""
 
     root: Path
-    seen: dict[Path, float] = field(default_factory=dict)
+    seen: dict[Path, tuple[int, int]] = field(default_factory=dict)
 
-    def snapshot(self, include: list[str]) -> dict[Path, float]:
-        """Current modification times of the project's files."""
+    def snapshot(self, include: list[str]) -> dict[Path, tuple[int, int]]:
+        """Current modification times and sizes of the project's files."""
         files = [self.root / PROJECT_FILE, *included_files(self.root, include)]
-        return {f: f.stat().st_mtime for f in files if f.exists()}
+        found = {}
+        for f in files:
+            try:
+                stat = f.stat()
+            except OSError:  # removed between the listing and now
+                continue
+            found[f] = (stat.st_mtime_ns, stat.st_size)
+        return found
 
     def changed(self, include: list[str]) -> bool:
-        """Whether any file was added, removed or modified since the last call."""
+        """Whether any file was added, removed or modified since the last call.
+
+        A change is reported once the files have stopped changing (an editor or a deploy
+        that writes a file in several steps is not read half-written).
+        """
         current = self.snapshot(include)
         changed = bool(self.seen) and current != self.seen
+        for _ in range(SETTLE_TRIES if changed else 0):
+            time.sleep(SETTLE_SECONDS)
+            again = self.snapshot(include)
+            if again == current:
+                break
+            current = again
         self.seen = current
         return changed
 

@@ -179,6 +179,14 @@ class SameTimeComparisonConfig(AnalyzerBase):
         ge=0,
         description="Ignore the series while both now and every baseline are below this.",
     )
+    min_significance: float | None = Field(
+        0.001,
+        gt=0,
+        lt=0.5,
+        description="For counts (whole, non-negative values): a change must also be this"
+        " unlikely under the series' own noise (a one-sided p-value of an overdispersed"
+        " Poisson test; see docs/analyzers.md). null: size alone decides.",
+    )
 
 
 class FixedConfig(AnalyzerBase):
