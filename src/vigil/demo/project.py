@@ -105,12 +105,9 @@ datasets:
       - name: messenger_users
         title: Messenger users
         formula: count(DISTINCT user_id)
-        # Night-time slices are small; below 40 users a 30% swing is noise.
-        overrides: {day_week: {min_value: 40}}
       - name: messages
         title: Messages sent
         formula: count(*)
-        overrides: {day_week: {min_value: 100}}
       - name: messages_per_user
         title: Messages per user
         formula: count(*) / count(DISTINCT user_id)
