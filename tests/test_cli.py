@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -72,6 +73,45 @@ def test_check_prints_what_it_checked_and_alerted(project_dir: ProjectFactory) -
     assert "3 checks, 3 anomalies" in out
     assert "ALERT actions [os=iOS] by day_week → main: notify" in out
     assert "Value: 2 at 2024-05-09 12:00" in out
+
+
+def test_checking_a_bucket_again_says_so_and_how_to_redo_it(
+    project_dir: ProjectFactory,
+) -> None:
+    write_events(project_dir.root / "app.duckdb", event_rows(START, 9, {"iOS": 10}))
+    at = (DROP + STEP).isoformat()
+    assert vigil(project_dir, "check", "--at", at, "--no-notify")[0] == 0
+    code, out, _ = vigil(project_dir, "check", "--at", at, "--no-notify")
+    assert code == 0
+    assert "0 checks" in out
+    hint = (
+        "events: bucket 2024-05-09 12:00 was already checked; to check it again:"
+        " vigil backfill --from 2024-05-09T12:00 --to 2024-05-09T12:15 --reanalyze"
+    )
+    assert hint in out
+    command = hint.split("again: vigil ", 1)[1].split()
+    code, out, _ = vigil(project_dir, *command, "--no-notify")
+    assert code == 0
+    assert "3 checks" in out or "checks" in out
+
+
+def test_a_replay_whose_every_cycle_fails_exits_1(project_dir: ProjectFactory) -> None:
+    project_dir.write(
+        {"metrics/events.yaml": METRICS_YAML.replace("DISTINCT user_id", "DISTINCT uid")}
+    )
+    code, out, err = vigil(
+        project_dir, "replay", "--from", DROP.isoformat(), "--to", (DROP + 2 * STEP).isoformat()
+    )
+    assert code == 1
+    assert "Replayed 2 cycles; 0 alerts; 2 cycles failed." in out, err
+    assert "every cycle failed" in err
+
+
+def test_demo_refuses_zero_replay_days(tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["demo", "--dir", str(tmp_path), "--replay-days", "0"])
+    assert result.exit_code == 2
+    assert "0 is not in the range x>=1" in result.stderr
+    assert result.exception is None or isinstance(result.exception, SystemExit)
 
 
 def test_replay_then_alerts_json(project_dir: ProjectFactory) -> None:

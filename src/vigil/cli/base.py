@@ -6,7 +6,7 @@ import logging
 import sys
 from collections import Counter
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import wraps
 from pathlib import Path
 from typing import Any, TypeVar
@@ -105,6 +105,12 @@ def range_of(start_text: str, end_text: str, project: Project) -> tuple[datetime
     return start, end
 
 
+def report_step(project: Project, dataset: str) -> timedelta:
+    """The bucket width of a dataset (for the commands a report suggests)."""
+    found = next((d for d in project.datasets if d.name == dataset), None)
+    return timedelta(seconds=found.granularity.seconds if found else 900)
+
+
 def print_report(report: CycleReport, project: Project, *, verbose: bool) -> None:
     """Human summary of a cycle: what was checked and what alerted."""
     zone = get_zone(project.timezone)
@@ -120,6 +126,14 @@ def print_report(report: CycleReport, project: Project, *, verbose: bool) -> Non
                 f" {outcome.rows_ingested} values ingested, {len(outcome.results)} checks,"
                 f" {len(outcome.anomalies)} anomalies"
             )
+            for bucket in outcome.already_checked:
+                start = bucket.astimezone(zone)
+                end = start + (report_step(project, outcome.dataset))
+                echo(
+                    f"[{at:%Y-%m-%d %H:%M}] {outcome.dataset}: bucket {start:%Y-%m-%d %H:%M} was"
+                    " already checked; to check it again: vigil backfill"
+                    f" --from {start:%Y-%m-%dT%H:%M} --to {end:%Y-%m-%dT%H:%M} --reanalyze"
+                )
         if verbose:
             for alert in outcome.alerts:
                 r = alert.result

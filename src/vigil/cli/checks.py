@@ -75,7 +75,9 @@ def check(ctx: click.Context, at_text: str | None, no_notify: bool) -> None:
 
 @main.command()
 @click.option("--from", "start_text", type=TIME, required=True, help="Replay from this time.")
-@click.option("--to", "end_text", type=TIME, required=True, help="Replay up to this time.")
+@click.option(
+    "--to", "end_text", type=TIME, required=True, help="Replay up to this time (exclusive)."
+)
 @click.option("--no-notify", is_flag=True, help="Log alerts but send nothing.")
 @click.pass_context
 @handle_errors
@@ -85,12 +87,19 @@ def replay(ctx: click.Context, start_text: str, end_text: str, no_notify: bool) 
     start, end = range_of(start_text, end_text, project)
     times = due_times(project, start, end)
     with running_app(project, SystemClock()) as app, app.session():
-        alerts = 0
+        alerts = failed = 0
         for at in times:
             report = run_cycle(app, at, notify=not no_notify, scheduled_only=True, kind="replay")
             print_report(report, project, verbose=False)
             alerts += len(report.sent_alerts)
-    echo(f"Replayed {len(times)} cycles; {alerts} alerts.")
+            ran = [o for o in report.outcomes if not o.skipped]
+            failed += bool(ran) and all(o.error for o in ran)
+    echo(
+        f"Replayed {len(times)} cycles; {alerts} alerts"
+        + (f"; {failed} cycles failed." if failed else ".")
+    )
+    if times and failed == len(times):
+        raise VigilError("every cycle failed; see the errors above")
 
 
 @main.command()
@@ -274,7 +283,13 @@ def backtest(
     help="Where to write the demo project.",
 )
 @click.option("--days", default=14, show_default=True, help="Days of simulated history (>= 10).")
-@click.option("--replay-days", default=3, show_default=True, help="Days replayed through monitors.")
+@click.option(
+    "--replay-days",
+    default=3,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Days replayed through monitors (at least 1).",
+)
 @click.option("--seed", default=7, show_default=True, help="Random seed of the simulation.")
 @handle_errors
 def demo(directory: Path, days: int, replay_days: int, seed: int) -> None:

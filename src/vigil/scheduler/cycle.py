@@ -40,6 +40,8 @@ class DatasetOutcome:
     charts: list[Path] = field(default_factory=list)
     error: str | None = None
     skipped: str | None = None
+    # Buckets that already had their results (a past check or replay): nothing was redone.
+    already_checked: list[datetime] = field(default_factory=list)
     empty: list[datetime] = field(default_factory=list)
     # Seconds spent per stage (ingest, analyze, route, persist, commit), for -v and the run log.
     timings: dict[str, float] = field(default_factory=dict)
@@ -281,11 +283,18 @@ def _analysis_stage(
         buckets.append((plan.partial, True))
     series = alerts_count = queued = 0
     spent = {"analyze": 0.0, "route": 0.0, "persist": 0.0}
+    last = (
+        None
+        if reanalyze
+        else store.last_analyzed([m.name for m in dataset.metrics], dataset.granularity)
+    )
     for bucket, partial in buckets:
         tick = time.perf_counter()
         results = analyze_dataset(
             dataset, store, bucket, reanalyze=reanalyze, partial=partial, metrics=metrics
         )
+        if not results and not partial and last is not None and bucket <= last:
+            outcome.already_checked.append(bucket)
         if not partial:
             results += _coarse_results(dataset, store, bucket, reanalyze, metrics)
         tock = time.perf_counter()
