@@ -131,6 +131,13 @@ def test_replay_then_alerts_json(project_dir: ProjectFactory) -> None:
     assert code == 0
     assert out.strip().endswith("Replayed 8 cycles; 3 alerts.")
     code, out, _ = vigil(project_dir, "alerts", "--json")
+    assert (code, json.loads(out)) == (0, [])  # by default the sent ones: none, --no-notify
+    code, out, _ = vigil(project_dir, "alerts")
+    assert out.splitlines() == [
+        "No alerts with status sent.",
+        "Not shown: 3 cooldown, 3 muted (--status all shows every alert).",
+    ]
+    code, out, _ = vigil(project_dir, "alerts", "--json", "--status", "all")
     assert code == 0
     alerts = json.loads(out)
     assert len(alerts) == 6  # 3 muted at 12:00, 3 in cooldown at 12:15
@@ -144,9 +151,24 @@ def test_replay_then_alerts_json(project_dir: ProjectFactory) -> None:
     assert (first["analyzer"], first["monitor"], first["severity"]) == ("day_week", "main", "high")
     assert first["status"] == "muted"
     assert {a["status"] for a in alerts[3:]} == {"cooldown"}
-    code, out, _ = vigil(project_dir, "alerts", "--since", "2024-05-09T12:10")
+    code, out, _ = vigil(project_dir, "alerts", "--since", "2024-05-09T12:10", "--status", "all")
     assert code == 0
-    assert len(out.strip().splitlines()) == 3
+    header, *lines = out.strip().splitlines()
+    assert header.split() == [
+        "bucket",
+        "severity",
+        "status",
+        "series",
+        "value",
+        "deviation",
+        "analyzer",
+        "→",
+        "monitor",
+    ]
+    assert len(lines) == 3
+    assert "-80.0%" in lines[0]
+    code, out, _ = vigil(project_dir, "alerts", "--status", "muted")
+    assert len(out.strip().splitlines()) == 1 + 3 + 1  # header, 3 muted, the 3 not shown
 
 
 def test_replay_rejects_an_empty_range(project_dir: ProjectFactory) -> None:

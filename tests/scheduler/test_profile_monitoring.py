@@ -117,7 +117,7 @@ def test_profiles_drift_new_items_reference_and_conjunction(project: Path) -> No
     vigil(
         project, "replay", "--from", "2024-05-08T10:00", "--to", "2024-05-08T13:00", "--no-notify"
     )
-    alerts = json.loads(vigil(project, "alerts", "--json"))
+    alerts = json.loads(vigil(project, "alerts", "--json", "--status", "all"))
     fired = {(a["analyzer"], a["metric"], a["time"][11:16]) for a in alerts}
     at_shift = {(a, m) for a, m, t in fired if t == "12:00"}
     assert ("price_drift", "price.histogram") in at_shift

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from typing import Any
 
 import click
@@ -12,7 +13,7 @@ from vigil.cli.base import TIME, echo, handle_errors, main, project_of, time_of
 from vigil.clock import SystemClock
 from vigil.config.graph import render_dot, render_mermaid, render_text
 from vigil.errors import VigilError
-from vigil.model import RunRecord, Segment, Silence
+from vigil.model import AlertStatus, RunRecord, Segment, Silence
 from vigil.numbers import format_number
 from vigil.store.base import AlertRow
 from vigil.timeutil import get_zone, parse_duration, parse_instant
@@ -77,36 +78,75 @@ def graph(ctx: click.Context, fmt: str) -> None:
     echo(render(project), nl=False)
 
 
+STATUSES = ("sent", *(s.value for s in AlertStatus if s is not AlertStatus.NOTIFY), "all")
+
+
 @main.command()
 @click.option("--since", "since_text", type=TIME, help="Only alerts for buckets from this time.")
 @click.option("--until", "until_text", type=TIME, help="Only alerts for buckets before this time.")
+@click.option(
+    "--status",
+    type=click.Choice(STATUSES),
+    default="sent",
+    show_default=True,
+    help="Which alerts: those sent, those held (cooldown, quiet_hours, silenced, …) or all.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
 @click.pass_context
 @handle_errors
 def alerts(
-    ctx: click.Context, since_text: str | None, until_text: str | None, as_json: bool
+    ctx: click.Context,
+    since_text: str | None,
+    until_text: str | None,
+    status: str,
+    as_json: bool,
 ) -> None:
-    """List alerts from the log."""
+    """List alerts from the log (by default those that were sent)."""
     project = project_of(ctx)
     with running_app(project, SystemClock()) as app:
         rows = app.store.list_alerts(
             since=time_of(since_text, project), until=time_of(until_text, project)
         )
+    wanted = AlertStatus.NOTIFY.value if status == "sent" else status
+
+    def wanted_row(row: AlertRow) -> bool:
+        return wanted == "all" or row.status == wanted
+
+    shown = [r for r in rows if wanted_row(r)]
     if as_json:
-        echo(json.dumps([alert_json(r) for r in rows], indent=2, ensure_ascii=False))
+        echo(json.dumps([alert_json(r) for r in shown], indent=2, ensure_ascii=False))
         return
-    if not rows:
-        echo("No alerts.")
-    zone = get_zone(project.timezone)
-    for row in rows:
-        r = row.result
+    held = Counter(_status_label(r.status) for r in rows if not wanted_row(r))
+    if not shown:
+        echo("No alerts." if not rows else f"No alerts with status {status}.")
+    else:
         echo(
-            f"{r.bucket.start.astimezone(zone):%Y-%m-%d %H:%M}  {row.severity:<8} {row.status:<11}"
-            f" {r.series.label():<40} {format_number(r.value):>10}  {r.analyzer} → {row.monitor}"
+            f"{'bucket':<16}  {'severity':<8} {'status':<11} {'series':<40} {'value':>10}"
+            f" {'deviation':>9}  analyzer → monitor"
         )
-        for channel, status, error in row.deliveries:
-            if status != "sent":
-                echo(f"    {channel}: {status}" + (f": {error}" if error else ""))
+    zone = get_zone(project.timezone)
+    for row in shown:
+        r = row.result
+        try:
+            value = project.metric(r.series.metric).show(r.value)
+        except KeyError:  # a metric since removed from the project
+            value = format_number(r.value)
+        deviation = f"{r.deviation * 100:+.1f}%" if r.deviation is not None else ""
+        echo(
+            f"{r.bucket.start.astimezone(zone):%Y-%m-%d %H:%M}  {row.severity:<8}"
+            f" {_status_label(row.status):<11} {r.series.label():<40} {value:>10}"
+            f" {deviation:>9}  {r.analyzer} → {row.monitor}"
+        )
+        for channel, delivery, error in row.deliveries:
+            if delivery != "sent":
+                echo(f"    {channel}: {delivery}" + (f": {error}" if error else ""))
+    if held:
+        others = ", ".join(f"{n} {s}" for s, n in sorted(held.items()))
+        echo(f"Not shown: {others} (--status all shows every alert).")
+
+
+def _status_label(status: str) -> str:
+    return "sent" if status == AlertStatus.NOTIFY.value else status
 
 
 def alert_json(row: AlertRow) -> dict[str, Any]:

@@ -210,5 +210,27 @@ def _print_summary(summary: dict[str, object], out: TextIO) -> None:
         parts = ", ".join(f"{n} {kind}" for kind, n in sorted(messages.items()))
         out.write(f"Messages on the console channel: {sum(messages.values())} ({parts})\n")
     out.write(f"Charts: {summary['charts_dir']}   Took {summary['seconds']} s\n")
-    project = Path(str(summary["charts_dir"])).parent
-    out.write(f"Dashboard: vigil --project {project} serve   (then open http://127.0.0.1:8000)\n")
+    project = _relative(Path(str(summary["charts_dir"])).parent)
+    vigil = f"{_command()} --project {project}"
+    out.write("Next, exactly as typed here:\n")
+    out.write(f"  {vigil} alerts --status sent      # the alerts that were sent\n")
+    out.write(f"  {vigil} validate                  # the configuration and every formula\n")
+    out.write(f"  {vigil} serve                     # the dashboard: http://127.0.0.1:8000\n")
+
+
+def _command() -> str:
+    """How this shell reaches `vigil`: the bare name when it is on PATH, else its path."""
+    running = Path(sys.argv[0]).resolve() if sys.argv and sys.argv[0] else None
+    found = shutil.which("vigil")
+    if found and running is not None and Path(found).resolve() == running:
+        return "vigil"
+    if running is not None and running.name == "vigil":
+        return str(_relative(running))
+    return "vigil"
+
+
+def _relative(path: Path) -> Path:
+    try:
+        return path.resolve().relative_to(Path.cwd())
+    except ValueError:
+        return path
