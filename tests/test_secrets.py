@@ -28,9 +28,6 @@ from tests.conftest import (
     write_events,
 )
 from vigil import secrets
-from vigil.clock import ManualClock
-from vigil.config import load_project
-from vigil.web.server import WebServer
 
 TOKEN = "987654321:AAH-recognisable-bot-token_x7"
 PASSWORD = "smtp-pass-Qz8!unusual"
@@ -128,17 +125,38 @@ def test_no_secret_in_any_output_store_file_or_api_answer(
             data = path.read_bytes()
             found = [s for s in (TOKEN, PASSWORD) if s.encode() in data]
             assert found == [], path
-    # The API's answers, with the same environment.
-    project = load_project(root, env=env)
-    server = WebServer(project, ManualClock(DROP + 4 * STEP), "127.0.0.1", 0)
+    # The API's answers and the output of a real `vigil -vv serve`, with the same environment.
+    served = subprocess.Popen(
+        [sys.executable, "-m", "vigil.cli", "--project", str(root), "-vv", "serve", "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
+    assert served.stdout is not None
+    first = ""  # -vv logs come first, on the same pipe
+    address = ""
+    while not address:
+        line = served.stdout.readline()
+        assert line, first
+        first += line
+        address = line if line.startswith("vigil serve: ") else ""
+    assert address.startswith("vigil serve: http://127.0.0.1:"), address
+    base = address.split(" ")[2]
+    assert not base.endswith(":0")  # the real port of --port 0
+    pages = ("/api/v1/config", "/api/v1/runs", "/api/v1/alerts", "/api/v1/overview", "/config")
     try:
-        with httpx.Client(base_url=server.start(), timeout=30) as client:
-            for url in ("/api/v1/config", "/api/v1/runs", "/api/v1/alerts", "/api/v1/overview"):
+        with httpx.Client(base_url=base, timeout=30) as client:
+            for url in pages:
                 answer = client.get(url)
                 assert answer.status_code == 200, url
                 assert _leaks(answer.text) == [], url
     finally:
-        server.stop()
+        served.send_signal(signal.SIGTERM)
+        rest, _ = served.communicate(timeout=60)
+    assert served.returncode == 0, rest
+    assert rest.strip().endswith("vigil serve: stopped")
+    assert _leaks(first + rest) == []
 
 
 def test_redaction_masks_registered_values_url_passwords_and_bot_paths(

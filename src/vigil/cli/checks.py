@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import signal
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -155,8 +156,17 @@ def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
 
     project = project_of(ctx)
     server = WebServer(project, SystemClock(), host, port)
-    echo(f"vigil serve: http://{server.host}:{server.port} (Ctrl-C to stop)")
-    server.serve()
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    url = server.start()  # the real address, also when --port 0 asked for any free port
+    echo(f"vigil serve: {url} (Ctrl-C to stop)")
+    try:
+        while not stop.wait(0.5) and server.running:
+            pass
+    finally:
+        server.stop()
+    echo("vigil serve: stopped")
 
 
 @main.command()

@@ -57,6 +57,11 @@ class WebServer:
             time.sleep(0.05)
         return self.url
 
+    @property
+    def running(self) -> bool:
+        """Whether the background server thread is still serving."""
+        return self._thread is not None and self._thread.is_alive()
+
     def stop(self) -> None:
         """Finish open requests and stop."""
         self.server.should_exit = True
