@@ -73,6 +73,9 @@ def incident_message(
         + html.escape(", ".join(headline_parts)),
         html.escape(when),
     ]
+    for line in breakdown_lines(project, order):
+        lines.append(line)
+        html_lines.append(html.escape(line))
     for group in order[:LISTED]:
         line = "• " + _detail(project, group)
         lines.append(line)
@@ -84,6 +87,44 @@ def incident_message(
     footer = f"Severity: {severity.value} · monitor {monitor.id} · {project.settings.name}"
     add_footer(lines, html_lines, footer, owners, links)
     return Message(title=title, text="\n".join(lines), html="\n".join(html_lines))
+
+
+def breakdown_lines(project: Project, order: list[list[Alert]]) -> list[str]:
+    """Which slice explains a metric's change: `os=Android explains 97% of the total drop
+    in Likes` — for metrics with the total and slices among the members, from the values the
+    comparison used (the last buckets' mean against the same time the first lag earlier).
+    Only additive metrics (the slices' baselines add up to no more than the total's)."""
+    by_metric: dict[str, dict[str, tuple[float, float]]] = {}
+    for group in order:
+        for alert in group:
+            result = alert.result
+            now = result.baselines.get("current_mean")
+            lags = [k for k in result.baselines if k.startswith("lag_")]
+            if now is None or not lags:
+                continue
+            then = result.baselines[lags[0]]
+            if then is None or now != now or then != then:
+                continue
+            label = result.series.segment.label()
+            by_metric.setdefault(result.series.metric, {})[label] = (float(now), float(then))
+    out = []
+    for metric, seen in by_metric.items():
+        total = seen.pop("total", None)
+        if total is None or not seen or abs(total[0] - total[1]) < 1e-9:
+            continue
+        if sum(then for _, then in seen.values()) > total[1] * 1.001:
+            continue  # not additive (a ratio): shares of the total mean nothing
+        change = total[0] - total[1]
+        label, (now, then) = max(seen.items(), key=lambda kv: abs(kv[1][0] - kv[1][1]))
+        share = (now - then) / change
+        if share <= 0:
+            continue
+        kind = "drop" if change < 0 else "rise"
+        title = project.metric(metric).title
+        out.append(f"{label} explains {share * 100:.0f}% of the total {kind} in {title}")
+        if len(out) == 2:
+            break
+    return out
 
 
 def _headline(project: Project, order: list[list[Alert]]) -> list[str]:
