@@ -153,7 +153,8 @@ def test_no_secret_in_any_output_store_file_or_api_answer(
                 assert _leaks(answer.text) == [], url
     finally:
         served.send_signal(signal.SIGTERM)
-        rest, _ = served.communicate(timeout=60)
+        rest = served.stdout.read()  # the same buffered pipe readline() read from
+        served.wait(timeout=60)
     assert served.returncode == 0, rest
     assert rest.strip().endswith("vigil serve: stopped")
     assert _leaks(first + rest) == []
@@ -212,10 +213,13 @@ def test_a_bad_edit_hot_reloaded_by_run_reveals_no_secret(
         assert process.poll() is None, process.communicate()
         lines.append(process.stdout.readline())
     process.send_signal(signal.SIGTERM)
-    out, _ = process.communicate(timeout=60)
+    # Read through the same buffered pipe object: communicate() would skip what readline()
+    # has already buffered.
+    out = process.stdout.read()
+    process.wait(timeout=60)
     output = "".join(lines) + out
     assert process.returncode == 0, output
-    assert "vigil.yaml" in output
+    assert "vigil.yaml" in output, output
     assert "channels.mail.port" in output
     assert _leaks(output) == []
     for path in root.rglob("*"):
