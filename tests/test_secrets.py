@@ -154,6 +154,7 @@ def test_no_secret_in_any_output_store_file_or_api_answer(
     finally:
         served.send_signal(signal.SIGTERM)
         rest = served.stdout.read()  # the same buffered pipe readline() read from
+        served.stdout.close()
         served.wait(timeout=60)
     assert served.returncode == 0, rest
     assert rest.strip().endswith("vigil serve: stopped")
@@ -216,6 +217,7 @@ def test_a_bad_edit_hot_reloaded_by_run_reveals_no_secret(
     # Read through the same buffered pipe object: communicate() would skip what readline()
     # has already buffered.
     out = process.stdout.read()
+    process.stdout.close()
     process.wait(timeout=60)
     output = "".join(lines) + out
     assert process.returncode == 0, output
