@@ -577,6 +577,8 @@ def test_one_incident_is_one_message_across_metrics_slices_and_analyzers(
     # Android has 20 of the 30 actions: it explains 16 of the total's 24 lost.
     assert "\nos=Android explains 67% of the total drop in Actions\n" in text
     assert "in Users" not in text  # distinct users do not add up over slices
+    # buckets: 1 — the compared value is the bucket's own: no separate mean.
+    assert "• Actions · total: 6 (expected" in text
     assert "Owners: @owner @ios" in text
     (row,) = app.store.notification_rows()
     assert row["kind"] == "incident"

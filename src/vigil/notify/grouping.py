@@ -154,6 +154,17 @@ def _detail(project: Project, group: list[Alert]) -> str:
     result = max(group, key=lambda a: abs(a.result.deviation or 0.0)).result
     metric = project.metric(result.series.metric)
     text = f"{metric.title} · {result.series.segment.label()}: {metric.show(result.value)}"
+    mean = result.baselines.get("current_mean")
+    if (
+        mean is not None
+        and result.value is not None
+        and metric.show(mean) != metric.show(result.value)
+    ):
+        # The range and the deviation are of the compared mean: show it first.
+        text = (
+            f"{metric.title} · {result.series.segment.label()}: {metric.show(mean)} (mean of"
+            f" the compared buckets; last bucket {metric.show(result.value)})"
+        )
     bounds = expected_range(result.expected_lower, result.expected_upper, metric.show)
     text += f" (expected {bounds})" if bounds else ""
     if result.deviation is not None:
