@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import duckdb
+import pandas as pd
 import pytest
 
 from tests.conftest import (
@@ -693,3 +694,37 @@ def test_one_series_flagged_by_two_monitors_is_one_message(
     assert text.count("Actions · total") == 1
     assert "day_week (same_time_comparison)" in text
     assert "floor (fixed)" in text
+
+
+def test_an_incident_that_doubles_gets_one_follow_up_not_a_message_per_bucket(
+    project_dir: ProjectFactory,
+) -> None:
+    rows = event_rows(START, 9, {"iOS": 10, "Android": 20})
+    t = rows["time"]
+
+    def bucket(k: int) -> pd.Series:
+        return (t >= (DROP + k * STEP).replace(tzinfo=None)) & (
+            t < (DROP + (k + 1) * STEP).replace(tzinfo=None)
+        )
+
+    # 12:00 iOS falls (actions and users: 2 series); from 12:15 everything (6 series).
+    thin = (rows["user_id"] >= 2) & (
+        (bucket(0) & (rows["os"] == "iOS")) | bucket(1) | bucket(2) | bucket(3)
+    )
+    write_events(project_dir.root / "app.duckdb", rows[~thin])
+    monitors = MONITORS_YAML.replace("    group: none", "    group: dataset").replace(
+        "metrics: [actions]", 'metrics: ["*"]'
+    )
+    app, out = app_for(project_dir.write({"monitors/main.yaml": monitors}))
+    first = run_cycle(app, DROP + STEP)
+    assert {a.result.series.label() for a in first.sent_alerts} == {
+        "actions [os=iOS]",
+        "users [os=iOS]",
+    }
+    assert first.delivery.sent == 1
+    grown = run_cycle(app, DROP + 2 * STEP)
+    assert grown.delivery.sent == 1
+    assert "🟠 Growing: events: 4 anomalies in 2 metrics" in out.getvalue()
+    assert len(grown.sent_alerts) >= 3
+    later = [run_cycle(app, DROP + k * STEP) for k in (3, 4)]
+    assert sum(r.delivery.sent for r in later) == 0  # no doubling again: held

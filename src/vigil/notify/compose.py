@@ -94,10 +94,14 @@ def compose(project: Project, store: Store, alerts: list[Alert]) -> Composed:
                 routed[id(a)] += 1
         keys = [k for ks in bundle.members.values() for k in ks]
         monitors = sorted({k[0] for k in keys})
-        if _already_told(project, store, channel, monitors, bundle.name, bucket, members):
+        told = _already_told(project, store, channel, monitors, bundle.name, bucket, members)
+        if told == "held":
             for group in members:
                 for a in group:
                     held[id(a)] += 1
+            continue
+        if told == "grown" and len(members) > 1:
+            made.incident(monitors, bundle.name, members, channel, update=True)
             continue
         if len(members) == 1:  # one series (maybe from several monitors): its own message
             lead_key = max(keys, key=lambda k: grouping.strength(groups[k]))
@@ -171,7 +175,12 @@ class _Made:
         )
 
     def incident(
-        self, monitors: list[str], name: str, members: list[list[Alert]], channel: str
+        self,
+        monitors: list[str],
+        name: str,
+        members: list[list[Alert]],
+        channel: str,
+        update: bool = False,
     ) -> None:
         """One message for a bundle of series: the lead member's chart and monitor, every
         member's owners (once each)."""
@@ -202,6 +211,14 @@ class _Made:
             [mapping.get(o, o) for o in owners],
             inputs.links,
         )
+        if update:  # a follow-up: the incident told earlier has at least doubled
+            escaped = html.escape(message.title)
+            message = replace(
+                message,
+                title=f"Growing: {message.title}",
+                text=message.text.replace(message.title, f"Growing: {message.title}", 1),
+                html=message.html.replace(escaped, f"Growing: {escaped}", 1),
+            )
         made = _per_channel(
             lead_monitor, series, bucket, message, image, owners, severity, "incident", [channel]
         )
@@ -217,14 +234,17 @@ def _already_told(
     name: str,
     bucket: Bucket,
     members: list[list[Alert]],
-) -> bool:
-    """Whether the bundle joins an incident whose message went to this channel within the
-    cooldown, and is no more severe than it: then it updates that incident, never resends."""
+) -> str:
+    """`new` when no message about this incident went to the channel within the cooldown;
+    else `held` (it updates that incident, no new message) — unless it is more severe than
+    what was said (`new`) or has at least doubled, by three series or more (`grown`: one
+    follow-up; the next needs another doubling)."""
     configs = [project.monitors[m] for m in monitors]
     cooldown = max((project.cooldown_for(m) for m in configs), default=None)
     if not cooldown:
-        return False
-    told = store.recent_messages(channel, bucket.start - cooldown, bucket.start)
+        return "new"
+    since = bucket.start - cooldown
+    told = store.recent_messages(channel, since, bucket.start)
     order = list(Severity)
     known = {s.value for s in Severity}
     before = [
@@ -234,9 +254,23 @@ def _already_told(
         and _bundle_name(project, project.monitors[monitor_id], metric) == name
     ]
     if not before:
-        return False
+        return "new"
     now = min(order.index(a.severity) for g in members for a in g)
-    return now >= min(before)  # not more severe than what was already said
+    if now < min(before):
+        return "new"  # more severe than what was already said
+    sent = {
+        (row.result.series.metric, row.result.series.segment.key)
+        for row in store.list_alerts(since=since, until=bucket.start)
+        if row.status == AlertStatus.NOTIFY.value
+        and row.monitor in project.monitors
+        and _bundle_name(project, project.monitors[row.monitor], row.result.series.metric) == name
+    }
+    size = len(
+        sent | {(g[0].result.series.metric, g[0].result.series.segment.key) for g in members}
+    )
+    if sent and size >= max(2 * len(sent), len(sent) + 3):
+        return "grown"
+    return "held"
 
 
 def _bundle_name(project: Project, monitor: MonitorConfig, metric: str) -> str | None:
