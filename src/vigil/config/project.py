@@ -7,6 +7,7 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from datetime import timedelta
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -126,20 +127,22 @@ class Project:
         """The project's IANA time zone."""
         return self.settings.timezone
 
-    def metric(self, name: str) -> Metric:
-        """Look a metric up by name (KeyError if unknown)."""
+    @cached_property
+    def _by_metric(self) -> dict[str, tuple[Metric, Dataset]]:
+        """Every metric by name, with its dataset (the first one, as names are unique)."""
+        found: dict[str, tuple[Metric, Dataset]] = {}
         for dataset in self.datasets:
             for metric in dataset.metrics:
-                if metric.name == name:
-                    return metric
-        raise KeyError(name)
+                found.setdefault(metric.name, (metric, dataset))
+        return found
+
+    def metric(self, name: str) -> Metric:
+        """Look a metric up by name (KeyError if unknown)."""
+        return self._by_metric[name][0]
 
     def dataset_of(self, metric_name: str) -> Dataset:
         """The dataset that defines `metric_name`."""
-        for dataset in self.datasets:
-            if any(m.name == metric_name for m in dataset.metrics):
-                return dataset
-        raise KeyError(metric_name)
+        return self._by_metric[metric_name][1]
 
     def monitors_for(self, analyzer_id: str) -> list[MonitorConfig]:
         """Monitors that route the given analyzer's anomalies."""
