@@ -10,7 +10,6 @@ import base64
 import hashlib
 import hmac
 import os
-from functools import lru_cache
 
 N, R, P = 2**14, 8, 1
 KEY_BYTES = 32
@@ -30,18 +29,22 @@ def check_format(text: str) -> None:
 
 
 def verify(password: str, hashed: str) -> bool:
-    """Whether `password` matches `hashed` (in constant time; repeated checks are cached)."""
+    """Whether `password` matches `hashed` (in constant time). A match is remembered by the
+    password's SHA-256 only, so a dashboard page's many requests cost one scrypt (~50 ms)."""
     digest = hashlib.sha256(password.encode("utf-8", "surrogatepass")).digest()
-    return _verify_cached(digest, password, hashed)
-
-
-@lru_cache(maxsize=256)
-def _verify_cached(digest: bytes, password: str, hashed: str) -> bool:
-    # Keyed by the password's digest too, so the cache holds no decision for a wrong guess
-    # under the right one's key. A dashboard page makes many requests; scrypt costs ~50 ms.
-    del digest
+    if (digest, hashed) in _verified:
+        return True
     n, r, p, salt, key = _parse(hashed)
-    return hmac.compare_digest(_derive(password, salt, n, r, p), key)
+    if not hmac.compare_digest(_derive(password, salt, n, r, p), key):
+        return False
+    if len(_verified) >= MAX_REMEMBERED:
+        _verified.clear()
+    _verified.add((digest, hashed))
+    return True
+
+
+MAX_REMEMBERED = 256
+_verified: set[tuple[bytes, str]] = set()
 
 
 def _derive(password: str, salt: bytes, n: int, r: int, p: int) -> bytes:

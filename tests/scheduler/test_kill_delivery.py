@@ -54,26 +54,27 @@ class Killer:
                 self.victim.wait(timeout=30)  # dead before it could read the answer
 
 
-class KillingTelegram(TelegramStandIn):
-    def __init__(self, killer: Killer) -> None:
-        self.killer = killer
-        super().__init__()
+class _Killing:
+    """A stand-in that lets its killer act after each answer it prepares."""
+
+    killer: Killer
 
     def handle(self, path: str, headers: dict[str, str], body: bytes) -> Reply:
-        reply = super().handle(path, headers, body)
+        reply: Reply = super().handle(path, headers, body)  # type: ignore[misc]
         self.killer.after(path)
         return reply
 
 
-class KillingWeb(WebStandIn):
+class KillingTelegram(_Killing, TelegramStandIn):
     def __init__(self, killer: Killer) -> None:
         self.killer = killer
         super().__init__()
 
-    def handle(self, path: str, headers: dict[str, str], body: bytes) -> Reply:
-        reply = super().handle(path, headers, body)
-        self.killer.after(path)
-        return reply
+
+class KillingWeb(_Killing, WebStandIn):
+    def __init__(self, killer: Killer) -> None:
+        self.killer = killer
+        super().__init__()
 
 
 def _project(project_dir: ProjectFactory, channel: str) -> Path:

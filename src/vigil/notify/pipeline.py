@@ -210,7 +210,7 @@ def _resend_tagged(item: Notification, channel: Channel) -> Notification:
     Only the part that was in flight is tagged: the text when no part had gone out, else the
     title (the chart's caption).
     """
-    if item.status is not DeliveryStatus.SENDING or getattr(channel, "idempotent", False):
+    if item.status is not DeliveryStatus.SENDING or channel.idempotent:
         return item
     if item.parts_sent >= 1:
         return replace(item, resent=True, title=f"{item.title} {RESENT_TAG}")
