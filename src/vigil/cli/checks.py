@@ -27,6 +27,7 @@ from vigil.errors import ConfigError, VigilError
 from vigil.scheduler.backfill import backfill_buckets, run_backfill
 from vigil.scheduler.cycle import run_cycle
 from vigil.scheduler.loop import Loop
+from vigil.scheduler.replay import replay_cycles
 from vigil.scheduler.schedule import due_times
 from vigil.sources import build_source
 
@@ -89,8 +90,7 @@ def replay(ctx: click.Context, start_text: str, end_text: str, no_notify: bool) 
     times = due_times(project, start, end)
     with running_app(project, SystemClock()) as app, app.session():
         alerts = failed = 0
-        for at in times:
-            report = run_cycle(app, at, notify=not no_notify, scheduled_only=True, kind="replay")
+        for report in replay_cycles(app, times, notify=not no_notify):
             print_report(report, project, verbose=False)
             alerts += len(report.sent_alerts)
             ran = [o for o in report.outcomes if not o.skipped]

@@ -19,7 +19,7 @@ from vigil.config import load_project
 from vigil.demo.project import write_project
 from vigil.demo.simulate import Incident, simulate
 from vigil.model import Alert, AlertStatus
-from vigil.scheduler.cycle import run_cycle
+from vigil.scheduler.replay import replay_cycles
 from vigil.scheduler.schedule import due_times
 from vigil.timeutil import as_utc
 
@@ -90,8 +90,8 @@ def run_demo(
     out.write(f"Replaying {replay_days} days through the monitors, every 15 minutes...\n")
     alerts: list[Alert] = []
     with running_app(project, SystemClock(), out) as app, app.session():
-        for at in due_times(project, replay_from, end):
-            alerts.extend(run_cycle(app, at).alerts)
+        for report in replay_cycles(app, due_times(project, replay_from, end)):
+            alerts.extend(report.alerts)
         metrics_of = {d.name: {m.name for m in d.metrics} for d in project.datasets}
         silences = [  # one message may name several datasets (feed+messenger)
             DatasetSilence(name, as_utc(row["bucket"]), metrics_of[name])

@@ -51,7 +51,10 @@ def route(
     notify: bool = True,
 ) -> list[Alert]:
     """Each monitor's decision for each anomaly it routes (and its filters let through)."""
-    alerts = []
+    alerts: list[Alert] = []
+    results = [r for r in results if r.is_anomaly]
+    if not results:
+        return alerts
     silences = store.list_silences(active_at=at)
     expected = expected_patterns(store, project.timezone)
     for result in results:

@@ -29,7 +29,7 @@ from vigil.config.project import Project
 from vigil.config.schema import ConsoleChannelConfig, DuckDBStoreConfig
 from vigil.errors import VigilError
 from vigil.model import AlertStatus, Feedback, FeedbackLabel, Segment
-from vigil.scheduler.cycle import run_cycle
+from vigil.scheduler.replay import replay_cycles
 from vigil.scheduler.schedule import due_times
 from vigil.timeutil import as_utc, parse_instant
 
@@ -194,8 +194,7 @@ def backtest(
         held = 0
         errors: list[str] = []
         with running_app(scratch, SystemClock(), io.StringIO()) as app, app.session():
-            for at in times:
-                report = run_cycle(app, at, notify=False, scheduled_only=True, kind="backtest")
+            for report in replay_cycles(app, times, notify=False, kind="backtest"):
                 errors += report.errors
                 for alert in report.alerts:
                     if alert.status not in FIRED:

@@ -5,10 +5,11 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from croniter import croniter
 
@@ -24,6 +25,9 @@ from vigil.scheduler.health import record_data, record_failure, record_silence, 
 from vigil.scheduler.ingest import Ingested, history_buckets, ingest, ingest_window
 from vigil.store.base import Store
 from vigil.timeutil import get_zone
+
+if TYPE_CHECKING:
+    from vigil.scheduler.replay import BulkDataset
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +88,9 @@ class Plan:
     complete: list[datetime]
     partial: datetime | None = None
     ingest_from: datetime | None = None
+    # The newest bucket already analysed when the plan was made, if the plan read it.
+    analysed: datetime | None = None
+    analysed_known: bool = False
 
     @property
     def last(self) -> datetime:
@@ -98,14 +105,17 @@ def run_cycle(
     notify: bool = True,
     scheduled_only: bool = False,
     kind: str = "cycle",
+    bulk: Mapping[str, BulkDataset] | None = None,
 ) -> CycleReport:
     """Evaluate every dataset's newly complete buckets at `at`, then deliver the outbox.
 
     With `scheduled_only`, a dataset with a cron `schedule` runs only at its fire times.
-    A failing dataset is reported and skipped; the others still run.
+    A failing dataset is reported and skipped; the others still run. A dataset in `bulk`
+    (a replay's) takes its values from that instead of its source.
     """
     run_id = uuid.uuid4().hex[:12]
     outcomes = []
+    records: list[RunRecord] = []
     with app.session():
         for dataset in app.project.datasets:
             outcome = DatasetOutcome(dataset.name)
@@ -113,26 +123,35 @@ def run_cycle(
                 outcome.skipped = "not scheduled"
             else:
                 plan = plan_buckets(app, dataset, at)
-                process_dataset(app, dataset, plan, at, outcome, notify=notify, run=(run_id, kind))
+                process_dataset(
+                    app,
+                    dataset,
+                    plan,
+                    at,
+                    outcome,
+                    notify=notify,
+                    run=(run_id, kind),
+                    bulk=(bulk or {}).get(dataset.name),
+                    runs=records,
+                )
             outcomes.append(outcome)
         started = app.clock.now()
         delivery = deliver_outbox(app.store, app.channels, app.project.secrets, started)
-        app.store.record_runs(
-            [
-                RunRecord(
-                    run_id,
-                    kind,
-                    "*",
-                    "deliver",
-                    started,
-                    app.clock.now(),
-                    "error" if delivery.failed else "ok",
-                    delivery.sent + delivery.failed,
-                    delivery.sent,
-                    "\n".join(delivery.errors or []),
-                )
-            ]
+        records.append(
+            RunRecord(
+                run_id,
+                kind,
+                "*",
+                "deliver",
+                started,
+                app.clock.now(),
+                "error" if delivery.failed else "ok",
+                delivery.sent + delivery.failed,
+                delivery.sent,
+                "\n".join(delivery.errors or []),
+            )
         )
+        app.store.record_runs(records)
     return CycleReport(at, outcomes, delivery, run_id)
 
 
@@ -159,7 +178,7 @@ def plan_buckets(app: App, dataset: Dataset, at: datetime) -> Plan:
         complete = g.range(max(g.next(last), oldest), g.next(target))
     current = g.floor(ready)
     partial = current if dataset.allow_partial and current > target else None
-    return Plan(complete, partial)
+    return Plan(complete, partial, analysed=last, analysed_known=True)
 
 
 def process_dataset(
@@ -173,19 +192,22 @@ def process_dataset(
     reanalyze: bool = False,
     metrics: set[str] | None = None,
     run: tuple[str, str] = ("", "cycle"),
+    bulk: BulkDataset | None = None,
+    runs: list[RunRecord] | None = None,
 ) -> None:
     """Ingest the plan's window, then analyse, route and queue each bucket; one transaction.
 
     Run-log records and the pipeline's failure streak are written after the transaction, so
-    a failure is logged even though its partial work is rolled back.
+    a failure is logged even though its partial work is rolled back. With `runs`, the records
+    are added to it for the caller to write (one statement per cycle).
     """
     records: list[RunRecord] = []
     outcome.buckets = list(plan.complete) + ([plan.partial] if plan.partial else [])
     try:
         with app.store.transaction():
-            _ingest_stage(app, dataset, plan, outcome, records, run)
+            _ingest_stage(app, dataset, plan, outcome, records, run, bulk)
             _analysis_stage(
-                app, dataset, plan, at, outcome, records, run, notify, reanalyze, metrics
+                app, dataset, plan, at, outcome, records, run, notify, reanalyze, metrics, bulk
             )
             committing = time.perf_counter()
         outcome.timings["commit"] = time.perf_counter() - committing
@@ -205,7 +227,10 @@ def process_dataset(
             record_failure(app, dataset, outcome.error, plan.last)
     else:
         record_success(app, dataset, plan.last)
-    app.store.record_runs(records)
+    if runs is None:
+        app.store.record_runs(records)
+    else:
+        runs.extend(records)
 
 
 def _ingest_stage(
@@ -215,24 +240,37 @@ def _ingest_stage(
     outcome: DatasetOutcome,
     records: list[RunRecord],
     run: tuple[str, str],
+    bulk: BulkDataset | None = None,
 ) -> None:
-    store, g = app.store, dataset.granularity
-    minimum = int(app.project.settings.defaults.history // g.step) if not g.is_month else 0
-    history = history_buckets(dataset, minimum)
-    start, end = ingest_window(dataset, store, plan.complete[0], plan.last, history)
-    if plan.ingest_from is not None:
-        start = plan.ingest_from
-    source = app.sources[dataset.config.source]
+    store = app.store
+    history = ingest_history(app, dataset)
     began = app.clock.now()
     tick = time.perf_counter()
-    result = _with_retries(app, lambda: ingest(dataset, source, store, start, end))
+    if bulk is not None:
+        result = Ingested(*bulk.ingest(plan, history))
+    else:
+        start, end = ingest_window(dataset, store, plan.complete[0], plan.last, history)
+        if plan.ingest_from is not None:
+            start = plan.ingest_from
+        source = app.sources[dataset.config.source]
+        result = _with_retries(app, lambda: ingest(dataset, source, store, start, end))
     outcome.timings["ingest"] = time.perf_counter() - tick
     outcome.rows_ingested = result.written
     outcome.empty = sorted(result.empty)
     records.append(
         _record(app, run, dataset, "ingest", began, "ok", result.fetched, result.written)
     )
-    _track_silence(app, dataset, plan, result.empty)
+    if bulk is not None:
+        bulk.track_silence(plan, result.empty)
+    else:
+        _track_silence(app, dataset, plan, result.empty)
+
+
+def ingest_history(app: App, dataset: Dataset) -> int:
+    """Buckets of history an ingest keeps before its first target."""
+    g = dataset.granularity
+    minimum = int(app.project.settings.defaults.history // g.step) if not g.is_month else 0
+    return history_buckets(dataset, minimum)
 
 
 def _track_silence(app: App, dataset: Dataset, plan: Plan, empty: frozenset[datetime]) -> None:
@@ -276,22 +314,32 @@ def _analysis_stage(
     notify: bool,
     reanalyze: bool,
     metrics: set[str] | None,
+    bulk: BulkDataset | None = None,
 ) -> None:
     store, project = app.store, app.project
+    reader = store if bulk is None else bulk.reader
     buckets = [(b, False) for b in _settled(app, dataset, plan.complete, at)]
     if plan.partial is not None and len(buckets) == len(plan.complete):
         buckets.append((plan.partial, True))
     series = alerts_count = queued = 0
     spent = {"analyze": 0.0, "route": 0.0, "persist": 0.0}
-    last = (
-        None
-        if reanalyze
-        else store.last_analyzed([m.name for m in dataset.metrics], dataset.granularity)
-    )
+    if reanalyze:
+        last = None
+    elif plan.analysed_known:
+        last = plan.analysed  # nothing was analysed since the plan read it
+    else:
+        last = store.last_analyzed([m.name for m in dataset.metrics], dataset.granularity)
     for bucket, partial in buckets:
         tick = time.perf_counter()
+        # Past the newest analysed bucket no final result exists: nothing to skip, no query.
+        fresh = not reanalyze and (last is None or bucket > last)
         results = analyze_dataset(
-            dataset, store, bucket, reanalyze=reanalyze, partial=partial, metrics=metrics
+            dataset,
+            reader,
+            bucket,
+            reanalyze=reanalyze or fresh,
+            partial=partial,
+            metrics=metrics,
         )
         if not results and not partial and last is not None and bucket <= last:
             outcome.already_checked.append(bucket)

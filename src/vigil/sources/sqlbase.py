@@ -26,6 +26,9 @@ class SQLSource:
     """Base of the SQL sources: one generated query per dataset and window."""
 
     dialect: Dialect
+    # The generated query aggregates each bucket on its own, so one read of a long range gives
+    # the rows of every shorter window in it (a replay reads its range once).
+    answers_any_window_alike = True
     # Driver exceptions that mean "this query failed" (anything else is a bug and propagates).
     errors: tuple[type[BaseException], ...] = ()
 

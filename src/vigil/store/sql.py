@@ -651,25 +651,30 @@ class SQLStore:
     # --- run log, pipeline state, leader lock ---------------------------------------------
 
     def record_runs(self, records: Iterable[RunRecord]) -> None:
-        """Append stage records to the run log."""
-        with self.session():
-            for r in records:
-                self._run(
-                    "INSERT INTO runs (run_id, kind, dataset, stage, started_at, finished_at,"
-                    " status, rows_in, rows_out, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    [
-                        r.run_id,
-                        r.kind,
-                        r.dataset,
-                        r.stage,
-                        to_naive_utc(r.started_at),
-                        to_naive_utc(r.finished_at),
-                        r.status,
-                        r.rows_in,
-                        r.rows_out,
-                        redact(r.error),
-                    ],
-                )
+        """Append stage records to the run log (one statement for the lot)."""
+        rows = [
+            [
+                r.run_id,
+                r.kind,
+                r.dataset,
+                r.stage,
+                to_naive_utc(r.started_at),
+                to_naive_utc(r.finished_at),
+                r.status,
+                r.rows_in,
+                r.rows_out,
+                redact(r.error),
+            ]
+            for r in records
+        ]
+        for chunk in range(0, len(rows), 100):
+            part = rows[chunk : chunk + 100]
+            self._run(
+                "INSERT INTO runs (run_id, kind, dataset, stage, started_at, finished_at,"
+                " status, rows_in, rows_out, error) VALUES "
+                + ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"] * len(part)),
+                [v for row in part for v in row],
+            )
 
     def list_runs(self, *, since: datetime | None = None, limit: int = 200) -> list[RunRecord]:
         """The newest run-log records (oldest first among them)."""
