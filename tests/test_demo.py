@@ -22,7 +22,7 @@ def test_demo_catches_every_incident_within_30_minutes(tmp_path: Path) -> None:
     for incident in incidents:
         assert incident["caught"], incident
         assert incident["delay_minutes"] <= 30
-    assert summary["false_alerts_per_day"] <= 2
+    assert summary["false_alerts_per_day"] <= 0.34  # at most one false alert in the 3 days
     assert json.loads((tmp_path / "summary.json").read_text()) == summary
     charts = list((tmp_path / "charts").glob("*.png"))
     assert charts

@@ -33,6 +33,8 @@ class SeriesMatrix:
     values: np.ndarray
     payloads: np.ndarray | None = None
     references: dict[str, dict[str, Reference]] = field(default_factory=dict)
+    # For a ratio metric: its numerator and denominator counts on the same rows and columns.
+    parts: tuple[np.ndarray, np.ndarray] | None = None
 
     @classmethod
     def from_frame(
@@ -83,6 +85,7 @@ class SeriesMatrix:
         """Only the rows where `mask` is true."""
         segments = [s for s, keep in zip(self.segments, mask, strict=True) if keep]
         payloads = None if self.payloads is None else self.payloads[mask]
+        parts = None if self.parts is None else (self.parts[0][mask], self.parts[1][mask])
         return SeriesMatrix(
             self.metric,
             self.granularity,
@@ -91,7 +94,18 @@ class SeriesMatrix:
             self.values[mask],
             payloads,
             self.references,
+            parts,
         )
+
+    def aligned(self, other: SeriesMatrix) -> np.ndarray:
+        """`other`'s values on this matrix's rows (NaN for a segment it lacks)."""
+        rows = {s.key: i for i, s in enumerate(other.segments)}
+        out = np.full(self.values.shape, np.nan)
+        for i, segment in enumerate(self.segments):
+            j = rows.get(segment.key)
+            if j is not None:
+                out[i] = other.values[j]
+        return out
 
     def with_payloads(self, frame: pd.DataFrame) -> SeriesMatrix:
         """A copy carrying the distributions of long (segment, bucket, payload) rows."""

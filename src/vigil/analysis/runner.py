@@ -59,7 +59,7 @@ def analyze_dataset(
         start = min(start, granularity.floor(min(fixed)))
     end = granularity.next(bucket_start)
     windows = None if fixed else _windows(jobs, granularity, bucket_start)
-    names_read = sorted({m.name for m, _ in jobs})
+    names_read = sorted({m.name for m, _ in jobs} | _parts_needed(jobs))
     cells = store.load_cells(names_read, granularity, start, end, windows=windows)
     payload_metrics = [m.name for m in chosen if m.stat in PAYLOAD_STATS]
     payloads = (
@@ -71,15 +71,24 @@ def analyze_dataset(
     done = {} if reanalyze else store.analyzed_keys(names, granularity, bucket_start)
     results: list[AnalysisResult] = []
     matrices: dict[str, SeriesMatrix] = {}
+
+    def matrix_of(name: str) -> SeriesMatrix:
+        if name not in matrices:
+            matrices[name] = SeriesMatrix.from_cells(cells[name], name, granularity, start, end)
+        return matrices[name]
+
+    ready: dict[str, SeriesMatrix] = {}
     for metric, config in jobs:
-        if metric.name not in matrices:
-            built = SeriesMatrix.from_cells(
-                cells[metric.name], metric.name, granularity, start, end
-            )
+        if metric.name not in ready:
+            built = matrix_of(metric.name)
             if payloads is not None and metric.name in payload_metrics:
                 built = built.with_payloads(payloads[payloads["metric"] == metric.name])
-            matrices[metric.name] = replace(built, references=references.get(metric.name, {}))
-        matrix = matrices[metric.name]
+            built = replace(built, references=references.get(metric.name, {}))
+            if metric.ratio_of is not None and metric.ratio_of[0] in cells:
+                numerator, denominator = (matrix_of(n) for n in metric.ratio_of)
+                built = replace(built, parts=(built.aligned(numerator), built.aligned(denominator)))
+            ready[metric.name] = built
+        matrix = ready[metric.name]
         if not matrix.segments:
             continue
         digest = config_hash(config)
@@ -90,6 +99,16 @@ def analyze_dataset(
         }
         results.extend(_run_one(config, metric, matrix, bucket, skip, partial))
     return results
+
+
+def _parts_needed(jobs: list[tuple[Metric, AnalyzerConfig]]) -> set[str]:
+    """The numerators and denominators of the ratio metrics whose analyzers test significance."""
+    return {
+        name
+        for metric, config in jobs
+        if metric.ratio_of is not None and getattr(config, "min_significance", None) is not None
+        for name in metric.ratio_of
+    }
 
 
 def _windows(

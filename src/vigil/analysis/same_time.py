@@ -14,6 +14,7 @@ from vigil.analysis.base import (
     Evaluation,
     format_number,
 )
+from vigil.analysis.counts import ratio_z
 from vigil.analysis.matrix import SeriesMatrix
 from vigil.config.schema import SameTimeComparisonConfig
 from vigil.model import Direction
@@ -73,6 +74,8 @@ class SameTimeComparisonAnalyzer:
         z = np.full((len(lags), len(value)), np.nan)
         if cfg.min_significance is not None:
             z = count_z(matrix.values, target, n, lags, self._window())
+            if matrix.parts is not None:
+                z = np.where(np.isnan(z), self._ratio_z(matrix, target, lags), z)
             critical = NormalDist().inv_cdf(1 - cfg.min_significance)
             # Every lag must agree, as for the size: the weakest z decides.
             z_up = np.where(available, z, np.inf).min(axis=0)
@@ -108,10 +111,30 @@ class SameTimeComparisonAnalyzer:
             scores = z[:, i][available[:, i] & ~np.isnan(z[:, i])]
             if scores.size:
                 weakest = float(scores[np.abs(scores).argmin()])
-                text += f"; z = {weakest:+.1f} against the count's own noise"
+                noise = "the counts behind the ratio" if matrix.parts else "the count's own noise"
+                text += f"; z = {weakest:+.1f} against {noise}"
             return text
 
         return Evaluation(value, status, lower, upper, deviation, baselines, describe)
+
+    def _ratio_z(self, matrix: SeriesMatrix, target: int, lags: list[int]) -> np.ndarray:
+        """Per lag, the count test of a ratio: the current window's numerator against the lag
+        window's rate, φ from the lag windows (see vigil.analysis.counts)."""
+        assert matrix.parts is not None
+        numerator, denominator = matrix.parts
+        n, window = self.config.buckets, self._window()
+        current = np.arange(target - n + 1, target + 1)
+        noise = np.concatenate(
+            [np.arange(max(0, target - k - window + 1), target - k + 1) for k in lags]
+        )
+        out = np.full((len(lags), numerator.shape[0]), np.nan)
+        if current[0] < 0:
+            return out
+        for j, k in enumerate(lags):
+            base = current - k
+            if base[0] >= 0:
+                out[j] = ratio_z(numerator, denominator, base, current, noise[noise >= 0])
+        return out
 
 
 NOISE_BUCKETS = 4  # buckets per window from which a series' dispersion is estimated

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from statistics import NormalDist
+
 import numpy as np
 
 from vigil.analysis import baseline as baselines
@@ -13,8 +15,9 @@ from vigil.analysis.base import (
     nan_stats,
     statuses,
 )
+from vigil.analysis.counts import ratio_z
 from vigil.analysis.matrix import SeriesMatrix
-from vigil.config.schema import StddevConfig
+from vigil.config.schema import ReferenceBaseline, StddevConfig
 from vigil.timeutil import Granularity
 
 
@@ -37,6 +40,17 @@ class StddevAnalyzer:
         found = baselines.reads(self.config.baseline, granularity)
         return None if found is None else found | {0}
 
+    def _ratio_z(self, matrix: SeriesMatrix, target: int) -> np.ndarray | None:
+        """The count test of a ratio's target against the baseline's rate (None: no test)."""
+        cfg = self.config
+        if cfg.min_significance is None or matrix.parts is None:
+            return None
+        if isinstance(cfg.baseline, ReferenceBaseline):
+            return None
+        cols = baselines.columns(cfg.baseline, matrix, target)
+        numerator, denominator = matrix.parts
+        return ratio_z(numerator, denominator, np.asarray(cols), np.array([target]))
+
     def evaluate(self, matrix: SeriesMatrix, target: int) -> Evaluation:
         """Mean and sample stddev of the baseline, then the band test."""
         cfg = self.config
@@ -45,6 +59,11 @@ class StddevAnalyzer:
         lower, upper, above, below = apply_limits(
             value, mean - cfg.factor * std, mean + cfg.factor * std, cfg, cfg.direction
         )
+        z = self._ratio_z(matrix, target)
+        if z is not None:
+            critical = NormalDist().inv_cdf(1 - float(cfg.min_significance or 0.5))
+            above &= np.isnan(z) | (z >= critical)
+            below &= np.isnan(z) | (z <= -critical)
         enough = count >= cfg.min_batch_size
         status = statuses(above | below, enough, value)
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -54,11 +73,14 @@ class StddevAnalyzer:
         def describe(i: int) -> str:
             if not enough[i]:
                 return f"only {count[i]} baseline values; need {cfg.min_batch_size}"
-            return (
+            text = (
                 f"{format_number(value[i])} vs mean {format_number(mean[i])}"
                 f" ± {cfg.factor:g}σ (σ = {format_number(std[i])}, z = {zscore[i]:+.1f};"
                 f" {where})"
             )
+            if z is not None and not np.isnan(z[i]):
+                text += f"; z = {z[i]:+.1f} against the counts behind the ratio"
+            return text
 
         return band_evaluation(
             value,

@@ -26,6 +26,7 @@ from vigil.config.project import (
     targets,
     targets_name,
 )
+from vigil.config.ratios import resolve_ratios
 from vigil.config.schema import (
     AnalyzerConfig,
     CompositeConfig,
@@ -326,6 +327,7 @@ def _resolve_dataset(
             )
         )
         _check_rollups(config.rollup, effective, granularity, where, problems, recompute)
+    metrics = _with_ratios(dataset, metrics, source.type if source else "duckdb", problems)
     generated = profile_metrics(dataset, granularity, owners, links)
     for index, metric in generated:
         where = doc.where((*path, "profile", index) if index >= 0 else (*path, "dataset_stats"))
@@ -600,3 +602,32 @@ def _check_refs(
                 f"{doc.where(('monitors', index, key, i))}: unknown {key[:-1]} '{name}';"
                 f" expected one of: {', '.join(sorted(known - {'*'})) or 'none defined'}"
             )
+
+
+def _with_ratios(
+    dataset: DatasetConfig, metrics: list[Metric], source_type: str, problems: list[str]
+) -> list[Metric]:
+    """Each ratio metric's numerator and denominator: given as `ratio_of` or read from the
+    formula (see config/ratios.py)."""
+    dialect = source_type if source_type in SQLGLOT_DIALECTS else "duckdb"
+    found = resolve_ratios(metrics, dialect)
+    names = {m.name for m in metrics}
+    out: list[Metric] = []
+    for metric, config in zip(metrics, dataset.metrics, strict=True):
+        parts = found.get(metric.name)
+        if config.ratio_of is not None:
+            wrong = [n for n in config.ratio_of if n not in names or n == metric.name]
+            if wrong:
+                problems.append(
+                    f"{metric.where}: ratio_of names {', '.join(repr(w) for w in wrong)};"
+                    " expected two other metrics of dataset"
+                    f" '{dataset.name}': {', '.join(sorted(names - {metric.name}))}"
+                )
+                parts = None
+            else:
+                parts = (config.ratio_of[0], config.ratio_of[1])
+        out.append(replace(metric, ratio_of=parts) if parts else metric)
+    return out
+
+
+SQLGLOT_DIALECTS = frozenset({"duckdb", "postgres", "mysql", "clickhouse", "sqlite"})

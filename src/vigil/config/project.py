@@ -50,6 +50,8 @@ class Metric:
     stat: str | None = None
     kind: str = "formula"
     format: str = "number"
+    # (numerator, denominator) metrics of the same dataset when this one is their ratio.
+    ratio_of: tuple[str, str] | None = None
 
     def show(self, value: float | None) -> str:
         """A value as people read it: `6.08%` for a percent metric, else `1,234`."""

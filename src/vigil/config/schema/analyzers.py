@@ -183,9 +183,10 @@ class SameTimeComparisonConfig(AnalyzerBase):
         0.001,
         gt=0,
         lt=0.5,
-        description="For counts (whole, non-negative values): a change must also be this"
-        " unlikely under the series' own noise (a one-sided p-value of an overdispersed"
-        " Poisson test; see docs/analyzers.md). null: size alone decides.",
+        description="For counts (whole, non-negative values) and ratios of two counts"
+        " (ratio_of): a change must also be this unlikely under the series' own noise (a"
+        " one-sided p-value of an overdispersed Poisson test; see docs/analyzers.md). null:"
+        " size alone decides.",
     )
 
 
@@ -259,6 +260,15 @@ class StddevConfig(AnalyzerBase, StaticLimits):
         8, ge=2, description="Fewer non-missing baseline values gives insufficient_baseline."
     )
     direction: Direction = Field(Direction.BOTH, description="up, down or both.")
+    min_significance: float | None = Field(
+        0.001,
+        gt=0,
+        lt=0.5,
+        description="For ratios of two counts (ratio_of, e.g. CTR = likes / views): a value"
+        " outside the band must also be this unlikely given the counts behind it (a"
+        " one-sided p-value of an overdispersed Poisson test of the numerator against the"
+        " baseline's rate; see docs/analyzers.md). null: the band alone decides.",
+    )
 
     @model_validator(mode="before")
     @classmethod

@@ -160,6 +160,15 @@ class MetricConfig(Base):
     owners: list[str] | None = Field(None, description="Handles to @mention (default: dataset's).")
     links: dict[str, str] | None = Field(None, description="URL templates (default: dataset's).")
     fill: Fill | None = Field(None, description="Missing-bucket policy (default: dataset's).")
+    ratio_of: list[Name] | None = Field(
+        None,
+        min_length=2,
+        max_length=2,
+        description="[numerator, denominator]: the metrics of the same dataset this one is the"
+        " ratio of, for the count-aware tests of ratios (min_significance). Found from the"
+        " formula when it is `A / B` or `A / nullif(B, 0)` with A and B the formulas of two"
+        " other metrics.",
+    )
     rollup: Literal["sum", "mean", "min", "max", "last"] | None = Field(
         None,
         description=(
