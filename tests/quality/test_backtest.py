@@ -58,6 +58,9 @@ def test_backtest_reports_what_would_have_fired_without_touching_the_store(
     assert fired == {("actions", d.isoformat()) for d in DROPS}  # once per incident: cooldown
     assert report["held_back"] == 6  # the other three dropped buckets of each incident
     assert report["alerts_per_day"] == {"main": 2.0}
+    # What the person on call would have received: one message per incident.
+    assert report["messages"] == {"console": {"alert": 2}}
+    assert report["messages_per_day"] == {"console": 2.0}
     assert report["quality"] is None
     assert not (project_dir.root / "vigil.duckdb").exists()  # the live store was not touched
 
@@ -75,6 +78,8 @@ def test_labels_give_precision_recall_and_delay(project_dir: ProjectFactory) -> 
     assert code == 0, err
     assert "2 alerts would have been sent" in out
     assert "precision 50%, recall 50% (1 found), 1 false alerts, mean delay 0 min" in out
+    assert "messages on console: 2 (2 alert), 2.00 per day" in out
+    assert "messages per labelled incident on console: night 1, missed 0; 1 outside" in out
 
 
 def test_sweep_compares_settings_side_by_side(project_dir: ProjectFactory) -> None:
@@ -82,9 +87,10 @@ def test_sweep_compares_settings_side_by_side(project_dir: ProjectFactory) -> No
     code, out, err = backtest(project_dir, "--sweep", "day_week.threshold=0.5,0.9")
     assert code == 0, err
     lines = out.strip().splitlines()
-    assert lines[0].split()[:3] == ["day_week.threshold", "alerts", "per"]
-    assert lines[1].split()[:3] == ["0.5", "2", "2.00"]
-    assert lines[2].split()[:3] == ["0.9", "0", "0.00"]  # an 80 % drop is under 90 %
+    assert lines[0].split()[:4] == ["day_week.threshold", "alerts", "per", "day"]
+    assert lines[0].split()[4] == "msgs/day"
+    assert lines[1].split()[:4] == ["0.5", "2", "2.00", "2.00"]
+    assert lines[2].split()[:4] == ["0.9", "0", "0.00", "0.00"]  # an 80 % drop is under 90 %
 
 
 def test_bad_settings_are_explained(project_dir: ProjectFactory) -> None:

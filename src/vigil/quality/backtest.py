@@ -69,6 +69,15 @@ class FiredAlert:
     reason: str
 
 
+@dataclass(frozen=True)
+class SentMessage:
+    """A message a channel would have received: what a person on call counts."""
+
+    channel: str
+    kind: str  # alert, incident, digest, pipeline, resolved
+    bucket: datetime
+
+
 @dataclass
 class BacktestReport:
     """What would have fired, per monitor and day, and the scores against labels."""
@@ -81,6 +90,45 @@ class BacktestReport:
     errors: list[str]
     labels: list[LabelWindow] | None = None
     settings: dict[str, Any] = field(default_factory=dict)
+    messages: list[SentMessage] = field(default_factory=list)
+
+    def message_counts(self) -> dict[str, dict[str, int]]:
+        """Per channel, the messages it would have received, by kind."""
+        out: dict[str, Counter[str]] = {}
+        for m in self.messages:
+            out.setdefault(m.channel, Counter())[m.kind] += 1
+        return {c: dict(sorted(k.items())) for c, k in sorted(out.items())}
+
+    def busiest(self) -> tuple[str, list[SentMessage]]:
+        """The channel that would have received the most messages, and those messages."""
+        by_channel: dict[str, list[SentMessage]] = {}
+        for m in self.messages:
+            by_channel.setdefault(m.channel, []).append(m)
+        if not by_channel:
+            return "", []
+        return max(sorted(by_channel.items()), key=lambda item: len(item[1]))
+
+    def incident_messages(self) -> dict[str, Any] | None:
+        """On the busiest channel: messages per labelled incident (within its windows, any
+        metric) and messages outside every incident (None without labels)."""
+        if self.labels is None:
+            return None
+        spans: dict[str, list[LabelWindow]] = {}
+        for w in self.labels:
+            spans.setdefault(w.name or f"{w.start:%Y-%m-%d %H:%M}", []).append(w)
+        _, messages = self.busiest()
+        per = {
+            name: sum(1 for m in messages if any(w.start <= m.bucket < w.end for w in windows))
+            for name, windows in spans.items()
+        }
+        outside = sum(
+            1 for m in messages if not any(w.start <= m.bucket < w.end for w in self.labels)
+        )
+        return {
+            "per_incident": per,
+            "mean_per_incident": sum(per.values()) / len(per) if per else None,
+            "outside_incidents": outside,
+        }
 
     @property
     def days(self) -> float:
@@ -144,6 +192,11 @@ class BacktestReport:
                 for a in self.alerts
             ],
             "alerts_per_day": self.per_day(),
+            "messages": self.message_counts(),
+            "messages_per_day": {
+                c: sum(k.values()) / self.days for c, k in self.message_counts().items()
+            },
+            "incident_messages": self.incident_messages(),
             "held_back": self.held_back,
             "quality": self.quality(),
             "errors": self.errors,
@@ -194,7 +247,9 @@ def backtest(
         held = 0
         errors: list[str] = []
         with running_app(scratch, SystemClock(), io.StringIO()) as app, app.session():
-            for report in replay_cycles(app, times, notify=False, kind="backtest"):
+            # Sent (to silent console stand-ins of the channels) so that the messages a person
+            # on call would have received are composed and counted; nothing leaves the process.
+            for report in replay_cycles(app, times, notify=True, kind="backtest"):
                 errors += report.errors
                 for alert in report.alerts:
                     if alert.status not in FIRED:
@@ -213,10 +268,15 @@ def backtest(
                             r.reason,
                         )
                     )
+            messages = [
+                SentMessage(str(row["channel"]), str(row["kind"] or "alert"), as_utc(row["bucket"]))
+                for row in app.store.notification_rows()
+                if str(row["status"]) == "sent"
+            ]
     settings = {
         f"{a}.{k}": v for a, changes in (overrides or {}).items() for k, v in changes.items()
     }
-    return BacktestReport(start, end, len(times), alerts, held, errors, labels, settings)
+    return BacktestReport(start, end, len(times), alerts, held, errors, labels, settings, messages)
 
 
 def parse_setting(text: str) -> tuple[str, str, Any]:
@@ -306,6 +366,12 @@ def render(report: BacktestReport) -> str:
     ]
     for monitor, rate in report.per_day().items():
         lines.append(f"  {monitor}: {rate:.2f} alerts per day")
+    for channel, kinds in report.message_counts().items():
+        total = sum(kinds.values())
+        detail = ", ".join(f"{n} {kind}" for kind, n in kinds.items())
+        lines.append(
+            f"  messages on {channel}: {total} ({detail}), {total / report.days:.2f} per day"
+        )
     for a in report.alerts[:50]:
         lines.append(f"  {a.bucket:%Y-%m-%d %H:%M} {a.monitor} {a.metric} [{a.segment}] {a.reason}")
     if len(report.alerts) > 50:
@@ -313,6 +379,14 @@ def render(report: BacktestReport) -> str:
     quality = report.quality()
     if quality is not None:
         lines.append(_quality_line(quality))
+    told = report.incident_messages()
+    if told is not None and report.messages:
+        channel, _ = report.busiest()
+        per = ", ".join(f"{name} {n}" for name, n in told["per_incident"].items())
+        lines.append(
+            f"  messages per labelled incident on {channel}: {per};"
+            f" {told['outside_incidents']} outside every incident"
+        )
     lines += [f"  error: {e}" for e in report.errors]
     return "\n".join(lines)
 
@@ -333,7 +407,8 @@ def _quality_line(q: dict[str, Any]) -> str:
 def render_sweep(name: str, reports: list[tuple[Any, BacktestReport]]) -> str:
     """Settings side by side: alerts, alerts per day, precision, recall, delay."""
     lines = [
-        f"{name:<28} {'alerts':>7} {'per day':>8} {'precision':>10} {'recall':>7} {'delay':>8}"
+        f"{name:<28} {'alerts':>7} {'per day':>8} {'msgs/day':>9} {'precision':>10}"
+        f" {'recall':>7} {'delay':>8}"
     ]
     for value, report in reports:
         q = report.quality() or {}
@@ -343,6 +418,7 @@ def render_sweep(name: str, reports: list[tuple[Any, BacktestReport]]) -> str:
         lines.append(
             f"{json.dumps(value):<28} {len(report.alerts):>7}"
             f" {len(report.alerts) / report.days:>8.2f}"
+            f" {len(report.busiest()[1]) / report.days:>9.2f}"
             f" {'–' if precision is None else f'{precision:.0%}':>10}"
             f" {'–' if recall is None else f'{recall:.0%}':>7}"
             f" {'–' if delay is None else f'{delay:.0f} min':>8}"
