@@ -38,6 +38,23 @@ def test_validate_reports_ok_with_counts(project_dir: ProjectFactory) -> None:
     assert out == "OK: 3 files, 1 datasets, 2 metrics, 1 analyzers, 1 monitors\n"
 
 
+def test_the_project_is_found_from_a_subdirectory_as_git_finds_its_repository(
+    project_dir: ProjectFactory,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    monkeypatch.chdir(project_dir.root / "metrics")
+    result = CliRunner().invoke(main, ["validate"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith("OK: 3 files")
+    monkeypatch.chdir(tmp_path_factory.mktemp("elsewhere"))  # no vigil.yaml up to the root
+    result = CliRunner().invoke(main, ["validate"])
+    assert result.exit_code == 1
+    assert "vigil.yaml: no such file; expected a project directory with vigil.yaml" in (
+        result.stderr
+    )
+
+
 def test_validate_names_an_unknown_column_without_a_traceback(project_dir: ProjectFactory) -> None:
     project_dir.write(
         {"metrics/events.yaml": METRICS_YAML.replace("DISTINCT user_id", "DISTINCT uid")}
@@ -246,7 +263,10 @@ def test_notify_test_sends_to_a_channel_and_reports(
     assert code == 1
     assert err == "Error: tg: telegram sendMessage: HTTP 401: Unauthorized\n"
     code, _, err = vigil(project_dir, "notify", "test", "nope")
-    assert err == "Error: unknown channel 'nope'; expected one of: console, tg\n"
+    assert err == (
+        "Error: unknown channel 'nope': vigil.yaml's channels are console, tg;"
+        " add it under `channels:` (docs/channels.md)\n"
+    )
 
 
 def test_silence_add_list_expire(project_dir: ProjectFactory) -> None:

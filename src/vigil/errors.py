@@ -16,7 +16,15 @@ class ConfigError(VigilError):
 
 
 class SourceError(VigilError):
-    """A source failed to deliver data (connection, SQL, or a user function)."""
+    """A source failed to deliver data (connection, SQL, or a user function).
+
+    `permanent`: retrying cannot help (the engine rejected the SQL itself), so the cycle
+    reports it at once instead of retrying with backoff.
+    """
+
+    def __init__(self, *args: object, permanent: bool = False) -> None:
+        super().__init__(*args)
+        self.permanent = permanent
 
 
 class StoreError(VigilError):

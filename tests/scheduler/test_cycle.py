@@ -193,6 +193,21 @@ def test_failing_source_is_reported_and_leaves_the_store_intact(
     assert len(app.store.list_results()) == before
 
 
+def test_sql_the_engine_rejects_is_reported_at_once_not_retried(
+    project_dir: ProjectFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    app, _ = app_for(project_dir.root)
+    run_cycle(app, DROP)
+    with duckdb.connect(str(project_dir.root / "app.duckdb")) as conn:
+        conn.execute("ALTER TABLE events RENAME COLUMN user_id TO uid")
+    with caplog.at_level("WARNING"):
+        report = run_cycle(app, DROP + STEP)
+    assert report.outcomes[0].error is not None
+    assert "retrying" not in caplog.text
+    assert "source failed (attempt" not in caplog.text  # a typo is not a flaky connection
+    assert caplog.text.count("SQL:") <= 1
+
+
 def test_telegram_alert_carries_text_and_chart(
     project_dir: ProjectFactory, telegram: TelegramStandIn
 ) -> None:

@@ -269,8 +269,16 @@ def notify_test(ctx: click.Context, channel: str) -> None:
     """Send a test message (with a sample chart) to CHANNEL and print the outcome."""
     project = project_of(ctx.find_root())
     if channel not in project.settings.channels:
-        known = ", ".join(sorted(project.settings.channels))
-        raise VigilError(f"unknown channel '{channel}'; expected one of: {known}")
+        known = ", ".join(sorted(project.settings.channels)) or "none"
+        hint = (
+            "; `vigil demo` adds it when TELEGRAM_BOT_TOKEN and TELEGRAM_CHAT_ID are set"
+            if channel == "telegram"
+            else ""
+        )
+        raise VigilError(
+            f"unknown channel '{channel}': vigil.yaml's channels are {known}; add it under"
+            f" `channels:` (docs/channels.md){hint}"
+        )
     clock = SystemClock()
     with running_app(project, clock) as app:
         note = sample_notification(project, channel, clock.now())

@@ -15,6 +15,7 @@ import click
 
 from vigil import secrets
 from vigil.config import Project, load_project
+from vigil.config.loader import PROJECT_FILE
 from vigil.errors import ConfigError, VigilError
 from vigil.model import AlertStatus
 from vigil.scheduler.cycle import CycleReport
@@ -75,7 +76,8 @@ TIME = TimeParam()
     default=".",
     envvar="VIGIL_PROJECT",
     show_default=True,
-    help="Project directory (with vigil.yaml).",
+    help="Project directory (with vigil.yaml); default: this one or the nearest parent"
+    " that has a vigil.yaml.",
 )
 @click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
 @click.version_option(package_name="vigil")
@@ -90,7 +92,18 @@ def main(ctx: click.Context, project: Path, verbose: int) -> None:
 
 
 def project_of(ctx: click.Context) -> Project:
-    return load_project(ctx.obj)
+    return load_project(find_project(Path(ctx.obj)))
+
+
+def find_project(path: Path) -> Path:
+    """The project for `path`: the directory itself when it holds a vigil.yaml, else the
+    nearest parent that does (as git finds its repository); else `path`, for the error."""
+    if not path.is_dir() or (path / PROJECT_FILE).exists():
+        return path
+    for parent in path.resolve().parents:
+        if (parent / PROJECT_FILE).exists():
+            return parent
+    return path
 
 
 def time_of(text: str | None, project: Project) -> datetime | None:

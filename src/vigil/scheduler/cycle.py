@@ -294,7 +294,7 @@ def _with_retries(app: App, attempt: Callable[[], Ingested]) -> Ingested:
         try:
             return attempt()
         except SourceError as e:
-            if number == defaults.retries:
+            if number == defaults.retries or e.permanent:
                 raise
             log.warning("source failed (attempt %d of %d): %s", number, defaults.retries, e)
             if not app.clock.sleep(delay):

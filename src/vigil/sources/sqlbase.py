@@ -149,9 +149,13 @@ class SQLSource:
         named = ""
         if culprits:
             named = f", metric{'s' if len(culprits) > 1 else ''} {', '.join(map(repr, culprits))}"
+        # DB-API's ProgrammingError (DuckDB, psycopg, PyMySQL, sqlite3): the SQL itself is
+        # wrong (a typo, an unknown column), which no retry fixes.
+        rejected = any(c.__name__ == "ProgrammingError" for c in type(error).__mro__)
         return SourceError(
             f"source '{self.name}' ({self.dialect.name}), dataset '{dataset.name}'{named}:"
-            f" {self._redact(first_line(error))}\nSQL: {query.sql}"
+            f" {self._redact(first_line(error))}\nSQL: {query.sql}",
+            permanent=rejected,
         )
 
     def check(self, dataset: Dataset) -> list[str]:
