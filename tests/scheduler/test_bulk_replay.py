@@ -34,7 +34,7 @@ from vigil.scheduler.schedule import due_times
 START = datetime(2024, 5, 1, tzinfo=UTC)
 REPLAY_FROM = START + timedelta(days=8, hours=6)
 MIDDLE = REPLAY_FROM + timedelta(hours=4)
-REPLAY_TO = REPLAY_FROM + timedelta(hours=9)
+REPLAY_TO = REPLAY_FROM + timedelta(hours=7)
 OUTAGE = (REPLAY_FROM + timedelta(hours=5), REPLAY_FROM + timedelta(hours=6))
 DROP = (REPLAY_FROM + timedelta(hours=2), REPLAY_FROM + timedelta(hours=3))
 WEB_FROM = REPLAY_FROM + timedelta(hours=3, minutes=40)
