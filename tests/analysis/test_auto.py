@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -244,3 +246,53 @@ def test_kept_replays_stay_within_their_byte_budget_oldest_out_first() -> None:
     small.put(("x",), replay())  # larger than the whole budget: not kept
     assert small.total == 0
     assert small.take(("x",)) is None
+
+
+def test_the_explanation_and_the_score_agree_and_the_docs_state_the_mapping() -> None:
+    params = AutoParams()
+    # The score is min(1, log10(N) / scale) of the weighted "1 in N", then the news rules.
+    detector = StreamingDetector(1, seasons_for(3600), params)
+    values = daily(15, noise=0.05)
+    values[200], values[300] = 4000.0, -2000.0
+    checked = 0
+    for value in values:
+        score = float(detector.step(np.array([value]))[0])
+        plain = min(1.0, float(np.log10(detector.weighted_rarity()[0])) / params.scale)
+        if detector.held[0]:
+            assert score == pytest.approx(0.9 * params.threshold)
+        elif detector.damped[0]:
+            assert score == pytest.approx(plain * params.damping)
+        else:
+            assert score == pytest.approx(plain)
+            checked += 1
+    assert checked > 20
+    # The explanation prints that N, and never a score that reads as reaching the threshold.
+    spiked = daily(15, noise=0.05)
+    spiked[-1] = 5000.0
+    REPLAYS.clear()
+    evaluation = build("auto").evaluate(matrix([spiked.tolist()]), len(spiked) - 1)
+    text = evaluation.describe(0)
+    score = float(evaluation.baselines["score"][0])
+    shown = float(text.split()[1])
+    n = float(text.split("(1 in ")[1].split(")")[0].split(";")[0].replace(",", ""))
+    assert evaluation.status[0] == ANOMALY
+    assert shown <= score
+    assert score == pytest.approx(min(1.0, np.log10(n) / params.scale), abs=0.01)
+    quiet = daily(15, noise=0.05)
+    REPLAYS.clear()
+    for target in range(len(quiet) - 24, len(quiet)):
+        evaluation = build("auto").evaluate(matrix([quiet.tolist()]), target)
+        if evaluation.status[0] != ANOMALY:
+            assert float(evaluation.describe(0).split()[1]) < params.threshold
+    # The docs' numbers come from the parameters.
+    docs = (Path(__file__).parents[2] / "docs" / "analyzers.md").read_text()
+    assert f"1 in {round(threshold_rarity(params.threshold), -1):,.0f};" in docs
+    assert f"1 is 1 in {round(10**params.scale, -3):,.0f}" in docs
+    assert f"`min(1, log10(N) / {params.scale:g})`" in docs
+    assert f"multiplied by {params.forecast_factor:g}" in docs
+    assert params.forecast_factor == params.season_factor
+    assert f"level novelty's by {params.level_factor:g}" in docs
+    assert f"`(n / {params.base}) ** {params.growth:g}`" in docs
+    assert f"(× {params.damping:g})" in docs
+    assert f"last {params.quiet} buckets' peak" in docs
+    assert f"next {params.hold} buckets stay below the threshold" in docs

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -17,10 +18,14 @@ from vigil.timeutil import Granularity
 
 
 def odds(rarity: float) -> str:
-    """'1 in 1,400' for a surprise that rare; beyond a billion, '1 in over 1,000,000,000'."""
+    """'1 in 1,400' for a surprise that rare (two significant digits from 100 on); beyond a
+    billion, '1 in over 1,000,000,000'."""
     if not rarity < 1e9:
         return "1 in over 1,000,000,000"
-    return f"1 in {max(rarity, 1.0):,.0f}"
+    rarity = max(rarity, 1.0)
+    if rarity >= 100:  # two significant digits: 1 in 1,700,000, not 1 in 1,692,469
+        rarity = round(rarity, 1 - int(math.floor(math.log10(rarity))))
+    return f"1 in {rarity:,.0f}"
 
 
 @dataclass
@@ -149,6 +154,9 @@ class AutoAnalyzer:
             REPLAYS.put(key, _Replay(detector, window.copy(), score))
         lower, upper = detector.expected()
         reason, rarity = detector.reason.copy(), detector.rarity()
+        weighted = detector.weighted_rarity()
+        damped, held = detector.damped.copy(), detector.held.copy()
+        quiet, hold, damping = detector.p.quiet, detector.p.hold, detector.p.damping
         value = window[:, -1]
         status = np.where(score >= cfg.threshold, ANOMALY, OK)
         status[np.isnan(value)] = NO_DATA
@@ -156,9 +164,22 @@ class AutoAnalyzer:
         deviation = np.where(status == ANOMALY, relative(value, expected), 0.0)
 
         def describe(i: int) -> str:
+            # Shown rounded down, so a score below the threshold never reads as reaching it.
+            head = f"score {math.floor(score[i] * 100) / 100:.2f} (threshold {cfg.threshold:g})"
+            if weighted[i] < 10:
+                what = "nothing unusual"
+            else:
+                what = f"{REASONS[int(reason[i])]} ({odds(weighted[i])}"
+                if abs(math.log10(max(rarity[i], 1.0)) - math.log10(weighted[i])) >= math.log10(2):
+                    what += f"; {odds(rarity[i])} of its own history"
+                what += ")"
+            # Name a news rule only where it decided the status.
+            if held[i]:
+                what += f"; held below the threshold within {hold} buckets of the last anomaly"
+            elif damped[i] and score[i] < cfg.threshold <= score[i] / damping:
+                what += f"; damped: no higher than the last {quiet} buckets' peak"
             return (
-                f"score {score[i]:.2f} (threshold {cfg.threshold:g}),"
-                f" {REASONS[int(reason[i])]} ({odds(rarity[i])}): expected"
+                f"{head}, {what}: expected"
                 f" {format_number(lower[i])}–{format_number(upper[i])}, got"
                 f" {format_number(value[i])}"
             )

@@ -176,6 +176,9 @@ class StreamingDetector:
         self.last_expected = np.full(series, np.nan)
         self.last_scale = np.full(series, np.nan)
         self.last_p = np.ones(series)
+        self.last_chance = np.ones(series)
+        self.damped = np.zeros(series, dtype=bool)
+        self.held = np.zeros(series, dtype=bool)
         self.reason = np.zeros(series, dtype=np.int64)
 
     def forecasts(self) -> np.ndarray:
@@ -215,6 +218,7 @@ class StreamingDetector:
         self.reason = np.argmin(chances, axis=0)
         chance = chances.min(axis=0)
         self.last_p = np.take_along_axis(raw, self.reason[None, :], axis=0)[0]
+        self.last_chance = np.where(seen, chance, 1.0)
         score = np.minimum(1.0, -np.log10(np.maximum(chance, 1e-300)) / p.scale)
         score = np.where(seen, score, 0.0)
         score = self._news(score)
@@ -264,8 +268,10 @@ class StreamingDetector:
         if p.quiet > 0:
             previous = self.peaks.max(axis=1)
             self.peaks[:, self.steps % self.peaks.shape[1]] = score
+            self.damped = (score <= previous) & (score > 0)
             score = np.where(score > previous, score, score * p.damping)
         held = (self.since < p.hold) & (score < self.fired + p.release)
+        self.held = held & (score > 0.9 * p.threshold)
         score = np.where(held, np.minimum(score, 0.9 * p.threshold), score)
         fire = ~held & (score >= p.threshold)
         self.fired = np.where(fire, score, self.fired)
@@ -313,6 +319,11 @@ class StreamingDetector:
             self.last_expected - width * self.last_scale,
             self.last_expected + width * self.last_scale,
         )
+
+    def weighted_rarity(self) -> np.ndarray:
+        """1 / p of the last step's deciding surprise after its component's factor and the
+        history bar: the score before the news rules is exactly min(1, log10(this) / scale)."""
+        return np.asarray(1.0 / np.maximum(self.last_chance, 1e-300), dtype=float)
 
     def rarity(self) -> np.ndarray:
         """1 / p of the last step's deciding surprise among its own history (before the
