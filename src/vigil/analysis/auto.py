@@ -24,7 +24,7 @@ def odds(rarity: float) -> str:
         return "1 in over 1,000,000,000"
     rarity = max(rarity, 1.0)
     if rarity >= 100:  # two significant digits: 1 in 1,700,000, not 1 in 1,692,469
-        rarity = round(rarity, 1 - int(math.floor(math.log10(rarity))))
+        rarity = round(rarity, 1 - math.floor(math.log10(rarity)))
     return f"1 in {rarity:,.0f}"
 
 

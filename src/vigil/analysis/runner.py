@@ -12,6 +12,7 @@ from vigil.analysis import baseline as baselines
 from vigil.analysis import build_analyzer
 from vigil.analysis.base import STATUS_CODES, Evaluation, reads
 from vigil.analysis.matrix import Reference, SeriesMatrix
+from vigil.calendar import Calendar
 from vigil.config.profiles import PAYLOAD_STATS
 from vigil.config.project import (
     Dataset,
@@ -42,6 +43,9 @@ def analyze_dataset(
     a changed configuration, a partial earlier result, or `reanalyze` redoes it.
     """
     granularity = granularity or dataset.granularity
+    calendar = dataset.holidays
+    if calendar is not None and calendar.mute and calendar.covers(bucket_start, granularity.tz):
+        return []  # a muted holiday is not checked
     chosen = [m for m in dataset.metrics if metrics is None or m.name in metrics]
     jobs = [
         (m, a)
@@ -87,6 +91,8 @@ def analyze_dataset(
             if metric.ratio_of is not None and metric.ratio_of[0] in cells:
                 numerator, denominator = (matrix_of(n) for n in metric.ratio_of)
                 built = replace(built, parts=(built.aligned(numerator), built.aligned(denominator)))
+            if calendar is not None:
+                built = without_holidays(built, calendar, bucket_start)
             ready[metric.name] = built
         matrix = ready[metric.name]
         if not matrix.segments:
@@ -99,6 +105,30 @@ def analyze_dataset(
         }
         results.extend(_run_one(config, metric, matrix, bucket, skip, partial))
     return results
+
+
+def without_holidays(matrix: SeriesMatrix, calendar: Calendar, target: datetime) -> SeriesMatrix:
+    """The matrix with the buckets of holidays other than the target's own day missing, so no
+    baseline compares a normal day with a holiday (or a holiday with another one)."""
+    if not matrix.times:
+        return matrix
+    tz = matrix.granularity.tz
+    mask = calendar.mask(matrix.times, tz)
+    if not mask.any():
+        return matrix
+    zone = get_zone(tz)
+    today = target.astimezone(zone).date()
+    mask &= np.array([t.astimezone(zone).date() != today for t in matrix.times], dtype=bool)
+    if not mask.any():
+        return matrix
+    values = matrix.values.copy()
+    values[:, mask] = np.nan
+    parts = None
+    if matrix.parts is not None:
+        parts = (matrix.parts[0].copy(), matrix.parts[1].copy())
+        parts[0][:, mask] = np.nan
+        parts[1][:, mask] = np.nan
+    return replace(matrix, values=values, parts=parts)
 
 
 def _parts_needed(jobs: list[tuple[Metric, AnalyzerConfig]]) -> set[str]:

@@ -15,6 +15,7 @@ from jinja2.sandbox import SandboxedEnvironment
 from pydantic import TypeAdapter, ValidationError
 
 from vigil import secrets
+from vigil.calendar import Calendar
 from vigil.config.profiles import profile_metrics
 from vigil.config.project import (
     PAYLOAD_NEEDS,
@@ -32,6 +33,7 @@ from vigil.config.schema import (
     CompositeConfig,
     DatasetConfig,
     DefinitionsFile,
+    HolidaysConfig,
     MessageTemplate,
     MonitorConfig,
     ProjectFile,
@@ -357,7 +359,14 @@ def _resolve_dataset(
         recompute_at_source=recompute,
         where=doc.where(path),
         formula_where=formula_where,
+        holidays=_calendar(defaults.holidays),
     )
+
+
+def _calendar(config: HolidaysConfig | None) -> Calendar | None:
+    if config is None or not (config.countries or config.dates):
+        return None
+    return Calendar(tuple(config.countries), frozenset(config.dates), config.mute)
 
 
 def _check_rollups(

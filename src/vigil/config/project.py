@@ -11,6 +11,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from vigil.calendar import Calendar
 from vigil.config.schema import (
     AnalyzerConfig,
     DatasetConfig,
@@ -80,6 +81,7 @@ class Dataset:
     grace_period: timedelta = timedelta(days=30)
     # Whether the source can aggregate metrics without a rollup at coarser granularities.
     recompute_at_source: bool = False
+    holidays: Calendar | None = None
 
     @property
     def name(self) -> str:

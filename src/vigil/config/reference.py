@@ -55,7 +55,11 @@ SECTIONS: list[tuple[str, str, list[type[BaseModel]]]] = [
             schema.MattermostChannelConfig,
         ],
     ),
-    ("defaults", "Inherited by every dataset and metric.", [schema.Defaults, schema.QuietHours]),
+    (
+        "defaults",
+        "Inherited by every dataset and metric.",
+        [schema.Defaults, schema.QuietHours, schema.HolidaysConfig],
+    ),
     (
         "datasets",
         "In any included file (or vigil.yaml): metrics read from one table by one query.",

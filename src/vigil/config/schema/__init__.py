@@ -57,6 +57,7 @@ from vigil.config.schema.datasets import (
 )
 from vigil.config.schema.defaults import (
     Defaults,
+    HolidaysConfig,
     QuietHours,
     SegmentOwners,
 )
@@ -159,6 +160,7 @@ __all__ = [
     "FixedConfig",
     "FrequentStringComparisonConfig",
     "GranularityName",
+    "HolidaysConfig",
     "LaggedBaseline",
     "ListComparisonConfig",
     "MattermostChannelConfig",

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, timedelta
+from typing import Any
 
-from pydantic import Field
+from pydantic import Field, field_validator, model_validator
 
 from vigil.config.schema.types import Base, ClockTime, Duration, Fill, GranularityName
 
@@ -23,6 +24,44 @@ class SegmentOwners(Base):
     owners: list[str] = Field(description="Handles to @mention, e.g. ['@ios_lead'].")
 
 
+class HolidaysConfig(Base):
+    """Days that are not like other days: their values are left out of every baseline."""
+
+    countries: list[str] = Field(
+        default_factory=list,
+        description="ISO 3166 country codes whose public holidays count, e.g. [US, RU] (the"
+        " holidays package's calendars).",
+    )
+    dates: list[date] = Field(
+        default_factory=list, description="More holidays, e.g. ['2026-12-31'] (local dates)."
+    )
+    mute: bool = Field(
+        False,
+        description="Also skip the checks of a holiday's own buckets (nothing alerts on a"
+        " holiday); without it a holiday is checked against normal days.",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, data: Any) -> Any:
+        """`holidays: [US, RU]` is short for `holidays: {countries: [US, RU]}`."""
+        return {"countries": data} if isinstance(data, list) else data
+
+    @field_validator("countries")
+    @classmethod
+    def _known(cls, value: list[str]) -> list[str]:
+        from vigil.calendar import supported_countries
+
+        known = supported_countries()
+        wrong = [c for c in value if c.upper() not in known]
+        if wrong:
+            raise ValueError(
+                f"unknown country {', '.join(repr(c) for c in wrong)}; expected ISO 3166 codes"
+                f" such as US, GB, DE, FR, RU, IN, BR ({len(known)} are known)"
+            )
+        return [c.upper() for c in value]
+
+
 class Defaults(Base):
     """Settings every dataset and metric inherits unless it sets its own."""
 
@@ -39,6 +78,10 @@ class Defaults(Base):
             "A known series with no rows in a bucket: `zero` (counts: nothing happened) or"
             " `missing` (ratios: undefined)."
         ),
+    )
+    holidays: HolidaysConfig | None = Field(
+        None,
+        description="Holidays left out of baselines (and optionally muted); see docs/analyzers.md.",
     )
     owners: list[str] = Field(default_factory=list, description="Handles to @mention.")
     links: dict[str, str] = Field(
