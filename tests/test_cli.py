@@ -13,6 +13,7 @@ from click.testing import CliRunner
 
 from tests.conftest import (
     METRICS_YAML,
+    MONITORS_YAML,
     START,
     STEP,
     VIGIL_YAML,
@@ -71,6 +72,25 @@ def test_validate_names_an_unknown_column_without_a_traceback(project_dir: Proje
     assert lines[0].startswith("Error: metrics/events.yaml:15: datasets[0].metrics[1].formula:")
     assert '"uid" not found' in lines[0]
     assert "Traceback" not in result.stderr
+
+
+def test_validate_reports_key_typos_and_formula_errors_in_one_run(
+    project_dir: ProjectFactory,
+) -> None:
+    project_dir.write(
+        {
+            "metrics/events.yaml": METRICS_YAML.replace("DISTINCT user_id", "DISTINCT uid"),
+            "monitors/main.yaml": MONITORS_YAML.replace("buckets: 1", "bukets: 1"),
+        }
+    )
+    code, _, err = vigil(project_dir, "validate")
+    assert code == 1
+    lines = err.strip().splitlines()
+    assert len(lines) == 2, err
+    assert lines[0].startswith("Error: monitors/main.yaml:")
+    assert "unknown key 'bukets' (did you mean 'buckets'?)" in lines[0]
+    assert lines[1].startswith("Error: metrics/events.yaml:15: datasets[0].metrics[1].formula:")
+    assert '"uid" not found' in lines[1]
 
 
 def test_bad_time_option_is_a_usage_error(project_dir: ProjectFactory) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
@@ -9,9 +10,12 @@ from typing import TextIO
 
 from vigil.clock import Clock, SystemClock
 from vigil.config.project import Project
+from vigil.errors import SourceError
 from vigil.notify import Channel, build_channel
 from vigil.sources import Source, build_source
 from vigil.store import Store, open_store
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -30,8 +34,12 @@ class App:
         """Hold the store and every source open for a batch of cycles."""
         with ExitStack() as stack:
             stack.enter_context(self.store.session())
-            for source in self.sources.values():
-                stack.enter_context(source.session())
+            for name, source in self.sources.items():
+                try:
+                    stack.enter_context(source.session())
+                except SourceError as e:
+                    # Its datasets fail (and are retried, reported) one by one; the rest run.
+                    log.warning("source '%s' is not reachable: %s", name, e)
             yield
 
     def close(self) -> None:

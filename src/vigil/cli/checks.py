@@ -15,6 +15,7 @@ from vigil.app import running_app
 from vigil.cli.base import (
     TIME,
     echo,
+    find_project,
     handle_errors,
     main,
     print_report,
@@ -23,6 +24,7 @@ from vigil.cli.base import (
     time_of,
 )
 from vigil.clock import SystemClock
+from vigil.config.loader import load_partial
 from vigil.errors import ConfigError, VigilError
 from vigil.scheduler.backfill import backfill_buckets, run_backfill
 from vigil.scheduler.cycle import run_cycle
@@ -37,9 +39,15 @@ from vigil.sources import build_source
 @click.pass_context
 @handle_errors
 def validate(ctx: click.Context, offline: bool) -> None:
-    """Check the configuration and every formula against its source; exit 1 on any error."""
-    project = project_of(ctx)
-    problems: list[str] = []
+    """Check the configuration and every formula against its source; exit 1 on any error.
+
+    Every problem is reported in one run: the files' own, then the formulas of the datasets
+    in the files that are valid.
+    """
+    found, problems = load_partial(find_project(Path(ctx.obj)))
+    if found is None:
+        raise ConfigError(problems)
+    project = found
     if not offline:
         for dataset in project.datasets:
             source = build_source(

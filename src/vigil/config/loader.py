@@ -60,7 +60,30 @@ def load_project(
     `analyzer_overrides` (analyzer id → parameters) change analyzers before they are resolved,
     as `vigil backtest --set` does.
     """
-    root = Path(root)
+    project, _ = _load(Path(root), env, analyzer_overrides or {}, strict=True)
+    assert project is not None  # strict: any problem raised
+    return project
+
+
+def load_partial(
+    root: Path | str, env: Mapping[str, str] | None = None
+) -> tuple[Project | None, list[str]]:
+    """Every problem of the project in `root`, and the project as far as it resolves: the
+    files that are valid, so that `vigil validate` can also check their formulas in the same
+    run (None when vigil.yaml itself is invalid)."""
+    try:
+        return _load(Path(root), env, {}, strict=False)
+    except ConfigError as e:
+        return None, list(e.problems)
+
+
+def _load(
+    root: Path,
+    env: Mapping[str, str] | None,
+    analyzer_overrides: Mapping[str, Mapping[str, Any]],
+    *,
+    strict: bool,
+) -> tuple[Project | None, list[str]]:
     main = root / PROJECT_FILE if root.is_dir() else root
     root = main.parent
     if not main.exists():
@@ -84,12 +107,17 @@ def load_project(
         problems.extend(included.problems + found)
         if definitions is not None:
             docs.append((included, definitions))
-    if problems or settings is None:
+    if settings is None or (problems and strict):
         raise ConfigError(problems)
     try:
-        return _resolve(root, settings, docs, analyzer_overrides or {})
+        project, found = _resolve(root, settings, docs, analyzer_overrides)
     except (TypeError, OverflowError, RecursionError, AttributeError, KeyError) as e:
-        raise ConfigError([unchecked(PROJECT_FILE, e)]) from e
+        if strict:
+            raise ConfigError([unchecked(PROJECT_FILE, e)]) from e
+        return None, [*problems, unchecked(PROJECT_FILE, e)]
+    if found and strict:
+        raise ConfigError(found)
+    return project, [*problems, *found]
 
 
 def _include_patterns(doc: YamlDocument) -> list[str]:
@@ -113,7 +141,9 @@ def _resolve(
     settings: ProjectFile,
     docs: list[tuple[YamlDocument, DefinitionsFile]],
     overrides: Mapping[str, Mapping[str, Any]],
-) -> Project:
+) -> tuple[Project, list[str]]:
+    """The project and the problems found while resolving it (the caller decides whether
+    they are fatal)."""
     problems: list[str] = []
     analyzers = _collect_unique(docs, "analyzers", problems)
     _override_analyzers(analyzers, overrides, problems)
@@ -132,10 +162,8 @@ def _resolve(
         _check_analyzers(definitions, seen_metrics, datasets, analyzers, doc, problems)
         _check_monitors(definitions, settings, analyzers, doc, problems)
     _check_embedded_clickhouse(root, settings, docs[0][0], problems)
-    if problems:
-        raise ConfigError(problems)
     secrets = frozenset(s for doc, _ in docs for s in doc.secrets)
-    return Project(
+    project = Project(
         root=root,
         settings=settings,
         datasets=tuple(datasets),
@@ -144,6 +172,7 @@ def _resolve(
         secrets=secrets,
         files=tuple(doc.file for doc, _ in docs),
     )
+    return project, problems
 
 
 def _check_embedded_clickhouse(
