@@ -208,6 +208,41 @@ def test_replay_then_alerts_json(project_dir: ProjectFactory) -> None:
     assert len(out.strip().splitlines()) == 1 + 3 + 1  # header, 3 muted, the 3 not shown
 
 
+def test_incidents_are_listed_as_their_messages_grouped_them(project_dir: ProjectFactory) -> None:
+    write_events(
+        project_dir.root / "app.duckdb",
+        event_rows(START, 9, {"iOS": 10, "Android": 20}, {DROP: 0.2, DROP + STEP: 0.2}),
+    )
+    code, _, err = vigil(
+        project_dir, "replay", "--from", "2024-05-09T11:00", "--to", "2024-05-09T14:00"
+    )
+    assert code == 0, err
+    code, out, _ = vigil(project_dir, "incidents", "--json")
+    assert code == 0
+    groups = json.loads(out)
+    assert len(groups) == 1  # one drop of every series in one dataset: one incident
+    group = groups[0]
+    assert (group["monitor"], group["dataset"], group["opened"]) == (
+        "main",
+        "events",
+        "2024-05-09T12:00:00+00:00",
+    )
+    assert [m["series"] for m in group["members"]] == [
+        "actions [os=Android]",
+        "actions [os=iOS]",
+        "actions [total]",
+    ]
+    assert group["status"] == "resolved"  # four normal buckets later
+    assert group["minutes"] == 30  # the two dropped buckets
+    code, out, _ = vigil(project_dir, "incidents")
+    lines = out.splitlines()
+    assert lines[0].split() == ["opened", "status", "lasted", "monitor", "dataset", "series"]
+    assert lines[1].split()[:6] == ["2024-05-09", "12:00", "resolved", "30m", "main", "events"]
+    assert lines[1].endswith("3: actions [os=Android], actions [os=iOS], actions [total]")
+    code, out, _ = vigil(project_dir, "incidents", "--open")
+    assert out == "No open incidents.\n"
+
+
 def test_replay_rejects_an_empty_range(project_dir: ProjectFactory) -> None:
     code, _, err = vigil(
         project_dir, "replay", "--from", "2024-05-09T13:00", "--to", "2024-05-09T11:00"

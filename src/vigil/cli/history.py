@@ -1,4 +1,4 @@
-"""Commands that read what happened: runs, alerts, the graph, silences."""
+"""Commands that read what happened: runs, alerts, incidents, the graph, silences."""
 
 from __future__ import annotations
 
@@ -274,3 +274,82 @@ def silence_expire(ctx: click.Context, silence_id: int) -> None:
         if not app.store.expire_silence(silence_id, clock.now()):
             raise VigilError(f"no active silence {silence_id}")
     echo(f"Silence {silence_id} expired.")
+
+
+@main.command()
+@click.option("--open", "only_open", is_flag=True, help="Only incidents still open.")
+@click.option("--since", "since_text", type=TIME, help="Only incidents opened from this time.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
+@click.pass_context
+@handle_errors
+def incidents(ctx: click.Context, only_open: bool, since_text: str | None, as_json: bool) -> None:
+    """Incidents, newest first: the series that went wrong together (one monitor, one
+    dataset, opened in the same bucket — what one message told), with how long they lasted."""
+    project = project_of(ctx)
+    since = time_of(since_text, project)
+    with running_app(project, SystemClock()) as app:
+        found = app.store.list_incidents("open" if only_open else None)
+    groups = group_incidents(
+        project, [i for i in found if since is None or i.opened_bucket >= since]
+    )
+    if as_json:
+        echo(json.dumps(groups, indent=2, ensure_ascii=False))
+        return
+    if not groups:
+        echo("No open incidents." if only_open else "No incidents.")
+        return
+    zone = get_zone(project.timezone)
+    echo(f"{'opened':<16}  {'status':<8} {'lasted':>7}  {'monitor':<12} {'dataset':<12} series")
+    for g in groups:
+        opened = parse_instant(g["opened"], "UTC").astimezone(zone)
+        names = [m["series"] for m in g["members"]]
+        shown = ", ".join(names[:3]) + (f" … and {len(names) - 3} more" if len(names) > 3 else "")
+        lasted = _minutes(g["minutes"])
+        echo(
+            f"{opened:%Y-%m-%d %H:%M}  {g['status']:<8} {lasted:>7}  {g['monitor']:<12}"
+            f" {g['dataset']:<12} {len(names)}: {shown}"
+        )
+
+
+def group_incidents(project: Any, found: list[Any]) -> list[dict[str, Any]]:
+    """Per-series incidents grouped as their messages were (monitor, dataset, opening
+    bucket), newest first; open while any member is open."""
+    groups: dict[tuple[str, str, Any], list[Any]] = {}
+    for incident in found:
+        try:
+            dataset = project.dataset_of(incident.series.metric).name
+        except KeyError:  # a metric since removed from the project
+            dataset = incident.series.metric
+        key = (incident.monitor, dataset, incident.opened_bucket)
+        groups.setdefault(key, []).append(incident)
+    out = []
+    for (monitor, dataset, opened), members in groups.items():
+        is_open = any(m.status == "open" for m in members)
+        last = max(m.last_anomaly_bucket for m in members)
+        resolved = None if is_open else max(m.resolved_bucket or last for m in members)
+        end = members[0].granularity.next(last)  # anomalous until its last bucket ended
+        out.append(
+            {
+                "monitor": monitor,
+                "dataset": dataset,
+                "status": "open" if is_open else "resolved",
+                "opened": opened.isoformat(),
+                "last_anomaly": last.isoformat(),
+                "resolved": resolved.isoformat() if resolved else None,
+                "minutes": round((end - opened).total_seconds() / 60),
+                "members": [
+                    {
+                        "id": m.id,
+                        "series": m.series.label(),
+                        "status": m.status,
+                        "last_anomaly": m.last_anomaly_bucket.isoformat(),
+                    }
+                    for m in sorted(members, key=lambda m: m.series.label())
+                ],
+            }
+        )
+    return sorted(out, key=lambda g: (g["opened"], g["monitor"], g["dataset"]), reverse=True)
+
+
+def _minutes(total: int) -> str:
+    return f"{total // 60}h{total % 60:02d}" if total >= 60 else f"{total}m"
