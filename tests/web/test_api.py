@@ -57,6 +57,9 @@ def test_overview_shows_the_firing_monitor_its_incidents_and_freshness(served: S
     assert monitor["state"] == "firing"
     assert monitor["open_incidents"] == 3  # total, iOS and Android all dropped
     assert {i["segment"] for i in data["incidents"]} == {"total", "os=iOS", "os=Android"}
+    # As their message told them: one incident of the dataset, with the three series.
+    [group] = data["incident_groups"]
+    assert (group["dataset"], group["status"], len(group["members"])) == ("events", "open", 3)
     (fresh,) = data["freshness"]
     assert fresh["dataset"] == "events"
     assert fresh["newest_bucket"] == (NOW - STEP).isoformat()
@@ -140,6 +143,13 @@ def test_results_alerts_and_incidents(served: Served) -> None:
     assert ok(served, "/alerts", severity="low")["total"] == 0
     assert ok(served, "/incidents", status="open")["total"] == 3
     assert ok(served, "/incidents", status="resolved")["total"] == 0
+    grouped = ok(served, "/incidents", status="open", grouped="true")
+    assert grouped["total"] == 1
+    assert {m["segment"] for m in grouped["items"][0]["members"]} == {
+        "total",
+        "os=iOS",
+        "os=Android",
+    }
 
 
 def test_feedback_is_stored_shown_with_the_alert_and_replaced(served: Served) -> None:

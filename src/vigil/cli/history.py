@@ -14,6 +14,7 @@ from vigil.clock import SystemClock
 from vigil.config.graph import render_dot, render_mermaid, render_text
 from vigil.errors import VigilError
 from vigil.model import AlertStatus, RunRecord, Segment, Silence
+from vigil.notify.incidents import grouped_incidents
 from vigil.numbers import format_number
 from vigil.store.base import AlertRow
 from vigil.timeutil import get_zone, parse_duration, parse_instant
@@ -289,7 +290,7 @@ def incidents(ctx: click.Context, only_open: bool, since_text: str | None, as_js
     since = time_of(since_text, project)
     with running_app(project, SystemClock()) as app:
         found = app.store.list_incidents("open" if only_open else None)
-    groups = group_incidents(
+    groups = grouped_incidents(
         project, [i for i in found if since is None or i.opened_bucket >= since]
     )
     if as_json:
@@ -309,46 +310,6 @@ def incidents(ctx: click.Context, only_open: bool, since_text: str | None, as_js
             f"{opened:%Y-%m-%d %H:%M}  {g['status']:<8} {lasted:>7}  {g['monitor']:<12}"
             f" {g['dataset']:<12} {len(names)}: {shown}"
         )
-
-
-def group_incidents(project: Any, found: list[Any]) -> list[dict[str, Any]]:
-    """Per-series incidents grouped as their messages were (monitor, dataset, opening
-    bucket), newest first; open while any member is open."""
-    groups: dict[tuple[str, str, Any], list[Any]] = {}
-    for incident in found:
-        try:
-            dataset = project.dataset_of(incident.series.metric).name
-        except KeyError:  # a metric since removed from the project
-            dataset = incident.series.metric
-        key = (incident.monitor, dataset, incident.opened_bucket)
-        groups.setdefault(key, []).append(incident)
-    out = []
-    for (monitor, dataset, opened), members in groups.items():
-        is_open = any(m.status == "open" for m in members)
-        last = max(m.last_anomaly_bucket for m in members)
-        resolved = None if is_open else max(m.resolved_bucket or last for m in members)
-        end = members[0].granularity.next(last)  # anomalous until its last bucket ended
-        out.append(
-            {
-                "monitor": monitor,
-                "dataset": dataset,
-                "status": "open" if is_open else "resolved",
-                "opened": opened.isoformat(),
-                "last_anomaly": last.isoformat(),
-                "resolved": resolved.isoformat() if resolved else None,
-                "minutes": round((end - opened).total_seconds() / 60),
-                "members": [
-                    {
-                        "id": m.id,
-                        "series": m.series.label(),
-                        "status": m.status,
-                        "last_anomaly": m.last_anomaly_bucket.isoformat(),
-                    }
-                    for m in sorted(members, key=lambda m: m.series.label())
-                ],
-            }
-        )
-    return sorted(out, key=lambda g: (g["opened"], g["monitor"], g["dataset"]), reverse=True)
 
 
 def _minutes(total: int) -> str:

@@ -7,6 +7,7 @@ import hashlib
 from collections import defaultdict
 from dataclasses import replace
 from datetime import datetime
+from typing import Any
 
 from vigil.config.project import Project
 from vigil.config.schema import MonitorConfig
@@ -130,3 +131,45 @@ def resolved_notifications(
 
 def _local(instant: datetime, tz: str) -> str:
     return f"{instant.astimezone(get_zone(tz)):%Y-%m-%d %H:%M}"
+
+
+def grouped_incidents(project: Project, found: list[Incident]) -> list[dict[str, Any]]:
+    """Per-series incidents grouped as their messages were (monitor, dataset, opening
+    bucket), newest first; open while any member is open."""
+    groups: dict[tuple[str, str, datetime], list[Incident]] = {}
+    for incident in found:
+        try:
+            dataset = project.dataset_of(incident.series.metric).name
+        except KeyError:  # a metric since removed from the project
+            dataset = incident.series.metric
+        key = (incident.monitor, dataset, incident.opened_bucket)
+        groups.setdefault(key, []).append(incident)
+    out = []
+    for (monitor, dataset, opened), members in groups.items():
+        is_open = any(m.status == "open" for m in members)
+        last = max(m.last_anomaly_bucket for m in members)
+        resolved = None if is_open else max(m.resolved_bucket or last for m in members)
+        end = members[0].granularity.next(last)  # anomalous until its last bucket ended
+        out.append(
+            {
+                "monitor": monitor,
+                "dataset": dataset,
+                "status": "open" if is_open else "resolved",
+                "opened": opened.isoformat(),
+                "last_anomaly": last.isoformat(),
+                "resolved": resolved.isoformat() if resolved else None,
+                "minutes": round((end - opened).total_seconds() / 60),
+                "members": [
+                    {
+                        "id": m.id,
+                        "series": m.series.label(),
+                        "metric": m.series.metric,
+                        "segment": m.series.segment.label(),
+                        "status": m.status,
+                        "last_anomaly": m.last_anomaly_bucket.isoformat(),
+                    }
+                    for m in sorted(members, key=lambda m: m.series.label())
+                ],
+            }
+        )
+    return sorted(out, key=lambda g: (g["opened"], g["monitor"], g["dataset"]), reverse=True)

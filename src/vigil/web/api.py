@@ -13,6 +13,7 @@ from vigil.config import load_project
 from vigil.config.graph import pipeline_edges, render_text
 from vigil.errors import ConfigError
 from vigil.model import Feedback, FeedbackLabel, Segment, Silence
+from vigil.notify.incidents import grouped_incidents
 from vigil.notify.pipeline import redact
 from vigil.store.base import Store
 from vigil.timeutil import parse_duration
@@ -291,13 +292,20 @@ def alert(alert_id: str, who: Viewer, opened: Opened) -> dict[str, Any]:
 
 @router.get("/incidents", summary="Incidents")
 def incidents(
+    request: Request,
     who: Viewer,
     opened: Opened,
     status: Literal["open", "resolved"] | None = None,
+    grouped: bool = False,
     limit: Limit = 100,
     offset: Offset = 0,
 ) -> dict[str, Any]:
-    """Incidents, newest first."""
+    """Incidents, newest first: one per monitor and series, or with `grouped=true` as their
+    messages grouped them (monitor, dataset, opening bucket) with the series as members."""
+    if grouped:
+        project = context(request).project
+        found = grouped_incidents(project, opened.list_incidents(status))
+        return page(found, limit, offset)
     return page(queries.incidents(opened, status), limit, offset)
 
 

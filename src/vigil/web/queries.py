@@ -15,6 +15,7 @@ import pandas as pd
 from vigil.config.project import Metric, Project
 from vigil.errors import NotFoundError, VigilError
 from vigil.model import Feedback, Segment, SeriesKey, Status
+from vigil.notify.incidents import grouped_incidents
 from vigil.store.base import AlertRow, Store
 from vigil.timeutil import Granularity, as_utc, to_naive_utc
 from vigil.web.downsample import band_envelope, extreme_indices
@@ -488,6 +489,7 @@ def overview(project: Project, store: Store, now: datetime) -> dict[str, Any]:
         "now": iso(now),
         "monitors": monitors,
         "incidents": incidents(store, "open"),
+        "incident_groups": grouped_incidents(project, open_incidents),
         "runs": runs(store, None, 20),
         "freshness": freshness,
         "series": len(stored),
