@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from datetime import timedelta
 
 import pytest
@@ -257,3 +258,22 @@ def test_bad_input_gets_a_clear_4xx_never_a_500(served: Served) -> None:
     )
     assert "invalid request" in error(served, "POST", "/silences", 422, content=b"not json")
     assert "Not Found" in error(served, "GET", "/nowhere", 404)
+
+
+def test_the_served_project_follows_edits_of_its_files(served: Served) -> None:
+    context = served.server.server.config.app.state.context
+    metrics_file = served.project.root / "metrics" / "events.yaml"
+    text = metrics_file.read_text()
+    assert "  - name: views" not in text
+    edited = text + "      - name: views\n        formula: count(*) FILTER (WHERE os = 'iOS')\n"
+    metrics_file.write_text(edited)
+    os.utime(metrics_file, (1, 1))
+    context.checked = 0.0  # as if the poll interval had passed
+    names = [m["name"] for m in ok(served, "/metrics")["items"]]
+    assert names == ["actions", "users", "views"]  # no restart needed
+    # A broken edit keeps the running configuration.
+    metrics_file.write_text(edited.replace("formula: count(*)", "formula: [not, sql"))
+    os.utime(metrics_file, (2, 2))
+    context.checked = 0.0
+    names = [m["name"] for m in ok(served, "/metrics")["items"]]
+    assert names == ["actions", "users", "views"]

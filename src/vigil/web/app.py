@@ -6,8 +6,10 @@
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from importlib import resources
 from typing import Any
@@ -19,22 +21,57 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from vigil.clock import Clock, SystemClock
+from vigil.config import load_project
 from vigil.config.project import Project
+from vigil.config.watch import ConfigWatcher
 from vigil.errors import NotFoundError, StoreError, VigilError
 from vigil.store import Store, create_store, open_store
 from vigil.web.auth import Principal, authenticate
 
 log = logging.getLogger(__name__)
 API = "/api/v1"
+RELOAD_POLL_SECONDS = 2.0
 
 
 @dataclass
 class WebContext:
-    """What every request needs: the project, the clock and a way to open the store."""
+    """What every request needs: the project, the clock and a way to open the store.
+
+    The project follows edits of its files (checked at most every `poll_seconds`): a metric
+    added while `vigil serve` runs is there on the next request; an edit that does not load
+    keeps the running configuration (and is logged).
+    """
 
     project: Project
     clock: Clock
-    open_store: Callable[[], Store]
+    poll_seconds: float = RELOAD_POLL_SECONDS
+    watcher: ConfigWatcher | None = None
+    checked: float = 0.0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __post_init__(self) -> None:
+        self.watcher = ConfigWatcher(self.project.root)
+        self.watcher.changed(self.project.settings.include)
+        self.checked = time.monotonic()
+
+    def open_store(self) -> Store:
+        """A store for one request."""
+        return create_store(self.project, self.clock.now)
+
+    def refresh(self) -> None:
+        """Load the project again if its files changed since the last look."""
+        if time.monotonic() - self.checked < self.poll_seconds or self.watcher is None:
+            return
+        with self.lock:
+            self.checked = time.monotonic()
+            if not self.watcher.changed(self.project.settings.include):
+                return
+            try:
+                self.project = load_project(self.project.root)
+            except VigilError as e:
+                log.warning("configuration edit not loaded; serving the running one: %s", e)
+                return
+            log.info("configuration reloaded")
 
 
 def create_app(project: Project, clock: Clock | None = None) -> FastAPI:
@@ -52,7 +89,7 @@ def create_app(project: Project, clock: Clock | None = None) -> FastAPI:
         docs_url=None,  # the interactive docs load from a CDN; the schema is enough
         redoc_url=None,
     )
-    app.state.context = WebContext(project, clock, lambda: create_store(project, clock.now))
+    app.state.context = WebContext(project, clock)
     app.include_router(api_router, prefix=API)
     app.include_router(pages_router)
     static = resources.files("vigil.web") / "static"
@@ -65,8 +102,10 @@ def create_app(project: Project, clock: Clock | None = None) -> FastAPI:
 
 
 def context(request: Request) -> WebContext:
-    """The app's context."""
-    return request.app.state.context  # type: ignore[no-any-return]
+    """The app's context, with the project as its files now say."""
+    found: WebContext = request.app.state.context
+    found.refresh()
+    return found
 
 
 def store(request: Request) -> Iterator[Store]:
