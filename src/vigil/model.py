@@ -202,6 +202,12 @@ class Notification:
     severity: str = ""
     kind: str = "alert"
     resent: bool = False  # an earlier attempt died mid-send: the part in flight may repeat
+    # The series (monitor, metric, segment key) the message tells about, for its resolution.
+    members: tuple[tuple[str, str, str], ...] = ()
+    # The channel's id of the sent message (Telegram message_id, Slack "channel ts").
+    remote_ref: str = ""
+    # For a resolution: the key of the message it edits and answers.
+    reply_to: str = ""
 
 
 @dataclass(frozen=True)

@@ -305,8 +305,12 @@ def test_incident_opens_extends_and_resolves_with_one_message_each(
     assert incident.resolved_bucket == DROP + 4 * STEP
     text = out.getvalue()
     assert text.count("🟠 Actions · total") == 1  # extended, not re-sent
+    # One resolve message for the message that told it, with when it became normal again.
     assert text.count("✅ Resolved: Actions · total") == 1
-    assert "Normal again for 2 buckets (incident opened at 2024-05-09 12:00" in text
+    assert (
+        "✅ Resolved: Actions · total — normal again from 2024-05-09 12:45 UTC, after 45 min"
+        in (text)
+    )
 
 
 def test_growing_deviation_renotifies_within_cooldown(project_dir: ProjectFactory) -> None:

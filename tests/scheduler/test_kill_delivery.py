@@ -120,7 +120,7 @@ def _killed_then_resumed(root: Path, env: dict[str, str], killer: Killer) -> lis
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("method", ["sendMessage", "sendPhoto"])
+@pytest.mark.parametrize("method", ["sendMessage", "sendPhoto", "editMessageText"])
 def test_telegram_resends_the_part_in_flight_tagged_and_nothing_else(
     project_dir: ProjectFactory, method: str
 ) -> None:
@@ -132,7 +132,18 @@ def test_telegram_resends_the_part_in_flight_tagged_and_nothing_else(
         )
         root = _project(project_dir, channel)
         rows = _killed_then_resumed(root, {"TG_TOKEN": "1:kill-test", "TG_URL": server.url}, killer)
-    assert len(rows) == len(DROPS)
+    alerts = [r for r in rows if r["kind"] != "resolved-edit"]
+    assert len(alerts) == len(DROPS)
+    # Each incident's message is edited once when it resolves (an edit, not a new message).
+    edits = [c for c in telegram.calls if c.method == "editMessageText"]
+    assert len(rows) - len(alerts) == len(DROPS)
+    if method == "editMessageText":  # an edit in flight is simply done again, untagged
+        assert len(edits) == len(DROPS) + 1
+        assert edits[0].fields == edits[1].fields
+        assert not any(RESENT_TAG in e.fields["text"] for e in edits)
+        assert len([c for c in telegram.calls if c.method == "sendMessage"]) == len(DROPS)
+        return
+    assert len(edits) == len(DROPS)
     texts = [c.fields["text"] for c in telegram.calls if c.method == "sendMessage"]
     captions = [c.fields["caption"] for c in telegram.calls if c.method == "sendPhoto"]
     if method == "sendMessage":  # the text may have arrived: it is sent again, tagged

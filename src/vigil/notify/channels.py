@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
 from typing import Protocol, TextIO
 
 from vigil.model import Notification
 
-Progress = Callable[[int], None]
-"""Called with the number of parts sent so far, each time one more part has gone out."""
+
+class Progress(Protocol):
+    """Called with the number of parts sent so far, each time one more part has gone out;
+    `ref` is the channel's id of the message just sent (to edit and answer it later)."""
+
+    def __call__(self, parts: int, ref: str | None = None) -> None: ...
 
 
 class Channel(Protocol):

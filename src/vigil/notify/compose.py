@@ -161,18 +161,18 @@ class _Made:
         message = compose_message(channel_inputs)
         context = template_context(channel_inputs, message)
         templated = _templated(monitor, channel, context, message)
-        self.notifications.extend(
-            _per_channel(
-                monitor,
-                series,
-                bucket,
-                templated,
-                image,
-                inputs.owners,
-                _severity(group),
-                channels=[channel],
-            )
+        told = tuple(sorted({(a.monitor, series.metric, series.segment.key) for a in group}))
+        made = _per_channel(
+            monitor,
+            series,
+            bucket,
+            templated,
+            image,
+            inputs.owners,
+            _severity(group),
+            channels=[channel],
         )
+        self.notifications.extend(replace(n, members=told) for n in made)
 
     def incident(
         self,
@@ -223,7 +223,16 @@ class _Made:
             lead_monitor, series, bucket, message, image, owners, severity, "incident", [channel]
         )
         key = notification_key("+".join(monitors), channel, SeriesKey(f"incident:{name}"), bucket)
-        self.notifications.extend(replace(n, key=key) for n in made)
+        told = tuple(
+            sorted(
+                {
+                    (a.monitor, g[0].result.series.metric, g[0].result.series.segment.key)
+                    for g in order
+                    for a in g
+                }
+            )
+        )
+        self.notifications.extend(replace(n, key=key, members=told) for n in made)
 
 
 def _already_told(

@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 from collections import defaultdict
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from vigil.config.project import Project
@@ -45,7 +45,7 @@ def track_incidents(
             if handles(monitor, result.series):
                 grouped[(monitor.id, result.series)].append(result)
     sent = {(a.monitor, a.result.series) for a in alerts if a.status is AlertStatus.NOTIFY}
-    out: list[Notification] = []
+    closed: list[Incident] = []
     for (monitor_id, series), group in grouped.items():
         monitor = project.monitors[monitor_id]
         incident = open_now.get((monitor_id, series))
@@ -53,8 +53,10 @@ def track_incidents(
         if anomalies:
             _extend(store, monitor, incident, anomalies, (monitor_id, series) in sent)
         elif incident is not None and any(r.status is Status.OK for r in group):
-            out.extend(_count_normal(project, store, monitor, incident, group[0].bucket))
-    return out
+            closed.extend(_count_normal(store, monitor, incident, group[0].bucket))
+    if not closed:
+        return []
+    return resolutions(project, store, closed, closed[0].resolved_bucket or results[0].bucket.start)
 
 
 def _extend(
@@ -78,8 +80,9 @@ def _extend(
 
 
 def _count_normal(
-    project: Project, store: Store, monitor: MonitorConfig, incident: Incident, bucket: Bucket
-) -> list[Notification]:
+    store: Store, monitor: MonitorConfig, incident: Incident, bucket: Bucket
+) -> list[Incident]:
+    """One more normal bucket; the incident, resolved, once there were enough in a row."""
     streak = incident.normal_streak + 1
     limit = monitor.resolve_after or DEFAULT_CLOSE_AFTER
     if streak < limit:
@@ -89,44 +92,103 @@ def _count_normal(
         incident, normal_streak=streak, status="resolved", resolved_bucket=bucket.start
     )
     store.save_incident(resolved)
-    if monitor.resolve_after is None or incident.notified_deviation is None:
-        return []
-    return resolved_notifications(project, monitor, resolved, bucket)
+    return [resolved] if incident.notified_deviation is not None else []
 
 
-def resolved_notifications(
-    project: Project, monitor: MonitorConfig, incident: Incident, bucket: Bucket
+Member = tuple[str, str, str]
+
+
+def resolutions(
+    project: Project, store: Store, closed: list[Incident], at: datetime
 ) -> list[Notification]:
-    """One "resolved" message per channel of the monitor."""
-    metric = project.metric(incident.series.metric)
-    label = incident.series.segment.label()
-    title = f"Resolved: {metric.title} · {label}"
-    opened = _local(incident.opened_bucket, project.timezone)
-    text = (
-        f"✅ {title}\nNormal again for {incident.normal_streak} buckets"
-        f" (incident opened at {opened}, last anomaly at"
-        f" {_local(incident.last_anomaly_bucket, project.timezone)})."
-    )
-    html = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    out = []
-    for channel in monitor.channels:
-        raw = f"resolved|{incident.id}|{channel}"
+    """For each message whose series have all resolved now: on Telegram and Slack an edit of
+    that message ("✅ Resolved …") and, where a monitor asks for resolve messages
+    (`resolve_after`), a reply in its thread; elsewhere that reply as a message of its own.
+    One reply per channel per cycle; each resolution is keyed by its message (exactly once).
+    """
+    closing = {_member(i) for i in closed}
+    told = [n for n in store.told(min(i.opened_bucket for i in closed)) if n.kind != "digest"]
+    told = [n for n in told if closing & set(n.members)]
+    if not told:
+        return []
+    still = {
+        (i.monitor, i.series.metric, i.series.segment.key) for i in store.list_incidents("open")
+    }
+    normal_since = max(i.granularity.next(i.last_anomaly_bucket) for i in closed)
+    granularity = closed[0].granularity
+    out: list[Notification] = []
+    replied: set[str] = set()
+    for message in told:
+        members = set(message.members)
+        if members & still:
+            continue
+        monitors = [project.monitors[m] for m, _, _ in members if m in project.monitors]
+        reply = (
+            any(m.resolve_after is not None for m in monitors) and message.channel not in replied
+        )
+        editable = edits_messages(project, message.channel) and bool(message.remote_ref)
+        if not (editable or reply):
+            continue
+        if reply:
+            replied.add(message.channel)
         out.append(
-            Notification(
-                key=hashlib.sha256(raw.encode()).hexdigest()[:32],
-                monitor=monitor.id,
-                channel=channel,
-                series=incident.series,
-                bucket=bucket,
-                title=title,
-                text=text,
-                html=html,
-                image=None,
-                severity=monitor.severity.value,
-                kind="resolved",
-            )
+            _resolution(project, message, normal_since, Bucket(at, granularity), editable, reply)
         )
     return out
+
+
+def _member(incident: Incident) -> Member:
+    return (incident.monitor, incident.series.metric, incident.series.segment.key)
+
+
+def edits_messages(project: Project, channel: str) -> bool:
+    """Whether the channel can edit a sent message and answer in its thread."""
+    config = project.settings.channels.get(channel)
+    kind = getattr(config, "type", None)
+    return kind == "telegram" or (kind == "slack" and getattr(config, "webhook_url", 1) is None)
+
+
+def _resolution(
+    project: Project,
+    message: Notification,
+    normal_since: datetime,
+    bucket: Bucket,
+    editable: bool,
+    reply: bool,
+) -> Notification:
+    lasted = _duration(normal_since - message.bucket.start)
+    line = f"normal again from {_local(normal_since, project.timezone)} {project.timezone}"
+    line += f", after {lasted}"
+    short = f"✅ Resolved: {message.title} — {line}"
+    if editable:  # the edited message in full; the reply is the title
+        text = f"{message.text}\n\n✅ Resolved: {line}"
+        body = f"{message.html}\n\n<b>✅ Resolved</b>: {_escape(line)}"
+    else:
+        text, body = short, _escape(short)
+    return Notification(
+        key=hashlib.sha256(f"resolution|{message.key}".encode()).hexdigest()[:32],
+        monitor=message.monitor,
+        channel=message.channel,
+        series=message.series,
+        bucket=bucket,
+        title=short,
+        text=text,
+        html=body,
+        image=None,
+        severity=message.severity,
+        kind="resolved" if reply else "resolved-edit",
+        remote_ref=message.remote_ref,
+        reply_to=message.key,
+    )
+
+
+def _duration(span: timedelta) -> str:
+    minutes = max(0, round(span.total_seconds() / 60))
+    return f"{minutes // 60} h {minutes % 60:02d} min" if minutes >= 60 else f"{minutes} min"
+
+
+def _escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def _local(instant: datetime, tz: str) -> str:

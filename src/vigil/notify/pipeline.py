@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import html
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
@@ -23,7 +23,7 @@ from vigil.model import (
     Notification,
     SeriesKey,
 )
-from vigil.notify.channels import Channel
+from vigil.notify.channels import Channel, Progress
 from vigil.notify.chart import ChartData, render_chart
 from vigil.notify.rules import (
     alert_severity,
@@ -215,6 +215,8 @@ def _resend_tagged(item: Notification, channel: Channel) -> Notification:
     """
     if item.status is not DeliveryStatus.SENDING or channel.idempotent:
         return item
+    if item.reply_to and item.parts_sent == 0:
+        return replace(item, resent=True)  # an edit in flight: doing it again changes nothing
     if item.parts_sent >= 1:
         return replace(item, resent=True, title=f"{item.title} {RESENT_TAG}")
     return replace(
@@ -225,8 +227,10 @@ def _resend_tagged(item: Notification, channel: Channel) -> Notification:
     )
 
 
-def _progress(store: Store, key: str, attempts: int) -> Callable[[int], None]:
-    def record(parts: int) -> None:
+def _progress(store: Store, key: str, attempts: int) -> Progress:
+    def record(parts: int, ref: str | None = None) -> None:
+        if ref:
+            store.set_remote_ref(key, ref)
         store.update_delivery(key, DeliveryStatus.SENDING, attempts, parts, "")
 
     return record

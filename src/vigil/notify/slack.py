@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import httpx
@@ -12,6 +13,7 @@ from vigil.model import Notification
 from vigil.notify.channels import Progress
 from vigil.notify.http import post
 
+log = logging.getLogger(__name__)
 RETRYABLE_ERRORS = {"ratelimited", "internal_error", "service_unavailable", "request_timeout"}
 
 
@@ -38,8 +40,10 @@ class SlackChannel:
                 post(client, url, "slack webhook", json={"text": slack_text(notification)})
                 return 1
             parts = notification.parts_sent
+            if notification.reply_to:
+                return self._resolve(client, notification, progress)
             if parts < 1:
-                self._api(
+                sent = self._api(
                     client,
                     "chat.postMessage",
                     parts,
@@ -52,13 +56,54 @@ class SlackChannel:
                 )
                 parts = 1
                 if progress is not None:
-                    progress(parts)
+                    ref = f"{sent.get('channel', self.config.channel)} {sent.get('ts', '')}"
+                    progress(parts, ref if sent.get("ts") else None)
             if parts < 2 and notification.image:
                 self._upload(client, notification, parts)
                 parts = 2
                 if progress is not None:
                     progress(parts)
             return parts
+
+    def _resolve(
+        self, client: httpx.Client, notification: Notification, progress: Progress | None
+    ) -> int:
+        """Part 1: chat.update of the message it answers; part 2 (a reply): in its thread."""
+        parts = notification.parts_sent
+        channel, _, ts = notification.remote_ref.partition(" ")
+        if parts < 1:
+            if ts:
+                try:
+                    self._api(
+                        client,
+                        "chat.update",
+                        parts,
+                        json={"channel": channel, "ts": ts, "text": slack_text(notification)},
+                    )
+                except NotifyError as e:
+                    if e.retryable:
+                        raise
+                    log.warning("slack: the resolved message was not updated: %s", e)
+            parts = 1
+            if progress is not None:
+                progress(parts)
+        if parts < 2 and notification.kind == "resolved":
+            thread = {"thread_ts": ts} if ts else {}
+            self._api(
+                client,
+                "chat.postMessage",
+                parts,
+                json={
+                    "channel": channel or self.config.channel,
+                    "text": notification.title,
+                    "mrkdwn": True,
+                    **thread,
+                },
+            )
+            parts = 2
+            if progress is not None:
+                progress(parts)
+        return parts
 
     def _upload(self, client: httpx.Client, notification: Notification, parts: int) -> None:
         image = notification.image or b""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import html
+import logging
 from typing import Any
 
 import httpx
@@ -12,6 +14,7 @@ from vigil.model import Notification
 from vigil.notify.channels import Progress
 
 CAPTION_LIMIT = 1024
+log = logging.getLogger(__name__)
 
 
 class TelegramChannel:
@@ -24,11 +27,17 @@ class TelegramChannel:
         self.config = config
 
     def deliver(self, notification: Notification, progress: Progress | None = None) -> int:
-        """Part 1 is the message, part 2 the photo; parts already sent are skipped."""
+        """Part 1 is the message, part 2 the photo; parts already sent are skipped.
+
+        A resolution edits the message it answers (part 1) and, when it is a reply, answers
+        it (part 2).
+        """
         parts = notification.parts_sent
         with httpx.Client(timeout=self.config.timeout.total_seconds()) as client:
+            if notification.reply_to:
+                return self._resolve(client, notification, progress)
             if parts < 1:
-                self._call(
+                sent = self._call(
                     client,
                     "sendMessage",
                     parts,
@@ -42,7 +51,7 @@ class TelegramChannel:
                 )
                 parts = 1
                 if progress is not None:
-                    progress(parts)
+                    progress(parts, _message_id(sent))
             if parts < 2 and notification.image:
                 self._call(
                     client,
@@ -60,12 +69,58 @@ class TelegramChannel:
                     progress(parts)
         return parts
 
+    def _resolve(
+        self, client: httpx.Client, notification: Notification, progress: Progress | None
+    ) -> int:
+        parts, ref = notification.parts_sent, notification.remote_ref
+        if parts < 1:
+            if ref:
+                try:
+                    self._call(
+                        client,
+                        "editMessageText",
+                        parts,
+                        json={
+                            "chat_id": self.config.chat_id,
+                            "message_id": int(ref),
+                            "text": notification.html,
+                            "parse_mode": "HTML",
+                            "disable_web_page_preview": True,
+                        },
+                    )
+                except NotifyError as e:
+                    # Already edited (a resend), or too old or gone: the reply still tells.
+                    if e.retryable:
+                        raise
+                    log.warning("telegram: the resolved message was not edited: %s", e)
+            parts = 1
+            if progress is not None:
+                progress(parts)
+        if parts < 2 and notification.kind == "resolved":
+            reply = {"reply_to_message_id": int(ref), "allow_sending_without_reply": True}
+            self._call(
+                client,
+                "sendMessage",
+                parts,
+                json={
+                    "chat_id": self.config.chat_id,
+                    "text": html.escape(notification.title),
+                    "parse_mode": "HTML",
+                    **(reply if ref else {}),
+                    **self._thread(),
+                },
+            )
+            parts = 2
+            if progress is not None:
+                progress(parts)
+        return parts
+
     def _thread(self) -> dict[str, Any]:
         """The forum topic, when configured."""
         thread = self.config.message_thread_id
         return {} if thread is None else {"message_thread_id": thread}
 
-    def _call(self, client: httpx.Client, method: str, parts: int, **kwargs: Any) -> None:
+    def _call(self, client: httpx.Client, method: str, parts: int, **kwargs: Any) -> Any:
         token = self.config.token.get_secret_value()
         url = f"{self.config.api_url.rstrip('/')}/bot{token}/{method}"
         try:
@@ -74,7 +129,10 @@ class TelegramChannel:
             # httpx messages may contain the URL, and with it the token: name the type only.
             raise _error(f"telegram {method}: {type(e).__name__}", parts, retryable=True) from None
         if response.status_code == 200:
-            return
+            try:
+                return response.json().get("result")
+            except (ValueError, AttributeError):
+                return None
         description = _description(response)
         retryable = response.status_code >= 500 or response.status_code == 429
         raise NotifyError(
@@ -83,6 +141,12 @@ class TelegramChannel:
             parts_sent=parts,
             retry_after=_retry_after(response),
         )
+
+
+def _message_id(result: Any) -> str | None:
+    """The id of a sent message, from sendMessage's result."""
+    found = result.get("message_id") if isinstance(result, dict) else None
+    return str(found) if isinstance(found, int) else None
 
 
 def _description(response: httpx.Response) -> str:

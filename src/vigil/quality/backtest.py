@@ -271,7 +271,8 @@ def backtest(
             messages = [
                 SentMessage(str(row["channel"]), str(row["kind"] or "alert"), as_utc(row["bucket"]))
                 for row in app.store.notification_rows()
-                if str(row["status"]) == "sent"
+                # An edit of a message already counted is not one more message.
+                if str(row["status"]) == "sent" and row["kind"] != "resolved-edit"
             ]
     settings = {
         f"{a}.{k}": v for a, changes in (overrides or {}).items() for k, v in changes.items()

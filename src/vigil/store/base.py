@@ -376,6 +376,14 @@ class Store(Protocol):
         """Notifications in the given states (and due for an attempt at `due`), oldest first."""
         ...
 
+    def told(self, since: datetime) -> list[Notification]:
+        """Sent messages about series for buckets from `since`, with members and remote ids."""
+        ...
+
+    def set_remote_ref(self, key: str, ref: str) -> None:
+        """Remember the channel's id of a sent message."""
+        ...
+
     def update_delivery(
         self,
         key: str,

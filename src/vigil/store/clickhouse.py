@@ -52,6 +52,7 @@ from vigil.store.sql import (
     _utc_now,
     feedback_values,
     incident_values,
+    members_json,
 )
 from vigil.timeutil import Granularity, to_naive_utc
 
@@ -149,6 +150,15 @@ CLICKHOUSE_MIGRATIONS += (
                 author String, created_at DateTime64(6), _version UInt64, _txn UInt64
             ) ENGINE = ReplacingMergeTree(_version)
             ORDER BY (monitor, analyzer, metric, segment, granularity, bucket)""",
+        ),
+    ),
+    Migration(
+        3,
+        "messages know their members, the channel's message id and what they answer",
+        (
+            "ALTER TABLE notifications ADD COLUMN members String DEFAULT ''",
+            "ALTER TABLE notifications ADD COLUMN remote_ref String DEFAULT ''",
+            "ALTER TABLE notifications ADD COLUMN reply_to String DEFAULT ''",
         ),
     ),
 )
@@ -703,6 +713,9 @@ class ClickHouseStore(SQLStore):
                     "next_attempt_at": None,
                     "severity": n.severity,
                     "kind": n.kind,
+                    "members": members_json(n.members),
+                    "remote_ref": n.remote_ref,
+                    "reply_to": n.reply_to,
                 }
             )
         self._insert("notifications", rows)

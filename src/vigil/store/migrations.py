@@ -245,4 +245,13 @@ MIGRATIONS: tuple[Migration, ...] = (
             " AND series.segment = metric_values.segment",
         ),
     ),
+    Migration(
+        11,
+        "messages know their members, the channel's message id and what they answer",
+        (
+            "ALTER TABLE notifications ADD COLUMN members VARCHAR DEFAULT ''",
+            "ALTER TABLE notifications ADD COLUMN remote_ref VARCHAR DEFAULT ''",
+            "ALTER TABLE notifications ADD COLUMN reply_to VARCHAR DEFAULT ''",
+        ),
+    ),
 )

@@ -896,8 +896,9 @@ class SQLStore:
                 self._run(
                     "INSERT INTO notifications (key, monitor, channel, metric, segment,"
                     " granularity, bucket, title, text, html, image, status, attempts,"
-                    " parts_sent, last_error, created_at, updated_at, recipients, severity, kind)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                    " parts_sent, last_error, created_at, updated_at, recipients, severity, kind,"
+                    " members, remote_ref, reply_to)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
                     " ON CONFLICT DO NOTHING",
                     [
                         n.key,
@@ -920,6 +921,9 @@ class SQLStore:
                         n.recipients,
                         n.severity,
                         n.kind,
+                        members_json(n.members),
+                        n.remote_ref,
+                        n.reply_to,
                     ],
                 )
                 count += 1
@@ -932,31 +936,53 @@ class SQLStore:
         due_clause = " AND (next_attempt_at IS NULL OR next_attempt_at <= ?)" if due else ""
         rows = self._rows(
             "SELECT key, monitor, channel, metric, segment, granularity, bucket, title, text,"
-            " html, image, status, attempts, parts_sent, last_error, recipients, severity, kind"
+            f" html, image, status, attempts, parts_sent, last_error, {_TAIL}"
             f" FROM notifications WHERE status = ANY(?){due_clause}"
             " ORDER BY bucket, created_at, key",
             [[s.value for s in statuses], *([to_naive_utc(due)] if due else [])],
         )
         for row in rows:
-            granularity = Granularity(int(row[5]), self.tz)
-            yield Notification(
-                key=row[0],
-                monitor=row[1],
-                channel=row[2],
-                series=SeriesKey(row[3], Segment.from_key(row[4])),
-                bucket=Bucket(as_utc(row[6]), granularity),
-                title=row[7],
-                text=row[8],
-                html=row[9],
-                image=bytes(row[10]) if row[10] is not None else None,
-                status=DeliveryStatus(row[11]),
-                attempts=int(row[12]),
-                parts_sent=int(row[13]),
-                last_error=row[14],
-                recipients=row[15],
-                severity=row[16],
-                kind=row[17],
-            )
+            yield self._notification(row)
+
+    def told(self, since: datetime) -> list[Notification]:
+        """Sent messages about series (alerts, incidents) for buckets from `since`, with their
+        members and the channel's message id: what a resolution edits and answers."""
+        rows = self._rows(
+            "SELECT key, monitor, channel, metric, segment, granularity, bucket, title, text,"
+            f" html, NULL, status, attempts, parts_sent, last_error, {_TAIL}"
+            " FROM notifications WHERE status = 'sent' AND bucket >= ? AND members <> ''"
+            " ORDER BY bucket, key",
+            [to_naive_utc(since)],
+        )
+        return [self._notification(row) for row in rows]
+
+    def set_remote_ref(self, key: str, ref: str) -> None:
+        """Remember the channel's id of a sent message (to edit and answer it later)."""
+        self._run("UPDATE notifications SET remote_ref = ? WHERE key = ?", [ref, key])
+
+    def _notification(self, row: tuple[Any, ...]) -> Notification:
+        granularity = Granularity(int(row[5]), self.tz)
+        return Notification(
+            key=row[0],
+            monitor=row[1],
+            channel=row[2],
+            series=SeriesKey(row[3], Segment.from_key(row[4])),
+            bucket=Bucket(as_utc(row[6]), granularity),
+            title=row[7],
+            text=row[8],
+            html=row[9],
+            image=bytes(row[10]) if row[10] is not None else None,
+            status=DeliveryStatus(row[11]),
+            attempts=int(row[12]),
+            parts_sent=int(row[13]),
+            last_error=row[14],
+            recipients=row[15],
+            severity=row[16],
+            kind=row[17],
+            members=members_from_json(row[18] or ""),
+            remote_ref=row[19] or "",
+            reply_to=row[20] or "",
+        )
 
     def update_delivery(
         self,
@@ -1093,6 +1119,19 @@ def _floats(column: np.ndarray) -> np.ndarray:
 
 def _clean(value: float | None) -> float | None:
     return None if value is None or value != value else float(value)
+
+
+_TAIL = "recipients, severity, kind, members, remote_ref, reply_to"
+
+
+def members_json(members: tuple[tuple[str, str, str], ...]) -> str:
+    """A message's members as stored: a JSON list of [monitor, metric, segment key]."""
+    return json.dumps([list(m) for m in members]) if members else ""
+
+
+def members_from_json(text: str) -> tuple[tuple[str, str, str], ...]:
+    """The inverse of `members_json`."""
+    return tuple((str(a), str(b), str(c)) for a, b, c in json.loads(text)) if text else ()
 
 
 def _result_row(r: AnalysisResult) -> tuple[Any, ...]:
