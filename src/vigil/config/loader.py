@@ -40,6 +40,7 @@ from vigil.config.schema import (
     PrometheusSourceConfig,
     PythonSourceConfig,
 )
+from vigil.config.sqlcheck import expression_problem, query_problem
 from vigil.config.validation import unchecked, validate_document
 from vigil.config.yamlfile import YamlDocument, load_yaml
 from vigil.errors import ConfigError
@@ -305,6 +306,13 @@ def _check_dataset(
     for i, metric in enumerate(dataset.metrics):
         if not metric.formula:
             problems.append(f"{doc.where((*path, 'metrics', i))}: missing formula")
+        elif wrong := expression_problem(metric.formula, source.type):
+            problems.append(f"{doc.where((*path, 'metrics', i, 'formula'))}: {wrong}")
+    for i, condition in enumerate(dataset.filters):
+        if wrong := expression_problem(condition, source.type):
+            problems.append(f"{doc.where((*path, 'filters', i))}: {wrong}")
+    if dataset.query and (wrong := query_problem(dataset.query, source.type)):
+        problems.append(f"{doc.where((*path, 'query'))}: {wrong}")
     dims = {d for s in dataset.slices for d in s.dimensions}
     for i, rule in enumerate(dataset.segment_owners):
         unknown = set(rule.segment) - dims
