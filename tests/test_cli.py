@@ -24,6 +24,7 @@ from tests.conftest import (
     write_events,
 )
 from vigil.cli import main
+from vigil.store.duckdb import DuckDBStore
 
 DROP = START + timedelta(days=8, hours=12)
 
@@ -241,6 +242,25 @@ def test_incidents_are_listed_as_their_messages_grouped_them(project_dir: Projec
     assert lines[1].endswith("3: actions [os=Android], actions [os=iOS], actions [total]")
     code, out, _ = vigil(project_dir, "incidents", "--open")
     assert out == "No open incidents.\n"
+
+
+def test_replay_no_notify_sends_nothing_not_even_no_data(project_dir: ProjectFactory) -> None:
+    rows = event_rows(START, 9, {"iOS": 10, "Android": 20})
+    stall = (rows["time"] >= DROP.replace(tzinfo=None)) & (
+        rows["time"] < (DROP + 4 * STEP).replace(tzinfo=None)
+    )
+    write_events(project_dir.root / "app.duckdb", rows[~stall])
+    span = ("--from", "2024-05-09T11:00", "--to", "2024-05-09T15:00")
+    code, out, err = vigil(project_dir, "replay", *span, "--no-notify")
+    assert code == 0, err
+    assert "No data" not in out
+    store = DuckDBStore(project_dir.root / "vigil.duckdb")
+    assert store.notification_rows() == []
+    (project_dir.root / "vigil.duckdb").unlink()
+    code, out, err = vigil(project_dir, "replay", *span)
+    assert code == 0, err
+    kinds = [r["title"] for r in DuckDBStore(project_dir.root / "vigil.duckdb").notification_rows()]
+    assert kinds == ["No data: events", "Data is back: events"]
 
 
 def test_replay_rejects_an_empty_range(project_dir: ProjectFactory) -> None:

@@ -205,7 +205,7 @@ def process_dataset(
     outcome.buckets = list(plan.complete) + ([plan.partial] if plan.partial else [])
     try:
         with app.store.transaction():
-            _ingest_stage(app, dataset, plan, outcome, records, run, bulk)
+            _ingest_stage(app, dataset, plan, outcome, records, run, bulk, notify)
             _analysis_stage(
                 app, dataset, plan, at, outcome, records, run, notify, reanalyze, metrics, bulk
             )
@@ -224,9 +224,9 @@ def process_dataset(
             records.append(
                 _record(app, run, dataset, "ingest", app.clock.now(), "error", 0, 0, outcome.error)
             )
-            record_failure(app, dataset, outcome.error, plan.last)
+            record_failure(app, dataset, outcome.error, plan.last, notify)
     else:
-        record_success(app, dataset, plan.last)
+        record_success(app, dataset, plan.last, notify)
     if runs is None:
         app.store.record_runs(records)
     else:
@@ -241,6 +241,7 @@ def _ingest_stage(
     records: list[RunRecord],
     run: tuple[str, str],
     bulk: BulkDataset | None = None,
+    notify: bool = True,
 ) -> None:
     store = app.store
     history = ingest_history(app, dataset)
@@ -261,9 +262,9 @@ def _ingest_stage(
         _record(app, run, dataset, "ingest", began, "ok", result.fetched, result.written)
     )
     if bulk is not None:
-        bulk.track_silence(plan, result.empty)
+        bulk.track_silence(plan, result.empty, notify)
     else:
-        _track_silence(app, dataset, plan, result.empty)
+        _track_silence(app, dataset, plan, result.empty, notify)
 
 
 def ingest_history(app: App, dataset: Dataset) -> int:
@@ -273,17 +274,19 @@ def ingest_history(app: App, dataset: Dataset) -> int:
     return history_buckets(dataset, minimum)
 
 
-def _track_silence(app: App, dataset: Dataset, plan: Plan, empty: frozenset[datetime]) -> None:
+def _track_silence(
+    app: App, dataset: Dataset, plan: Plan, empty: frozenset[datetime], notify: bool = True
+) -> None:
     """A dataset whose source returns no rows for its newest bucket has gone silent."""
     newest = plan.complete[-1]
     if newest not in empty:
-        record_data(app, dataset, newest)
+        record_data(app, dataset, newest, notify)
         return
     names = [m.name for m in dataset.metrics]
     since = dataset.granularity.shift(newest, -history_buckets(dataset, 0))
     if any(app.store.known_segments(names, dataset.granularity, since).values()):
         first = next(b for b in sorted(empty) if b >= plan.complete[0] and b in empty)
-        record_silence(app, dataset, first)
+        record_silence(app, dataset, first, notify)
 
 
 def _with_retries(app: App, attempt: Callable[[], Ingested]) -> Ingested:

@@ -12,8 +12,11 @@ from vigil.config.project import Dataset
 from vigil.model import Bucket, DeliveryStatus, Notification, Segment, SeriesKey
 
 
-def record_failure(app: App, dataset: Dataset, error: str, bucket: datetime) -> None:
-    """One more failed cycle; past `failure_alert_after` in a row, queue a failure alert once."""
+def record_failure(
+    app: App, dataset: Dataset, error: str, bucket: datetime, notify: bool = True
+) -> None:
+    """One more failed cycle; past `failure_alert_after` in a row, queue a failure alert once
+    (`notify` off: the state is kept, the message is not queued)."""
     state = app.store.pipeline_state(dataset.name)
     failures = state.consecutive_failures + 1
     since = state.failing_since or app.clock.now()
@@ -24,7 +27,8 @@ def record_failure(app: App, dataset: Dataset, error: str, bucket: datetime) -> 
             f"Pipeline failure: dataset {dataset.name} (source {dataset.config.source}) has failed"
             f" {failures} cycles in a row since {since:%Y-%m-%d %H:%M} UTC.\nLast error: {error}"
         )
-        _queue(app, dataset, "failure", since, bucket, f"Pipeline failure: {dataset.name}", text)
+        title = f"Pipeline failure: {dataset.name}"
+        _queue(app, dataset, "failure", since, bucket, title, text, notify)
         alerted = True
     app.store.save_pipeline_state(
         replace(
@@ -37,7 +41,7 @@ def record_failure(app: App, dataset: Dataset, error: str, bucket: datetime) -> 
     )
 
 
-def record_success(app: App, dataset: Dataset, bucket: datetime) -> None:
+def record_success(app: App, dataset: Dataset, bucket: datetime, notify: bool = True) -> None:
     """A cycle worked: reset the streak, and say so if a failure had been alerted."""
     state = app.store.pipeline_state(dataset.name)
     if state.consecutive_failures == 0 and not state.alerted:
@@ -48,31 +52,31 @@ def record_success(app: App, dataset: Dataset, bucket: datetime) -> None:
             f" failed cycles since {state.failing_since:%Y-%m-%d %H:%M} UTC."
         )
         title = f"Pipeline recovered: {dataset.name}"
-        _queue(app, dataset, "recovered", state.failing_since, bucket, title, text)
+        _queue(app, dataset, "recovered", state.failing_since, bucket, title, text, notify)
     app.store.save_pipeline_state(
         replace(state, consecutive_failures=0, failing_since=None, alerted=False, last_error="")
     )
 
 
-def record_silence(app: App, dataset: Dataset, bucket: datetime) -> None:
+def record_silence(app: App, dataset: Dataset, bucket: datetime, notify: bool = True) -> None:
     """The source returned no rows at all for `bucket`: say so once for the whole dataset
     (in one message with every other dataset that fell silent at the same time)."""
     state = app.store.pipeline_state(dataset.name)
     if state.silence_alerted:
         return
     since = state.silent_since or bucket
-    _queue(app, dataset, "no_data", since, bucket, "", "")
+    _queue(app, dataset, "no_data", since, bucket, "", "", notify)
     app.store.save_pipeline_state(replace(state, silent_since=since, silence_alerted=True))
 
 
-def record_data(app: App, dataset: Dataset, bucket: datetime) -> None:
+def record_data(app: App, dataset: Dataset, bucket: datetime, notify: bool = True) -> None:
     """Rows arrived for `bucket`: end a silence, and say so if it was alerted."""
     state = app.store.pipeline_state(dataset.name)
     if state.silent_since is None or bucket < state.silent_since:
         # Rows from before the stall (a restart catching up, a past `check`) do not end it.
         return
     if state.silence_alerted:
-        _queue(app, dataset, "data_back", state.silent_since, bucket, "", "")
+        _queue(app, dataset, "data_back", state.silent_since, bucket, "", "", notify)
     app.store.save_pipeline_state(replace(state, silent_since=None, silence_alerted=False))
 
 
@@ -117,10 +121,20 @@ SILENCE_KINDS = ("no_data", "data_back")
 
 
 def _queue(
-    app: App, dataset: Dataset, kind: str, since: datetime, bucket: datetime, title: str, text: str
+    app: App,
+    dataset: Dataset,
+    kind: str,
+    since: datetime,
+    bucket: datetime,
+    title: str,
+    text: str,
+    notify: bool = True,
 ) -> None:
     """Queue a pipeline message per channel. A no-data or data-is-back message joins the one
-    of this cycle, still pending, about other datasets silent since the same time."""
+    of this cycle, still pending, about other datasets silent since the same time. With
+    `notify` off (`--no-notify`) nothing is queued: nothing is sent, on any path."""
+    if not notify:
+        return
     # About: the datasets (joined by +), silent since when (a tag, so that joins match).
     series = SeriesKey(dataset.name, Segment.of({"since": since.isoformat()}))
     monitor = f"pipeline:{kind}"

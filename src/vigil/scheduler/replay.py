@@ -250,17 +250,19 @@ class BulkDataset:
         later = grid.before[:, max(since, covered) :]
         return np.asarray(grid.beyond | now.any(1) | later.any(1))
 
-    def track_silence(self, plan: cycles.Plan, empty: frozenset[datetime]) -> None:
+    def track_silence(
+        self, plan: cycles.Plan, empty: frozenset[datetime], notify: bool = True
+    ) -> None:
         """The per-cycle silence check, with the store's known series read from the grid."""
         app, dataset = self.app, self.dataset
         newest = plan.complete[-1]
         if newest not in empty:
-            record_data(app, dataset, newest)
+            record_data(app, dataset, newest, notify)
             return
         since = self._col(dataset.granularity.shift(newest, -history_buckets(dataset, 0)))
         if any(self._known(grid, since, self.covered).any() for grid in self.grids.values()):
             first = next(b for b in sorted(empty) if b >= plan.complete[0])
-            record_silence(app, dataset, first)
+            record_silence(app, dataset, first, notify)
 
     def finish(self) -> None:
         """Leave the store's ingest watermark where the per-cycle replay would have."""
