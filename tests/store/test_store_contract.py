@@ -238,6 +238,19 @@ def test_outbox_adds_a_key_once_and_records_attempts(store: SQLStore) -> None:
     assert list(store.outbox((DeliveryStatus.PENDING,))) == []
 
 
+def test_a_delivery_is_claimed_by_one_reader_only(store: SQLStore) -> None:
+    store.enqueue([notification()])
+    (seen,) = store.outbox((DeliveryStatus.PENDING,))
+    other = reopen(store)  # another process that read the same pending row
+    assert store.claim_delivery("k1", seen.status, seen.attempts)
+    assert not other.claim_delivery("k1", seen.status, seen.attempts)
+    (claimed,) = store.outbox((DeliveryStatus.SENDING,))
+    assert claimed.attempts == 1  # the claim is the attempt's start
+    # Resuming a delivery that died mid-send is claimed the same way.
+    assert other.claim_delivery("k1", DeliveryStatus.SENDING, 1)
+    assert not store.claim_delivery("k1", DeliveryStatus.SENDING, 1)
+
+
 def write_then_crash(store: SQLStore) -> None:
     with store.transaction():
         store.save_results([result(T0)])

@@ -180,28 +180,46 @@ def deliver_outbox(
                 f"channel '{item.channel}' is not configured",
             )
             continue
-        # Marked before the request: a crash between the channel's answer and the outcome
-        # below leaves it `sending`, and the next attempt knows the part may have arrived.
-        store.update_delivery(item.key, DeliveryStatus.SENDING, item.attempts, item.parts_sent, "")
-        progress = _progress(store, item.key, item.attempts)
-        try:
-            parts = channel.deliver(_resend_tagged(item, channel), progress)
-        except NotifyError as e:
-            text = redact(str(e), hidden)
-            given_up = not e.retryable or attempts >= max_attempts(channel)
-            status = DeliveryStatus.GAVE_UP if given_up else DeliveryStatus.FAILED
-            retry_at = None if given_up else due + retry_delay(attempts, e.retry_after)
-            parts_sent = max(item.parts_sent, e.parts_sent)
-            store.update_delivery(item.key, status, attempts, parts_sent, text, retry_at)
-            report.failed += 1
-            report.errors.append(f"{item.channel}: {item.title}: {text}")  # type: ignore[union-attr]
-            log.warning("delivery to %s failed: %s", item.channel, text)
-            if not given_up:
-                held.add(item.channel)
-            continue
-        store.update_delivery(item.key, DeliveryStatus.SENT, attempts, parts, "")
-        report.sent += 1
+        with store.delivery_lock(item.key) as mine:
+            if mine:
+                _attempt(store, channel, item, attempts, due, hidden, report, held)
     return report
+
+
+def _attempt(
+    store: Store,
+    channel: Channel,
+    item: Notification,
+    attempts: int,
+    due: datetime,
+    hidden: list[str],
+    report: DeliveryReport,
+    held: set[str],
+) -> None:
+    """One delivery attempt of one notification, claimed first."""
+    # Claimed (marked `sending`) before the request, only if still as read: of processes
+    # sharing the outbox one sends it. A crash between the channel's answer and the outcome
+    # below leaves it `sending`, and the next attempt knows the part may have arrived.
+    if not store.claim_delivery(item.key, item.status, item.attempts):
+        return
+    progress = _progress(store, item.key, attempts)
+    try:
+        parts = channel.deliver(_resend_tagged(item, channel), progress)
+    except NotifyError as e:
+        text = redact(str(e), hidden)
+        given_up = not e.retryable or attempts >= max_attempts(channel)
+        status = DeliveryStatus.GAVE_UP if given_up else DeliveryStatus.FAILED
+        retry_at = None if given_up else due + retry_delay(attempts, e.retry_after)
+        parts_sent = max(item.parts_sent, e.parts_sent)
+        store.update_delivery(item.key, status, attempts, parts_sent, text, retry_at)
+        report.failed += 1
+        report.errors.append(f"{item.channel}: {item.title}: {text}")  # type: ignore[union-attr]
+        log.warning("delivery to %s failed: %s", item.channel, text)
+        if not given_up:
+            held.add(item.channel)
+        return
+    store.update_delivery(item.key, DeliveryStatus.SENT, attempts, parts, "")
+    report.sent += 1
 
 
 RESENT_TAG = "(resent after a restart: you may already have this message)"

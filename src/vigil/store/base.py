@@ -384,6 +384,15 @@ class Store(Protocol):
         """Remember the channel's id of a sent message."""
         ...
 
+    def delivery_lock(self, key: str) -> AbstractContextManager[bool]:
+        """Whether this process may deliver `key` now (no other process is sending it)."""
+        ...
+
+    def claim_delivery(self, key: str, status: DeliveryStatus, attempts: int) -> bool:
+        """Mark the notification `sending` (one more attempt) if it is still as it was read;
+        False when another process claimed it first."""
+        ...
+
     def update_delivery(
         self,
         key: str,

@@ -38,7 +38,15 @@ import pandas as pd
 
 from vigil.clickhouse import ClickHouseClient, ClickHouseQueryError, bind, quote_identifier
 from vigil.errors import StoreError
-from vigil.model import Alert, AnalysisResult, Feedback, Incident, Notification, Silence
+from vigil.model import (
+    Alert,
+    AnalysisResult,
+    DeliveryStatus,
+    Feedback,
+    Incident,
+    Notification,
+    Silence,
+)
 from vigil.secrets import redact
 from vigil.sources.dialects import redact_url
 from vigil.store.base import Cells, cells_from_frame
@@ -672,6 +680,19 @@ class ClickHouseStore(SQLStore):
         if not int(found[0][0]):
             return False
         self._run("UPDATE silences SET expired_at = ? WHERE id = ?", [to_naive_utc(at), silence_id])
+        return True
+
+    def claim_delivery(self, key: str, status: DeliveryStatus, attempts: int) -> bool:
+        """Start an attempt. ClickHouse has no conditional UPDATE … RETURNING: this marks the
+        notification `sending` unconditionally, so processes sharing a ClickHouse store must
+        not deliver at the same time (one `vigil run` per store; see docs/channels.md)."""
+        found = self._rows(
+            "SELECT parts_sent FROM notifications WHERE key = ? AND status = ? AND attempts = ?",
+            [key, status.value, attempts],
+        )
+        if not found:
+            return False
+        self.update_delivery(key, DeliveryStatus.SENDING, attempts + 1, int(found[0][0]), "")
         return True
 
     def enqueue(self, notifications: Iterable[Notification]) -> int:

@@ -21,6 +21,8 @@ from vigil.store.sql import Clock, SQLStore, _utc_now
 
 # pg_advisory_lock key for schema migrations ("vigil" in ASCII).
 MIGRATION_LOCK = 0x766967696C
+# pg_advisory_lock class of the locks on notifications being delivered ("vigi").
+DELIVERY_LOCKS = 0x76696769
 
 _TYPES = [
     (re.compile(r"\bDOUBLE\b(?! PRECISION)"), "DOUBLE PRECISION"),
@@ -70,6 +72,21 @@ class PostgresStore(SQLStore):
             yield
         finally:
             self._run(f"SELECT pg_advisory_unlock({MIGRATION_LOCK})")
+
+    @contextmanager
+    def delivery_lock(self, key: str) -> Iterator[bool]:
+        """A session-level advisory lock on the notification while it is being sent: another
+        process sees it taken and leaves the notification alone; the server frees it when the
+        holder dies, so a notification left `sending` by a dead process is resumed, never one
+        still in flight."""
+        with self.session():
+            params = [DELIVERY_LOCKS, key]
+            got = bool(self._rows("SELECT pg_try_advisory_lock(?, hashtext(?))", params)[0][0])
+            try:
+                yield got
+            finally:
+                if got:
+                    self._run("SELECT pg_advisory_unlock(?, hashtext(?))", params)
 
     def _insert_frame(self, frame: pd.DataFrame, sql: str | tuple[str, ...], like: str) -> None:
         """COPY the frame into a temporary `incoming` table typed like `like`, run the

@@ -984,6 +984,30 @@ class SQLStore:
             reply_to=row[20] or "",
         )
 
+    @contextmanager
+    def delivery_lock(self, key: str) -> Iterator[bool]:
+        """Whether this process may deliver `key` now (no other is sending it). An embedded
+        store belongs to one process at a time: always."""
+        yield True
+
+    def claim_delivery(self, key: str, status: DeliveryStatus, attempts: int) -> bool:
+        """Start an attempt: mark the notification `sending` (one more attempt) if it is still
+        in the state it was read in. Of several processes that read it, one wins; the others
+        leave it alone (so an alert is sent once, however many `vigil check` overlap)."""
+        rows = self._rows(
+            "UPDATE notifications SET status = ?, attempts = ?, updated_at = ?"
+            " WHERE key = ? AND status = ? AND attempts = ? RETURNING key",
+            [
+                DeliveryStatus.SENDING.value,
+                attempts + 1,
+                to_naive_utc(self.clock()),
+                key,
+                status.value,
+                attempts,
+            ],
+        )
+        return bool(rows)
+
     def update_delivery(
         self,
         key: str,
