@@ -56,7 +56,7 @@ class MySQLSource(SQLSource):
         conn = pymysql.connect(
             **self._params,
             autocommit=True,
-            connect_timeout=10,
+            connect_timeout=max(1, round(self.config.connect_timeout.total_seconds())),
             read_timeout=int(timeout) + 10,
             write_timeout=int(timeout) + 10,
             init_command="SET time_zone = '+00:00'",

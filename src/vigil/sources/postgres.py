@@ -31,20 +31,27 @@ class PostgresSource(SQLSource):
     def _open(self) -> psycopg.Connection[Any]:
         if self._pool is None:
             timeout_ms = int(self.timeout_seconds * 1000)
+            connect = max(1, round(self.config.connect_timeout.total_seconds()))
+            kwargs: dict[str, Any] = {
+                "autocommit": True,
+                "connect_timeout": connect,
+                # The URL's own options (e.g. -c search_path=…) come first.
+                "options": f"{self._options} -c statement_timeout={timeout_ms}"
+                " -c TimeZone=UTC -c default_transaction_read_only=on".strip(),
+            }
+            # One direct connection first: if the server refuses (a wrong password, an unknown
+            # database, a closed or silent port) its own words are the error, within
+            # connect_timeout, instead of the pool's "initialization incomplete" 30 s later.
+            psycopg.connect(self._url, **kwargs).close()
             self._pool = ConnectionPool(
                 self._url,
                 min_size=1,
                 max_size=self.config.pool_size,
-                kwargs={
-                    "autocommit": True,
-                    # The URL's own options (e.g. -c search_path=…) come first.
-                    "options": f"{self._options} -c statement_timeout={timeout_ms}"
-                    " -c TimeZone=UTC -c default_transaction_read_only=on".strip(),
-                },
+                kwargs=kwargs,
                 open=False,
                 name=f"vigil-source-{self.name}",
             )
-            self._pool.open(wait=True, timeout=30)
+            self._pool.open(wait=True, timeout=connect + 5)
         return self._pool.getconn(timeout=60)
 
     def _release(self, conn: Any) -> None:

@@ -57,6 +57,11 @@ class _ServerSource(Base):
         timedelta(minutes=5), description="Abort a source query that runs longer than this."
     )
     pool_size: int = Field(4, ge=1, description="Most connections kept open to the server.")
+    connect_timeout: Duration = Field(
+        timedelta(seconds=10),
+        description="Give up connecting after this long (a closed or silent port, a server"
+        " that is down) and say why.",
+    )
 
 
 class PostgresSourceConfig(_ServerSource):
