@@ -94,6 +94,32 @@ def test_validate_reports_key_typos_and_formula_errors_in_one_run(
     assert '"uid" not found' in lines[1]
 
 
+def test_a_metric_added_later_is_told_how_to_get_its_history(project_dir: ProjectFactory) -> None:
+    write_events(project_dir.root / "app.duckdb", event_rows(START, 9, {"iOS": 10, "Android": 20}))
+    code, _, err = vigil(project_dir, "check", "--at", "2024-05-09T12:00")
+    assert code == 0, err
+    added = (
+        METRICS_YAML
+        + "      - name: ios_actions\n        formula: count(*) FILTER (WHERE os = 'iOS')\n"
+    )
+    monitors = MONITORS_YAML.replace("metrics: [actions]", "metrics: [actions, ios_actions]")
+    project_dir.write({"metrics/events.yaml": added, "monitors/main.yaml": monitors})
+    code, out, err = vigil(project_dir, "check", "--at", "2024-05-09T12:15")
+    assert code == 0, err
+    assert (
+        "events: ios_actions: no baseline yet (too little history in the store); to load it:"
+        " vigil backfill --from 2024-05-01T12:00 --to 2024-05-09T12:15 --metrics ios_actions"
+    ) in out
+    assert "actions, ios_actions: no baseline" not in out  # the old metric has its history
+    # The command it gives does what it says.
+    hint = out.split("to load it: vigil ", 1)[1].strip().split()
+    code, _, err = vigil(project_dir, *hint)
+    assert code == 0, err
+    code, out, err = vigil(project_dir, "check", "--at", "2024-05-09T12:30")
+    assert code == 0, err
+    assert "no baseline yet" not in out
+
+
 def test_bad_time_option_is_a_usage_error(project_dir: ProjectFactory) -> None:
     code, _, err = vigil(project_dir, "check", "--at", "yesterday-ish")
     assert code == 2

@@ -17,8 +17,9 @@ from vigil import secrets
 from vigil.config import Project, load_project
 from vigil.config.loader import PROJECT_FILE
 from vigil.errors import ConfigError, VigilError
-from vigil.model import AlertStatus
-from vigil.scheduler.cycle import CycleReport
+from vigil.model import AlertStatus, Status
+from vigil.scheduler.cycle import CycleReport, DatasetOutcome
+from vigil.scheduler.ingest import history_buckets
 from vigil.timeutil import get_zone, parse_instant
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -148,6 +149,7 @@ def print_report(report: CycleReport, project: Project, *, verbose: bool) -> Non
                     f" --from {start:%Y-%m-%dT%H:%M} --to {end:%Y-%m-%dT%H:%M} --reanalyze"
                 )
         if verbose:
+            _history_hint(project, outcome, at, zone)
             for alert in outcome.alerts:
                 r = alert.result
                 echo(
@@ -166,3 +168,29 @@ def print_report(report: CycleReport, project: Project, *, verbose: bool) -> Non
             )
     for error in report.delivery.errors or []:
         echo(f"[{at:%Y-%m-%d %H:%M}] delivery failed: {error}", err=True)
+
+
+def _history_hint(project: Project, outcome: DatasetOutcome, at: datetime, zone: Any) -> None:
+    """Metrics whose checks all lack a baseline (a metric just added, a new project): say how
+    to load their history instead of leaving a bare `insufficient_baseline`."""
+    short: dict[str, int] = {}
+    checked: dict[str, int] = {}
+    for r in outcome.results:
+        checked[r.series.metric] = checked.get(r.series.metric, 0) + 1
+        if r.status is Status.INSUFFICIENT:
+            short[r.series.metric] = short.get(r.series.metric, 0) + 1
+    starved = sorted(m for m, n in short.items() if n == checked[m])
+    if not starved or not outcome.buckets:
+        return
+    dataset = next(d for d in project.datasets if d.name == outcome.dataset)
+    g = dataset.granularity
+    newest = max(outcome.buckets)
+    minimum = int(project.settings.defaults.history // g.step) if not g.is_month else 0
+    start = g.shift(newest, -history_buckets(dataset, minimum)).astimezone(zone)
+    end = g.next(newest).astimezone(zone)
+    echo(
+        f"[{at:%Y-%m-%d %H:%M}] {outcome.dataset}: {', '.join(starved)}: no baseline yet (too"
+        " little history in the store); to load it: vigil backfill"
+        f" --from {start:%Y-%m-%dT%H:%M} --to {end:%Y-%m-%dT%H:%M} --metrics"
+        f" {','.join(starved)}"
+    )
