@@ -43,6 +43,8 @@ bench: $(STAMP)
 	$(BIN)/python bench/analyzers.py
 	$(BIN)/python bench/web.py
 	$(BIN)/python bench/stores.py
+	$(BIN)/python bench/replay.py
+	$(BIN)/python bench/cycle.py --series 1000 10000
 
 clean:
 	rm -rf $(VENV) demo-project .mypy_cache .ruff_cache .pytest_cache
