@@ -1,26 +1,29 @@
-"""Load a project directory: parse, validate, resolve inheritance, cross-check references."""
+"""Load a project directory: parse, validate, resolve inheritance (cross-checks: checks.py)."""
 
 from __future__ import annotations
 
 import glob
-import string
 from collections.abc import Mapping
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeGuard
 
-from jinja2 import TemplateError
-from jinja2.sandbox import SandboxedEnvironment
 from pydantic import TypeAdapter, ValidationError
 
 from vigil import secrets
 from vigil.calendar import Calendar
+from vigil.config.checks import (
+    check_analyzers,
+    check_dataset,
+    check_embedded_clickhouse,
+    check_links,
+    check_monitors,
+    check_rollups,
+)
 from vigil.config.profiles import profile_metrics
 from vigil.config.project import (
-    PAYLOAD_NEEDS,
     RECOMPUTING_SOURCES,
-    TARGET_GROUPS,
     Dataset,
     Metric,
     Project,
@@ -34,20 +37,14 @@ from vigil.config.schema import (
     DatasetConfig,
     DefinitionsFile,
     HolidaysConfig,
-    MessageTemplate,
-    MonitorConfig,
     ProjectFile,
-    PrometheusSourceConfig,
-    PythonSourceConfig,
 )
-from vigil.config.sqlcheck import expression_problem, query_problem
 from vigil.config.validation import unchecked, validate_document
 from vigil.config.yamlfile import YamlDocument, load_yaml
 from vigil.errors import ConfigError
 from vigil.timeutil import Granularity
 
 PROJECT_FILE = "vigil.yaml"
-LINK_FIELDS = {"metric", "segment", "bucket", "bucket_end", "granularity", "dataset", "value"}
 _ANALYZER_ADAPTER: TypeAdapter[AnalyzerConfig] = TypeAdapter(AnalyzerConfig)
 
 
@@ -155,14 +152,14 @@ def _resolve(
     for doc, definitions in docs:
         for index, dataset in enumerate(definitions.datasets):
             path = ("datasets", index)
-            _check_dataset(dataset, settings, doc, path, problems)
+            check_dataset(dataset, settings, doc, path, problems)
             datasets.append(
                 _resolve_dataset(dataset, settings, analyzers, doc, path, seen_metrics, problems)
             )
     for doc, definitions in docs:
-        _check_analyzers(definitions, seen_metrics, datasets, analyzers, doc, problems)
-        _check_monitors(definitions, settings, analyzers, doc, problems)
-    _check_embedded_clickhouse(root, settings, docs[0][0], problems)
+        check_analyzers(definitions, seen_metrics, datasets, analyzers, doc, problems)
+        check_monitors(definitions, settings, analyzers, doc, problems)
+    check_embedded_clickhouse(root, settings, docs[0][0], problems)
     secrets = frozenset(s for doc, _ in docs for s in doc.secrets)
     project = Project(
         root=root,
@@ -174,27 +171,6 @@ def _resolve(
         files=tuple(doc.file for doc, _ in docs),
     )
     return project, problems
-
-
-def _check_embedded_clickhouse(
-    root: Path, settings: ProjectFile, doc: YamlDocument, problems: list[str]
-) -> None:
-    """chDB embeds one data directory per process: the store and sources must share it."""
-    places: list[tuple[tuple[str, ...], Path]] = []
-    store = settings.store
-    if store.type == "clickhouse" and store.path is not None:
-        places.append((("store", "path"), (root / store.path).resolve()))
-    for name, source in settings.sources.items():
-        if source.type == "clickhouse" and source.path is not None:
-            places.append((("sources", name, "path"), (root / source.path).resolve()))
-    for where, path in places[1:]:
-        if path != places[0][1]:
-            first = ".".join(places[0][0])
-            problems.append(
-                f"{doc.where(where)}: embedded ClickHouse directory {path} differs from {first}"
-                f" ({places[0][1]}); one process embeds one directory, expected the same path"
-                " (or a ClickHouse server url)"
-            )
 
 
 def _override_analyzers(
@@ -239,90 +215,6 @@ def _collect_unique(
     return found
 
 
-def _check_prometheus_dataset(
-    dataset: DatasetConfig, doc: YamlDocument, path: tuple[str | int, ...], problems: list[str]
-) -> None:
-    """A Prometheus dataset: one PromQL expression per metric; label sets are the segments."""
-    for field in ("table", "query", "time_column"):
-        if getattr(dataset, field):
-            problems.append(
-                f"{doc.where((*path, field))}: a Prometheus source reads PromQL, not tables;"
-                f" expected no {field}"
-            )
-    if dataset.slices or dataset.profile or dataset.dataset_stats or dataset.filters:
-        problems.append(
-            f"{doc.where(path)}: a Prometheus query returns its own label sets as segments;"
-            " expected no slices, filters, profile or dataset_stats (use `sum by (label)`)"
-        )
-    if not dataset.metrics:
-        problems.append(f"{doc.where(path)}: no metrics; expected metrics with a PromQL formula")
-    for i, metric in enumerate(dataset.metrics):
-        if not metric.formula:
-            problems.append(
-                f"{doc.where((*path, 'metrics', i))}: missing formula; expected a PromQL"
-                " expression, e.g. sum by (job) (rate(http_requests_total[5m]))"
-            )
-
-
-def _check_dataset(
-    dataset: DatasetConfig,
-    settings: ProjectFile,
-    doc: YamlDocument,
-    path: tuple[str | int, ...],
-    problems: list[str],
-) -> None:
-    source = settings.sources.get(dataset.source)
-    if source is None:
-        known = ", ".join(sorted(settings.sources)) or "none defined"
-        problems.append(
-            f"{doc.where((*path, 'source'))}: unknown source '{dataset.source}';"
-            f" expected one of vigil.yaml's sources ({known})"
-        )
-        return
-    if isinstance(source, PythonSourceConfig):
-        if dataset.profile or dataset.dataset_stats:
-            problems.append(
-                f"{doc.where(path)}: profile and dataset_stats are computed by SQL sources;"
-                " expected a SQL source for them"
-            )
-        for i, metric in enumerate(dataset.metrics):
-            if metric.formula is not None:
-                problems.append(
-                    f"{doc.where((*path, 'metrics', i, 'formula'))}: a Python source names its"
-                    " metrics itself; expected no formula"
-                )
-        return
-    if isinstance(source, PrometheusSourceConfig):
-        _check_prometheus_dataset(dataset, doc, path, problems)
-        return
-    if not dataset.table and not dataset.query:
-        problems.append(f"{doc.where(path)}: missing table or query for SQL source")
-    if not dataset.time_column:
-        problems.append(f"{doc.where(path)}: missing time_column for SQL source")
-    if not dataset.metrics and not dataset.profile and not dataset.dataset_stats:
-        problems.append(
-            f"{doc.where(path)}: no metrics; expected metrics, profile or dataset_stats"
-        )
-    for i, metric in enumerate(dataset.metrics):
-        if not metric.formula:
-            problems.append(f"{doc.where((*path, 'metrics', i))}: missing formula")
-        elif wrong := expression_problem(metric.formula, source.type):
-            problems.append(f"{doc.where((*path, 'metrics', i, 'formula'))}: {wrong}")
-    for i, condition in enumerate(dataset.filters):
-        if wrong := expression_problem(condition, source.type):
-            problems.append(f"{doc.where((*path, 'filters', i))}: {wrong}")
-    if dataset.query and (wrong := query_problem(dataset.query, source.type)):
-        problems.append(f"{doc.where((*path, 'query'))}: {wrong}")
-    dims = {d for s in dataset.slices for d in s.dimensions}
-    for i, rule in enumerate(dataset.segment_owners):
-        unknown = set(rule.segment) - dims
-        if unknown:
-            problems.append(
-                f"{doc.where((*path, 'segment_owners', i, 'segment'))}: '{sorted(unknown)[0]}'"
-                f" is not a slice dimension; expected one of: {', '.join(sorted(dims)) or 'none'}"
-            )
-
-
 def _resolve_dataset(
     dataset: DatasetConfig,
     settings: ProjectFile,
@@ -347,7 +239,7 @@ def _resolve_dataset(
         seen_metrics[config.name] = where
         formula_where[config.name] = doc.where((*path, "metrics", i, "formula"))
         metric_links = config.links if config.links is not None else links
-        _check_links(metric_links, doc, (*path, "metrics", i), problems)
+        check_links(metric_links, doc, (*path, "metrics", i), problems)
         effective = _effective_analyzers(config, analyzers, doc, (*path, "metrics", i), problems)
         metrics.append(
             Metric(
@@ -365,7 +257,7 @@ def _resolve_dataset(
                 format=config.format,
             )
         )
-        _check_rollups(config.rollup, effective, granularity, where, problems, recompute)
+        check_rollups(config.rollup, effective, granularity, where, problems, recompute)
     metrics = _with_ratios(dataset, metrics, source.type if source else "duckdb", problems)
     generated = profile_metrics(dataset, granularity, owners, links)
     for index, metric in generated:
@@ -377,7 +269,7 @@ def _resolve_dataset(
             tuple(a for a in analyzers.values() if targets(a, metric)), analyzers
         )
         metrics.append(replace(metric, analyzers=chosen, where=where))
-        _check_rollups(metric.rollup, chosen, granularity, where, problems, recompute)
+        check_rollups(metric.rollup, chosen, granularity, where, problems, recompute)
     grace = defaults.backfill_grace_period or (
         timedelta(days=190) if granularity.seconds >= 7 * 86400 else timedelta(days=30)
     )
@@ -404,39 +296,6 @@ def _calendar(config: HolidaysConfig | None) -> Calendar | None:
     if config is None or not (config.countries or config.dates):
         return None
     return Calendar(tuple(config.countries), frozenset(config.dates), config.mute)
-
-
-def _check_rollups(
-    rollup: str | None,
-    analyzers: tuple[AnalyzerConfig, ...],
-    fine: Granularity,
-    where: str,
-    problems: list[str],
-    recompute: bool,
-) -> None:
-    """Analyzers coarser than the dataset need whole buckets, and a metric that rolls up or a
-    source that can recompute it at the coarser granularity."""
-    for analyzer in analyzers:
-        if analyzer.granularity is None:
-            continue
-        coarse = Granularity.parse(analyzer.granularity, fine.tz)
-        if coarse == fine:
-            continue
-        if (
-            coarse.seconds < fine.seconds
-            or (not coarse.is_calendar and coarse.seconds % fine.seconds)
-            or (coarse.is_calendar and 86400 % fine.seconds and fine.seconds != 86400)
-        ):
-            problems.append(
-                f"{where}: analyzer '{analyzer.id}' works on {coarse.name} buckets, which are not"
-                f" made of whole {fine.name} buckets; expected a coarser multiple"
-            )
-        elif rollup is None and not recompute:
-            problems.append(
-                f"{where}: analyzer '{analyzer.id}' works on {coarse.name} buckets but the metric"
-                f" has no rollup and its source cannot recompute it; expected rollup: sum, mean,"
-                f" min, max or last (or a dataset at {coarse.name})"
-            )
 
 
 def _effective_analyzers(
@@ -498,156 +357,6 @@ def _inherits_targets(analyzer: AnalyzerConfig) -> TypeGuard[CompositeConfig]:
         and "metrics" not in analyzer.model_fields_set
         and analyzer.target_matrix is None
     )
-
-
-def _check_links(
-    links: dict[str, str], doc: YamlDocument, path: tuple[str | int, ...], problems: list[str]
-) -> None:
-    for name, template in links.items():
-        try:
-            fields = {f for _, f, _, _ in string.Formatter().parse(template) if f is not None}
-        except ValueError as e:
-            problems.append(f"{doc.where((*path, 'links'))}: link '{name}': {e}")
-            continue
-        unknown = fields - LINK_FIELDS
-        if unknown:
-            problems.append(
-                f"{doc.where((*path, 'links'))}: link '{name}' uses {{{sorted(unknown)[0]}}};"
-                f" expected placeholders from: {', '.join(sorted(LINK_FIELDS))}"
-            )
-
-
-def _check_analyzers(
-    definitions: DefinitionsFile,
-    metrics: dict[str, str],
-    datasets: list[Dataset],
-    analyzers: dict[str, AnalyzerConfig],
-    doc: YamlDocument,
-    problems: list[str],
-) -> None:
-    used = {a.id for d in datasets for m in d.metrics for a in m.analyzers}
-    for index, analyzer in enumerate(definitions.analyzers):
-        where = doc.where(("analyzers", index))
-        for pattern in analyzer.metrics:
-            if not any(c in pattern for c in "*?[") and pattern not in metrics:
-                problems.append(
-                    f"{doc.where(('analyzers', index, 'metrics'))}: unknown metric '{pattern}'"
-                )
-        needs = PAYLOAD_NEEDS.get(analyzer.type)
-        if needs and analyzer.id not in used:
-            problems.append(
-                f"{where}: analyzer '{analyzer.id}' ({analyzer.type}) checks no metric; expected"
-                f" profile metrics with stat {' or '.join(sorted(needs))}"
-                " (e.g. metrics: ['price.histogram'])"
-            )
-        matrix = analyzer.target_matrix
-        for key in ("include", "exclude"):
-            for pattern in getattr(matrix, key) if matrix else []:
-                if pattern.startswith("group:") and pattern not in TARGET_GROUPS:
-                    problems.append(
-                        f"{doc.where(('analyzers', index, 'target_matrix', key))}: unknown group"
-                        f" '{pattern}'; expected one of: {', '.join(TARGET_GROUPS)}"
-                    )
-        if isinstance(analyzer, CompositeConfig):
-            _check_members(
-                analyzer, analyzers, doc.where(("analyzers", index, "analyzers")), problems
-            )
-
-
-def _check_members(
-    composite: CompositeConfig,
-    analyzers: dict[str, AnalyzerConfig],
-    where: str,
-    problems: list[str],
-) -> None:
-    for member_id in composite.analyzers:
-        member = analyzers.get(member_id)
-        if member is None:
-            problems.append(
-                f"{where}: unknown analyzer '{member_id}'; expected one of:"
-                f" {', '.join(sorted(set(analyzers) - {composite.id}))}"
-            )
-        elif isinstance(member, CompositeConfig):
-            problems.append(
-                f"{where}: '{member_id}' is itself a {member.type}; expected plain analyzers"
-            )
-        elif member.granularity != composite.granularity:
-            problems.append(
-                f"{where}: '{member_id}' works on {member.granularity or 'the dataset'} buckets"
-                f" but '{composite.id}' on {composite.granularity or 'the dataset'}'s;"
-                " expected the same granularity"
-            )
-
-
-def _check_monitors(
-    definitions: DefinitionsFile,
-    settings: ProjectFile,
-    analyzers: dict[str, AnalyzerConfig],
-    doc: YamlDocument,
-    problems: list[str],
-) -> None:
-    for index, monitor in enumerate(definitions.monitors):
-        _check_refs(monitor, "analyzers", set(analyzers) | {"*"}, doc, index, problems)
-        _check_refs(monitor, "channels", set(settings.channels), doc, index, problems)
-        _check_templates(monitor, settings, doc, index, problems)
-        for severity, channels in monitor.routes.items():
-            for channel in channels:
-                if channel not in settings.channels:
-                    known = ", ".join(sorted(settings.channels))
-                    problems.append(
-                        f"{doc.where(('monitors', index, 'routes', severity.value))}: unknown"
-                        f" channel '{channel}'; expected one of: {known}"
-                    )
-
-
-def _check_templates(
-    monitor: MonitorConfig,
-    settings: ProjectFile,
-    doc: YamlDocument,
-    index: int,
-    problems: list[str],
-) -> None:
-    named = [("template", monitor.template)] if monitor.template else []
-    named += [(f"channel_templates.{c}", t) for c, t in monitor.channel_templates.items()]
-    for key, template in named:
-        problem = check_template(template)
-        path: tuple[str | int, ...] = ("monitors", index, *key.split("."))
-        if problem:
-            problems.append(f"{doc.where(path)}: invalid template {problem}")
-        channel = key.partition(".")[2]
-        if channel and channel not in settings.channels:
-            problems.append(f"{doc.where(path)}: unknown channel '{channel}'")
-
-
-def check_template(template: MessageTemplate) -> str | None:
-    """A syntax problem in a message template, or None."""
-    environment = SandboxedEnvironment()
-    for part in ("title", "text", "html"):
-        source = getattr(template, part)
-        if source is None:
-            continue
-        try:
-            environment.parse(source)
-        except TemplateError as e:
-            line = getattr(e, "lineno", None)
-            return f"{part}{f' line {line}' if line else ''}: {e}"
-    return None
-
-
-def _check_refs(
-    monitor: MonitorConfig,
-    key: str,
-    known: set[str],
-    doc: YamlDocument,
-    index: int,
-    problems: list[str],
-) -> None:
-    for i, name in enumerate(getattr(monitor, key)):
-        if name not in known:
-            problems.append(
-                f"{doc.where(('monitors', index, key, i))}: unknown {key[:-1]} '{name}';"
-                f" expected one of: {', '.join(sorted(known - {'*'})) or 'none defined'}"
-            )
 
 
 def _with_ratios(
