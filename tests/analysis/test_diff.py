@@ -64,3 +64,25 @@ def test_lagged_baseline_is_the_same_bucket_periods_ago() -> None:
     result = analyzer.evaluate(matrix([values]), 25)
     assert result.baselines["baseline"][0] == 100
     assert result.status.tolist() == [ANOMALY]
+
+
+def test_with_min_significance_a_small_count_change_is_noise_a_large_one_is_not() -> None:
+    # 30% above a steady baseline of 20 is noise for a count; 30% above 2,000 is not.
+    analyzer = build(
+        "diff",
+        mode="pct",
+        threshold=20,
+        min_significance=0.001,
+        baseline={"type": "trailing_window", "size": 24},
+    )
+    rng = np.random.default_rng(5)
+    small = [float(v) for v in rng.poisson(20, 24)] + [26.0]
+    large = [float(v) for v in rng.poisson(2000, 24)] + [2600.0]
+    result = analyzer.evaluate(matrix([small, large]), 24)
+    assert result.status.tolist() == [OK, ANOMALY]
+    assert "against the count's own noise" in result.describe(1)
+    # Off by default: WhyLabs' diff, the threshold alone.
+    plain = build(
+        "diff", mode="pct", threshold=20, baseline={"type": "trailing_window", "size": 24}
+    )
+    assert plain.evaluate(matrix([small, large]), 24).status.tolist() == [ANOMALY, ANOMALY]

@@ -296,6 +296,16 @@ class DiffConfig(AnalyzerBase):
     )
     baseline: BaselineConfig = _trailing(7)
     min_batch_size: int = Field(1, ge=1, description="Fewer baseline values: insufficient.")
+    min_significance: float | None = Field(
+        None,
+        gt=0,
+        lt=0.5,
+        description="With `aggregate: mean`, for counts (whole, non-negative values) and ratios"
+        " of two counts (ratio_of): a difference must also be this unlikely under the series'"
+        " own noise (the overdispersed Poisson test of docs/analyzers.md, with φ from the"
+        " baseline), e.g. 0.001. Off by default: `diff` keeps WhyLabs' meaning, the threshold"
+        " alone decides.",
+    )
 
 
 class SeasonalConfig(AnalyzerBase, StaticLimits):
