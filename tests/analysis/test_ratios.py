@@ -18,6 +18,7 @@ from vigil.analysis.matrix import SeriesMatrix
 from vigil.config import load_project
 from vigil.config.ratios import ratio_parts
 from vigil.errors import ConfigError
+from vigil.numbers import written_as
 
 DAY, WEEK = 24, 168  # hourly buckets
 
@@ -121,3 +122,11 @@ datasets:
     assert "events.yaml" in text
     assert "ratio_of names 'clicks'" in text
     assert "likes, views" in text  # what would do
+
+
+def test_reasons_are_written_in_the_metrics_format() -> None:
+    floor = build("fixed", lower=0.1)
+    result = floor.evaluate(matrix([[0.2, 0.06063]]), 1)
+    with written_as("percent"):
+        assert result.describe(0) == "6.063% is below the lower bound 10%"
+    assert result.describe(0) == "0.06063 is below the lower bound 0.1"  # a plain number

@@ -23,6 +23,7 @@ from vigil.config.project import (
 )
 from vigil.config.schema import AnalyzerConfig, ReferenceBaseline
 from vigil.model import AnalysisResult, Bucket, SeriesKey
+from vigil.numbers import written_as
 from vigil.store.base import Store
 from vigil.timeutil import Granularity, get_zone
 
@@ -237,6 +238,8 @@ def to_results(
     names = list(evaluation.baselines)
     columns = [_nums(evaluation.baselines[k]) for k in names]
     name = metric.name
+    with written_as(metric.format):  # a CTR's reason in %, like its message
+        reasons = [evaluation.describe(i) for i in range(len(matrix.segments))]
     return [
         AnalysisResult(
             analyzer=config.id,
@@ -249,7 +252,7 @@ def to_results(
             expected_upper=uppers[i],
             deviation=deviations[i],
             baselines={k: c[i] for k, c in zip(names, columns, strict=True)},
-            reason=evaluation.describe(i),
+            reason=reasons[i],
             config_hash=digest,
             is_partial=partial,
         )
