@@ -183,6 +183,31 @@ def test_silences_are_created_listed_and_expired(served: Served) -> None:
     assert ended.json()["expired_at"] == NOW.isoformat()
     assert ok(served, "/silences")["items"] == []
     assert len(ok(served, "/silences", all="true")["items"]) == 1
+    # The segment as every read writes it, and a glob of metrics.
+    again = served.client.post(
+        "/api/v1/silences",
+        json={"metric": "act*", "segment": "os=iOS", "duration": "1h", "reason": "deploy"},
+    )
+    assert again.status_code == 201, again.text
+    assert again.json()["segment"] == made["segment"]
+    # A silence that could never match is refused, saying what there is.
+    wrong = error(
+        served,
+        "POST",
+        "/silences",
+        400,
+        json={"metric": "acitons", "duration": "1h", "reason": "typo"},
+    )
+    assert "'acitons' matches no metric of the project; expected a name or glob of: actions" in (
+        wrong
+    )
+    assert "expected dimension=value" in error(
+        served,
+        "POST",
+        "/silences",
+        422,
+        json={"metric": "actions", "segment": "iOS", "duration": "1h", "reason": "r"},
+    )
 
 
 def test_runs_config_and_validation(served: Served) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timedelta
+from fnmatch import fnmatchcase
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
@@ -354,8 +355,10 @@ class SilenceIn(BaseModel):
     model_config = {"extra": "forbid"}
 
     metric: str = Field(min_length=1, description="Metric name or glob (likes, feed_*, *).")
-    segment: dict[str, str] = Field(
-        default_factory=dict, description="Tags the series must have ('*' for any value)."
+    segment: dict[str, str] | str = Field(
+        default_factory=dict,
+        description="Tags the series must have ('*' for any value): {os: iOS} or, as every"
+        " read writes it, 'os=iOS' ('total' or '' for the total).",
     )
     monitor: str | None = Field(None, description="Only this monitor (default: all).")
     duration: str | None = Field(None, description="How long, e.g. 2h (or give ends_at).")
@@ -369,8 +372,9 @@ class SilenceIn(BaseModel):
 
     @field_validator("segment")
     @classmethod
-    def _tags(cls, value: dict[str, str]) -> dict[str, str]:
-        return {_encodable(k): _encodable(v) for k, v in value.items()}
+    def _tags(cls, value: dict[str, str] | str) -> dict[str, str]:
+        tags = Segment.from_label(_encodable(value)).as_dict() if isinstance(value, str) else value
+        return {_encodable(k): _encodable(v) for k, v in tags.items()}
 
 
 def _encodable(text: str) -> str:
@@ -419,8 +423,16 @@ def add_silence(request: Request, body: SilenceIn, who: Admin, opened: Opened) -
         ends = parsed
     if ends <= now:
         raise HTTPException(400, "the silence would end before it starts")
+    names = sorted(m.name for d in project.datasets for m in d.metrics)
+    if not any(fnmatchcase(n, body.metric) for n in names):
+        raise HTTPException(
+            400,
+            f"metric: '{body.metric}' matches no metric of the project; expected a name or"
+            f" glob of: {', '.join(names[:20])}" + (" …" if len(names) > 20 else ""),
+        )
     reason = f"{body.reason} ({who.name})"
-    new_id = opened.add_silence(Silence(body.metric, body.segment, now, ends, reason, body.monitor))
+    tags = body.segment if isinstance(body.segment, dict) else {}
+    new_id = opened.add_silence(Silence(body.metric, tags, now, ends, reason, body.monitor))
     (made,) = [s for s in queries.silences(opened, None) if s["id"] == new_id]
     return made
 
