@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
 
 from tests.scheduler.helpers import DROP
 from tests.web.conftest import NOW, Served
+from vigil.store import create_store
 
 STEP = timedelta(minutes=15)
 
@@ -58,6 +60,11 @@ def test_overview_shows_the_firing_monitor_its_incidents_and_freshness(served: S
     assert monitor["state"] == "firing"
     assert monitor["open_incidents"] == 3  # total, iOS and Android all dropped
     assert {i["segment"] for i in data["incidents"]} == {"total", "os=iOS", "os=Android"}
+    # A silent dataset makes its monitor failing, never "ok" (it is not checking anything).
+    store = create_store(served.project, lambda: NOW)
+    store.save_pipeline_state(replace(store.pipeline_state("events"), silent_since=NOW))
+    assert ok(served, "/overview")["monitors"][0]["state"] == "failing"
+    store.save_pipeline_state(replace(store.pipeline_state("events"), silent_since=None))
     # As their message told them: one incident of the dataset, with the three series.
     [group] = data["incident_groups"]
     assert (group["dataset"], group["status"], len(group["members"])) == ("events", "open", 3)

@@ -457,7 +457,9 @@ def overview(project: Project, store: Store, now: datetime) -> dict[str, Any]:
     for s in stored:
         newest[s["metric"]] = max(s["last"], newest.get(s["metric"], s["last"]))
     freshness = [_freshness(project, store, d.name, now, newest) for d in project.datasets]
-    failing = {f["dataset"] for f in freshness if f["failing"]}
+    # A monitor whose data does not arrive (a failing source, a silent or stale dataset) cannot
+    # be "ok": it is not checking anything.
+    failing = {f["dataset"] for f in freshness if f["failing"] or f["silent_since"] or f["stale"]}
     monitors = []
     for monitor in project.monitors.values():
         watched = _datasets_of(project, monitor.analyzers)
