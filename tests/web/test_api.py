@@ -31,7 +31,19 @@ def error(served: Served, method: str, path: str, status: int, **kwargs: object)
 
 
 def test_health_and_openapi_schema(served: Served) -> None:
-    assert ok(served, "/health") == {"status": "ok", "project": "test project"}
+    assert ok(served, "/health") == {
+        "status": "ok",
+        "project": "test project",
+        "datasets": {"fresh": 1, "stale": 0, "silent": 0, "failing": 0},
+        "outbox": {"waiting": 0, "oldest_seconds": None, "gave_up_24h": 0},
+    }
+    # Data that stops arriving makes it unhealthy: 503, for an uptime check to page on.
+    served.clock.set(NOW + timedelta(days=2))
+    stale = served.client.get("/api/v1/health")
+    assert stale.status_code == 503
+    assert stale.json()["status"] == "unhealthy"
+    assert stale.json()["datasets"]["stale"] == 1
+    served.clock.set(NOW)
     schema = ok(served, "/openapi.json")
     paths = set(schema["paths"])
     for path in (

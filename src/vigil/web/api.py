@@ -8,6 +8,7 @@ from fnmatch import fnmatchcase
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, field_validator
 
 from vigil.config import load_project
@@ -92,10 +93,19 @@ def time_range(
     return since, until
 
 
-@router.get("/health", summary="Liveness")
-def health(request: Request) -> dict[str, Any]:
-    """Whether the app runs (no credentials needed)."""
-    return {"status": "ok", "project": context(request).project.settings.name}
+@router.get(
+    "/health",
+    summary="Health: 200 when every dataset's data arrives and the outbox drains, else 503",
+    responses={503: {"description": "Unhealthy: the same document, status `unhealthy`."}},
+)
+def health(request: Request, opened: Opened) -> JSONResponse:
+    """Whether Vigil is doing its job (no credentials needed, so counts only, no names):
+    datasets by state (fresh, stale, silent, failing) and the outbox (notifications waiting,
+    the oldest one's age, those given up in the last day). 503 when a dataset is not fresh or
+    a notification has waited more than 15 minutes."""
+    ctx = context(request)
+    found = queries.health(ctx.project, opened, ctx.clock.now())
+    return JSONResponse(found, status_code=200 if found["status"] == "ok" else 503)
 
 
 @router.get("/overview", summary="Monitors, open incidents, last runs, data freshness")

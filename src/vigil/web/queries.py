@@ -14,7 +14,7 @@ import pandas as pd
 
 from vigil.config.project import Metric, Project
 from vigil.errors import NotFoundError, VigilError
-from vigil.model import Feedback, Segment, SeriesKey, Status
+from vigil.model import DeliveryStatus, Feedback, Segment, SeriesKey, Status
 from vigil.notify.incidents import grouped_incidents
 from vigil.store.base import AlertRow, Store
 from vigil.timeutil import Granularity, as_utc, to_naive_utc
@@ -495,6 +495,49 @@ def overview(project: Project, store: Store, now: datetime) -> dict[str, Any]:
         "runs": runs(store, None, 20),
         "freshness": freshness,
         "series": len(stored),
+    }
+
+
+OUTBOX_LATE = timedelta(minutes=15)
+
+
+def health(project: Project, store: Store, now: datetime) -> dict[str, Any]:
+    """Counts an uptime check can alert on: datasets by state and the outbox's backlog."""
+    stored = store.list_series()
+    newest: dict[str, datetime] = {}
+    for s in stored:
+        newest[s["metric"]] = max(s["last"], newest.get(s["metric"], s["last"]))
+    states = {"fresh": 0, "stale": 0, "silent": 0, "failing": 0}
+    for d in project.datasets:
+        f = _freshness(project, store, d.name, now, newest)
+        state = (
+            "failing"
+            if f["failing"]
+            else "silent"
+            if f["silent_since"]
+            else "stale"
+            if f["stale"]
+            else "fresh"
+        )
+        states[state] += 1
+    waiting = (DeliveryStatus.PENDING, DeliveryStatus.FAILED, DeliveryStatus.SENDING)
+    queued = [n.bucket.end for n in store.outbox(waiting)]
+    oldest = round((now - min(queued)).total_seconds()) if queued else None
+    gave_up = sum(
+        1
+        for row in store.notification_rows()
+        if row["status"] == DeliveryStatus.GAVE_UP.value
+        and row["created_at"] is not None
+        and as_utc(row["created_at"]) >= now - timedelta(days=1)
+    )
+    healthy = states["fresh"] == len(project.datasets) and (
+        oldest is None or oldest <= OUTBOX_LATE.total_seconds()
+    )
+    return {
+        "status": "ok" if healthy else "unhealthy",
+        "project": project.settings.name,
+        "datasets": states,
+        "outbox": {"waiting": len(queued), "oldest_seconds": oldest, "gave_up_24h": gave_up},
     }
 
 
