@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 import sys
+from collections.abc import Callable
 from typing import Protocol, TextIO
 
+from vigil.errors import NotifyError
 from vigil.model import Notification
+
+log = logging.getLogger(__name__)
 
 
 class Progress(Protocol):
@@ -49,3 +54,33 @@ class ConsoleChannel:
         out.write(f"\n{notification.text}\n")
         out.flush()
         return 1
+
+
+def deliver_resolution(
+    notification: Notification,
+    progress: Progress | None,
+    edit: Callable[[int], None],
+    reply: Callable[[int], None],
+) -> int:
+    """A resolution on a channel that edits messages: part 1 edits the message it answers
+    (when its id is known; a refused edit is logged, the reply still tells), part 2 — for
+    kind `resolved` — replies in its thread. `edit` and `reply` get the parts sent so far."""
+    parts = notification.parts_sent
+    if parts < 1:
+        if notification.remote_ref:
+            try:
+                edit(parts)
+            except NotifyError as e:
+                # Already edited (a resend), or too old or gone.
+                if e.retryable:
+                    raise
+                log.warning("%s: the resolved message was not edited: %s", notification.channel, e)
+        parts = 1
+        if progress is not None:
+            progress(parts)
+    if parts < 2 and notification.kind == "resolved":
+        reply(parts)
+        parts = 2
+        if progress is not None:
+            progress(parts)
+    return parts

@@ -4,6 +4,7 @@ buckets resolve it (with a "resolved" message when the monitor asks for one)."""
 from __future__ import annotations
 
 import hashlib
+import html
 from collections import defaultdict
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -162,9 +163,9 @@ def _resolution(
     short = f"✅ Resolved: {message.title} — {line}"
     if editable:  # the edited message in full; the reply is the title
         text = f"{message.text}\n\n✅ Resolved: {line}"
-        body = f"{message.html}\n\n<b>✅ Resolved</b>: {_escape(line)}"
+        body = f"{message.html}\n\n<b>✅ Resolved</b>: {html.escape(line, quote=False)}"
     else:
-        text, body = short, _escape(short)
+        text, body = short, html.escape(short, quote=False)
     return Notification(
         key=hashlib.sha256(f"resolution|{message.key}".encode()).hexdigest()[:32],
         monitor=message.monitor,
@@ -185,10 +186,6 @@ def _resolution(
 def _duration(span: timedelta) -> str:
     minutes = max(0, round(span.total_seconds() / 60))
     return f"{minutes // 60} h {minutes % 60:02d} min" if minutes >= 60 else f"{minutes} min"
-
-
-def _escape(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def _local(instant: datetime, tz: str) -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 import httpx
@@ -10,10 +9,9 @@ import httpx
 from vigil.config.schema import SlackChannelConfig
 from vigil.errors import NotifyError
 from vigil.model import Notification
-from vigil.notify.channels import Progress
+from vigil.notify.channels import Progress, deliver_resolution
 from vigil.notify.http import post
 
-log = logging.getLogger(__name__)
 RETRYABLE_ERRORS = {"ratelimited", "internal_error", "service_unavailable", "request_timeout"}
 
 
@@ -69,41 +67,23 @@ class SlackChannel:
         self, client: httpx.Client, notification: Notification, progress: Progress | None
     ) -> int:
         """Part 1: chat.update of the message it answers; part 2 (a reply): in its thread."""
-        parts = notification.parts_sent
         channel, _, ts = notification.remote_ref.partition(" ")
-        if parts < 1:
-            if ts:
-                try:
-                    self._api(
-                        client,
-                        "chat.update",
-                        parts,
-                        json={"channel": channel, "ts": ts, "text": slack_text(notification)},
-                    )
-                except NotifyError as e:
-                    if e.retryable:
-                        raise
-                    log.warning("slack: the resolved message was not updated: %s", e)
-            parts = 1
-            if progress is not None:
-                progress(parts)
-        if parts < 2 and notification.kind == "resolved":
+
+        def edit(parts: int) -> None:
+            body = {"channel": channel, "ts": ts, "text": slack_text(notification)}
+            self._api(client, "chat.update", parts, json=body)
+
+        def reply(parts: int) -> None:
             thread = {"thread_ts": ts} if ts else {}
-            self._api(
-                client,
-                "chat.postMessage",
-                parts,
-                json={
-                    "channel": channel or self.config.channel,
-                    "text": notification.title,
-                    "mrkdwn": True,
-                    **thread,
-                },
-            )
-            parts = 2
-            if progress is not None:
-                progress(parts)
-        return parts
+            body = {
+                "channel": channel or self.config.channel,
+                "text": notification.title,
+                "mrkdwn": True,
+                **thread,
+            }
+            self._api(client, "chat.postMessage", parts, json=body)
+
+        return deliver_resolution(notification, progress, edit, reply)
 
     def _upload(self, client: httpx.Client, notification: Notification, parts: int) -> None:
         image = notification.image or b""

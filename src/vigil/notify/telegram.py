@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import html
-import logging
 from typing import Any
 
 import httpx
@@ -11,10 +10,9 @@ import httpx
 from vigil.config.schema import TelegramChannelConfig
 from vigil.errors import NotifyError
 from vigil.model import Notification
-from vigil.notify.channels import Progress
+from vigil.notify.channels import Progress, deliver_resolution
 
 CAPTION_LIMIT = 1024
-log = logging.getLogger(__name__)
 
 
 class TelegramChannel:
@@ -72,32 +70,24 @@ class TelegramChannel:
     def _resolve(
         self, client: httpx.Client, notification: Notification, progress: Progress | None
     ) -> int:
-        parts, ref = notification.parts_sent, notification.remote_ref
-        if parts < 1:
-            if ref:
-                try:
-                    self._call(
-                        client,
-                        "editMessageText",
-                        parts,
-                        json={
-                            "chat_id": self.config.chat_id,
-                            "message_id": int(ref),
-                            "text": notification.html,
-                            "parse_mode": "HTML",
-                            "disable_web_page_preview": True,
-                        },
-                    )
-                except NotifyError as e:
-                    # Already edited (a resend), or too old or gone: the reply still tells.
-                    if e.retryable:
-                        raise
-                    log.warning("telegram: the resolved message was not edited: %s", e)
-            parts = 1
-            if progress is not None:
-                progress(parts)
-        if parts < 2 and notification.kind == "resolved":
-            reply = {"reply_to_message_id": int(ref), "allow_sending_without_reply": True}
+        ref = notification.remote_ref
+
+        def edit(parts: int) -> None:
+            self._call(
+                client,
+                "editMessageText",
+                parts,
+                json={
+                    "chat_id": self.config.chat_id,
+                    "message_id": int(ref),
+                    "text": notification.html,
+                    "parse_mode": "HTML",
+                    "disable_web_page_preview": True,
+                },
+            )
+
+        def reply(parts: int) -> None:
+            to = {"reply_to_message_id": int(ref), "allow_sending_without_reply": True}
             self._call(
                 client,
                 "sendMessage",
@@ -106,14 +96,12 @@ class TelegramChannel:
                     "chat_id": self.config.chat_id,
                     "text": html.escape(notification.title),
                     "parse_mode": "HTML",
-                    **(reply if ref else {}),
+                    **(to if ref else {}),
                     **self._thread(),
                 },
             )
-            parts = 2
-            if progress is not None:
-                progress(parts)
-        return parts
+
+        return deliver_resolution(notification, progress, edit, reply)
 
     def _thread(self) -> dict[str, Any]:
         """The forum topic, when configured."""

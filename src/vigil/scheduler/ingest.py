@@ -36,10 +36,16 @@ def ingest_window(
     A store that already holds the history re-reads only `lookback` buckets before what is new,
     which picks up late rows; a new or long-idle store loads the whole history once.
     """
+    return window_after(dataset, store.ingested_until(dataset.name), first, target, history)
+
+
+def window_after(
+    dataset: Dataset, until: datetime | None, first: datetime, target: datetime, history: int
+) -> tuple[datetime, datetime]:
+    """`ingest_window` for a store whose ingest watermark is `until` (a replay keeps its own)."""
     g = dataset.granularity
     end = g.next(target)
     history_start = g.shift(first, -history)
-    until = store.ingested_until(dataset.name)
     if until is None or until <= history_start:
         return history_start, end
     resume = min(g.floor(until), first)

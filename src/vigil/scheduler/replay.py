@@ -23,12 +23,13 @@ import pandas as pd
 
 from vigil.analysis.runner import _earliest
 from vigil.app import App
+from vigil.config.profiles import PAYLOAD_STATS
 from vigil.config.project import Dataset
 from vigil.config.schema import ReferenceBaseline
 from vigil.errors import VigilError
 from vigil.scheduler import cycle as cycles
 from vigil.scheduler.health import record_data, record_silence
-from vigil.scheduler.ingest import dataset_stats_for_empty, history_buckets
+from vigil.scheduler.ingest import dataset_stats_for_empty, history_buckets, window_after
 from vigil.store.base import Cells, Store
 from vigil.timeutil import to_naive_utc
 
@@ -127,7 +128,8 @@ class BulkDataset:
         store, g = app.store, dataset.granularity
         plan = cycles.plan_buckets(app, dataset, times[0])
         history = cycles.ingest_history(app, dataset)
-        fetch_from, _ = _window(dataset, store.ingested_until(dataset.name), plan, history)
+        until = store.ingested_until(dataset.name)
+        fetch_from, _ = window_after(dataset, until, plan.complete[0], plan.last, history)
         hi = g.next(g.last_complete(times[-1] - dataset.delay))
         if hi <= fetch_from:
             return None
@@ -189,7 +191,7 @@ class BulkDataset:
                 v = rows["value"].to_numpy(dtype=float, na_value=np.nan)
                 grid.source_nonzero[r, c] = np.nan_to_num(v) != 0
             self.grids[name] = grid
-        payload_metrics = [m.name for m in dataset.metrics if m.name in _payload_names(dataset)]
+        payload_metrics = [m.name for m in dataset.metrics if m.stat in PAYLOAD_STATS]
         if payload_metrics:
             self.payloads = store.load_payloads(payload_metrics, g, self.lo, hi)
 
@@ -212,7 +214,7 @@ class BulkDataset:
         Returns (rows the source would have returned, rows written, empty buckets).
         """
         dataset, g = self.dataset, self.dataset.granularity
-        start, end = _window(dataset, self.until, plan, history)
+        start, end = window_after(dataset, self.until, plan.complete[0], plan.last, history)
         first, last = self._col(start), self._col(end)
         if first < self.fetched_from or last > len(self.times):
             raise AssertionError(f"replay window {start} – {end} outside what was read")
@@ -337,25 +339,6 @@ class _Reader:
             & (buckets < pd.Timestamp(to_naive_utc(end)))
         )
         return frame[chosen].reset_index(drop=True)
-
-
-def _window(
-    dataset: Dataset, until: datetime | None, plan: cycles.Plan, history: int
-) -> tuple[datetime, datetime]:
-    """`ingest_window` with the store's watermark given (the replay keeps its own)."""
-    g = dataset.granularity
-    end = g.next(plan.last)
-    history_start = g.shift(plan.complete[0], -history)
-    if until is None or until <= history_start:
-        return history_start, end
-    resume = min(g.floor(until), plan.complete[0])
-    return g.shift(resume, -dataset.lookback), end
-
-
-def _payload_names(dataset: Dataset) -> set[str]:
-    from vigil.config.profiles import PAYLOAD_STATS
-
-    return {m.name for m in dataset.metrics if m.stat in PAYLOAD_STATS}
 
 
 def _zeros(metric: str, keys: list[str], bucket: datetime) -> pd.DataFrame:

@@ -453,9 +453,7 @@ def overview(project: Project, store: Store, now: datetime) -> dict[str, Any]:
     open_incidents = store.list_incidents("open")
     active = store.list_silences(now)
     stored = store.list_series()
-    newest: dict[str, datetime] = {}
-    for s in stored:
-        newest[s["metric"]] = max(s["last"], newest.get(s["metric"], s["last"]))
+    newest = _newest_by_metric(stored)
     freshness = [_freshness(project, store, d.name, now, newest) for d in project.datasets]
     # A monitor whose data does not arrive (a failing source, a silent or stale dataset) cannot
     # be "ok": it is not checking anything.
@@ -504,9 +502,7 @@ OUTBOX_LATE = timedelta(minutes=15)
 def health(project: Project, store: Store, now: datetime) -> dict[str, Any]:
     """Counts an uptime check can alert on: datasets by state and the outbox's backlog."""
     stored = store.list_series()
-    newest: dict[str, datetime] = {}
-    for s in stored:
-        newest[s["metric"]] = max(s["last"], newest.get(s["metric"], s["last"]))
+    newest = _newest_by_metric(stored)
     states = {"fresh": 0, "stale": 0, "silent": 0, "failing": 0}
     for d in project.datasets:
         f = _freshness(project, store, d.name, now, newest)
@@ -539,6 +535,14 @@ def health(project: Project, store: Store, now: datetime) -> dict[str, Any]:
         "datasets": states,
         "outbox": {"waiting": len(queued), "oldest_seconds": oldest, "gave_up_24h": gave_up},
     }
+
+
+def _newest_by_metric(stored: list[dict[str, Any]]) -> dict[str, datetime]:
+    """The newest stored bucket of each metric, from `Store.list_series`."""
+    newest: dict[str, datetime] = {}
+    for s in stored:
+        newest[s["metric"]] = max(s["last"], newest.get(s["metric"], s["last"]))
+    return newest
 
 
 def _datasets_of(project: Project, analyzer_ids: list[str]) -> set[str]:
