@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|m|min|h|d|w)\s*$", re.IGNORECASE)
@@ -154,8 +155,7 @@ class Granularity:
         end = as_utc(end)
         if not self.is_calendar:
             count = max(0, -(-int((end - current).total_seconds()) // self.seconds))
-            step = self.step
-            return [current + i * step for i in range(count)]
+            return list(_fixed_range(current, self.step, count))
         out: list[datetime] = []
         while current < end:
             out.append(current)
@@ -225,3 +225,9 @@ def in_daily_window(instant: datetime, start: time, end: time, tz: str) -> bool:
     if start <= end:
         return start <= local < end
     return local >= start or local < end
+
+
+@lru_cache(maxsize=256)
+def _fixed_range(first: datetime, step: timedelta, count: int) -> tuple[datetime, ...]:
+    """`count` bucket starts `step` apart (cached: every analysis of a cycle asks the same)."""
+    return tuple(first + i * step for i in range(count))

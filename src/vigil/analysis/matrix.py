@@ -112,15 +112,11 @@ class SeriesMatrix:
         payloads = np.full(self.values.shape, None, dtype=object)
         if len(frame) and self.times:
             grid = _grid(self.times, self.granularity)
-            rows = {s.key: i for i, s in enumerate(self.segments)}
+            rows = pd.Index([s.key for s in self.segments]).get_indexer(pd.Index(frame["segment"]))
             buckets = frame["bucket"].to_numpy(dtype="datetime64[us]")
-            cols = np.searchsorted(grid, buckets)
-            for segment, col, bucket, payload in zip(
-                frame["segment"], cols, buckets, frame["payload"], strict=True
-            ):
-                row = rows.get(segment)
-                if row is not None and col < len(grid) and grid[col] == bucket:
-                    payloads[row, col] = payload
+            cols = np.minimum(np.searchsorted(grid, buckets), len(grid) - 1)
+            keep = (rows >= 0) & (grid[cols] == buckets)
+            payloads[rows[keep], cols[keep]] = frame["payload"].to_numpy(dtype=object)[keep]
         return replace(self, payloads=payloads)
 
     def payload_at(self, row: int, col: int) -> dict[str, Any] | None:

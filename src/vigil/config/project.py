@@ -252,13 +252,23 @@ def _exactly(selector: dict[str, str], segment: Segment) -> bool:
     return set(selector) == {k for k, _ in segment.tags} and segment.matches(selector)
 
 
+# Configurations are frozen, so one object's hash never changes: computed once per object.
+_HASHES: dict[int, tuple[AnalyzerConfig, str]] = {}
+
+
 def config_hash(config: AnalyzerConfig) -> str:
     """A short stable hash of an effective analyzer configuration."""
+    known = _HASHES.get(id(config))
+    if known is not None and known[0] is config:
+        return known[1]
     payload: dict[str, Any] = config.model_dump(
         mode="json", exclude={"metrics", "segments", "target_matrix"}
     )
-    digest = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
-    return digest[:16]
+    digest = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+    if len(_HASHES) > 10_000:  # configurations reloaded many times: start over
+        _HASHES.clear()
+    _HASHES[id(config)] = (config, digest)
+    return digest
 
 
 def segment_selected(selection: str | list[dict[str, str]], segment: Segment) -> bool:

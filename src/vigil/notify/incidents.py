@@ -8,7 +8,7 @@ import html
 from collections import defaultdict
 from dataclasses import replace
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from vigil.config.project import Project
 from vigil.config.schema import MonitorConfig
@@ -30,9 +30,16 @@ from vigil.timeutil import get_zone
 DEFAULT_CLOSE_AFTER = 4
 
 
+class Tracked(NamedTuple):
+    """What one bucket's results did to the incidents."""
+
+    resolved: list[Notification]  # the resolution messages to queue
+    changed: bool  # an incident may have been opened, extended or counted a normal bucket
+
+
 def track_incidents(
     project: Project, store: Store, results: list[AnalysisResult], alerts: list[Alert]
-) -> list[Notification]:
+) -> Tracked:
     """Update every monitor's incidents with one bucket's results; return resolved messages."""
     # One read of every open incident (newest wins), not one query per monitor and series.
     open_now = {(i.monitor, i.series): i for i in reversed(store.list_incidents("open"))}
@@ -56,8 +63,9 @@ def track_incidents(
         elif incident is not None and any(r.status is Status.OK for r in group):
             closed.extend(_count_normal(store, monitor, incident, group[0].bucket))
     if not closed:
-        return []
-    return resolutions(project, store, closed, closed[0].resolved_bucket or results[0].bucket.start)
+        return Tracked([], bool(grouped))
+    at = closed[0].resolved_bucket or results[0].bucket.start
+    return Tracked(resolutions(project, store, closed, at), True)
 
 
 def _extend(

@@ -159,11 +159,14 @@ def deliver_outbox(
     hidden = [s for s in secrets if s]
     due = now or datetime.now(UTC)
     waiting = (DeliveryStatus.PENDING, DeliveryStatus.FAILED, DeliveryStatus.SENDING)
+    queued = list(store.outbox(waiting))
+    if not queued:
+        return report
     ready = {n.key for n in store.outbox(waiting, due)}
     # One channel's messages go out in order: once one of them waits for its retry (backoff or
     # the server's Retry-After), every later one of that channel waits too.
     held: set[str] = set()
-    for item in list(store.outbox(waiting)):
+    for item in queued:
         if item.channel in held:
             continue
         if item.key not in ready:

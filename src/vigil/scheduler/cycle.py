@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -106,12 +107,14 @@ def run_cycle(
     scheduled_only: bool = False,
     kind: str = "cycle",
     bulk: Mapping[str, BulkDataset] | None = None,
+    runs: list[RunRecord] | None = None,
 ) -> CycleReport:
     """Evaluate every dataset's newly complete buckets at `at`, then deliver the outbox.
 
     With `scheduled_only`, a dataset with a cron `schedule` runs only at its fire times.
     A failing dataset is reported and skipped; the others still run. A dataset in `bulk`
-    (a replay's) takes its values from that instead of its source.
+    (a replay's) takes its values from that instead of its source. With `runs`, the run-log
+    records are added to it for the caller to write (a replay writes several cycles' at once).
     """
     run_id = uuid.uuid4().hex[:12]
     outcomes = []
@@ -122,7 +125,8 @@ def run_cycle(
             if scheduled_only and not is_fire_time(dataset, at):
                 outcome.skipped = "not scheduled"
             else:
-                plan = plan_buckets(app, dataset, at)
+                held = (bulk or {}).get(dataset.name)
+                plan = plan_buckets(app, dataset, at, held)
                 process_dataset(
                     app,
                     dataset,
@@ -131,7 +135,7 @@ def run_cycle(
                     outcome,
                     notify=notify,
                     run=(run_id, kind),
-                    bulk=(bulk or {}).get(dataset.name),
+                    bulk=held,
                     runs=records,
                 )
             outcomes.append(outcome)
@@ -151,7 +155,10 @@ def run_cycle(
                 "\n".join(delivery.errors or []),
             )
         )
-        app.store.record_runs(records)
+        if runs is None:
+            app.store.record_runs(records)
+        else:
+            runs.extend(records)
     return CycleReport(at, outcomes, delivery, run_id)
 
 
@@ -164,13 +171,16 @@ def is_fire_time(dataset: Dataset, at: datetime) -> bool:
     return bool(croniter.match(schedule, local - timedelta(seconds=local.second)))
 
 
-def plan_buckets(app: App, dataset: Dataset, at: datetime) -> Plan:
+def plan_buckets(app: App, dataset: Dataset, at: datetime, bulk: BulkDataset | None = None) -> Plan:
     """The last complete bucket at `at − delay`, plus any missed since the last analysed one
     (downtime), no further back than the grace period; and the current one if partial is on."""
     g = dataset.granularity
     ready = at - dataset.delay
     target = g.last_complete(ready)
-    last = app.store.last_analyzed([m.name for m in dataset.metrics], g)
+    if bulk is not None:
+        last = bulk.analysed  # a replay knows what it analysed (some results wait in memory)
+    else:
+        last = app.store.last_analyzed([m.name for m in dataset.metrics], g)
     if last is None or last >= target:
         complete = [target]
     else:
@@ -204,7 +214,7 @@ def process_dataset(
     records: list[RunRecord] = []
     outcome.buckets = list(plan.complete) + ([plan.partial] if plan.partial else [])
     try:
-        with app.store.transaction():
+        with _bulk_transaction(bulk), app.store.transaction():
             _ingest_stage(app, dataset, plan, outcome, records, run, bulk, notify)
             _analysis_stage(
                 app, dataset, plan, at, outcome, records, run, notify, reanalyze, metrics, bulk
@@ -231,6 +241,21 @@ def process_dataset(
         app.store.record_runs(records)
     else:
         runs.extend(records)
+
+
+@contextmanager
+def _bulk_transaction(bulk: BulkDataset | None) -> Iterator[None]:
+    """A replay's in-memory state follows the store's transaction: kept or rolled back."""
+    if bulk is None:
+        yield
+        return
+    bulk.begin()
+    try:
+        yield
+    except BaseException:
+        bulk.roll_back()
+        raise
+    bulk.commit()
 
 
 def _ingest_stage(
@@ -349,15 +374,22 @@ def _analysis_stage(
         if not partial:
             results += _coarse_results(dataset, store, bucket, reanalyze, metrics)
         tock = time.perf_counter()
+        if bulk is not None and any(r.is_anomaly for r in results):
+            store.save_results(bulk.release())  # the history routing and charts may read
         alerts = route(project, store, results, at, app.clock.now(), notify=notify)
         composed = compose(project, store, alerts)
         alerts = composed.alerts
-        resolved = track_incidents(project, store, results, alerts)
+        tracked = track_incidents(project, store, results, alerts)
         routed = time.perf_counter()
-        store.save_results(results)
+        if bulk is not None and not (alerts or composed.notifications or tracked.changed):
+            bulk.hold(results)  # a quiet bucket: written with the next busy one (see hold)
+        else:
+            store.save_results((bulk.release() if bulk is not None else []) + results)
+        if bulk is not None and results and not partial:
+            bulk.analysed = bucket if bulk.analysed is None else max(bulk.analysed, bucket)
         store.save_alerts(alerts)
         store.enqueue(composed.notifications)
-        store.enqueue(resolved)
+        store.enqueue(tracked.resolved)
         spent["analyze"] += tock - tick
         spent["route"] += routed - tock
         spent["persist"] += time.perf_counter() - routed

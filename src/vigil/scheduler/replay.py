@@ -27,6 +27,7 @@ from vigil.config.profiles import PAYLOAD_STATS
 from vigil.config.project import Dataset
 from vigil.config.schema import ReferenceBaseline
 from vigil.errors import VigilError
+from vigil.model import AnalysisResult, RunRecord
 from vigil.scheduler import cycle as cycles
 from vigil.scheduler.health import record_data, record_silence
 from vigil.scheduler.ingest import dataset_stats_for_empty, history_buckets, window_after
@@ -36,6 +37,7 @@ from vigil.timeutil import to_naive_utc
 log = logging.getLogger(__name__)
 
 _FAR = datetime(9999, 1, 1, tzinfo=UTC)
+RUN_LOG_EVERY = 96  # cycles whose run-log records are written together
 
 
 def replay_cycles(
@@ -43,19 +45,24 @@ def replay_cycles(
 ) -> Iterator[cycles.CycleReport]:
     """The reports of `run_cycle(app, at, scheduled_only=True)` for every `at`, in order."""
     bulk: dict[str, BulkDataset] = {}
+    runs: list[RunRecord] = []  # the run log, written a day of cycles at a time
     with app.session():
         for dataset in app.project.datasets:
             prepared = BulkDataset.prepare(app, dataset, times)
             if prepared is not None:
                 bulk[dataset.name] = prepared
         try:
-            for at in times:
+            for number, at in enumerate(times, 1):
                 yield cycles.run_cycle(
-                    app, at, notify=notify, scheduled_only=True, kind=kind, bulk=bulk
+                    app, at, notify=notify, scheduled_only=True, kind=kind, bulk=bulk, runs=runs
                 )
+                if number % RUN_LOG_EVERY == 0:
+                    app.store.record_runs(runs)
+                    runs.clear()
         finally:
             for prepared in bulk.values():
                 prepared.finish()
+            app.store.record_runs(runs)
 
 
 def bulk_eligible(app: App, dataset: Dataset) -> str | None:
@@ -109,13 +116,20 @@ class BulkDataset:
         self.lo, self.lo_us = lo, _micros(lo)
         self.fetched_from = self._col(fetched_from)
         self.grids: dict[str, _Grid] = {}
-        self.payloads: pd.DataFrame | None = None
+        self.payloads: pd.DataFrame | None = None  # distributions, in bucket order
+        self._payload_buckets = np.zeros(0, dtype="datetime64[us]")
         self.empty_cols: set[int] = set()
         self.times: list[datetime] = []
         self.until = app.store.ingested_until(dataset.name)
         self.covered = self.fetched_from  # columns before this hold what the replay ingested
         self.readable = self.fetched_from  # reads must end here (the current cycle's window)
         self.source_rows = np.zeros(0, dtype=np.int64)  # per column, for the run log
+        # The newest bucket analysed, kept here because quiet buckets' results wait in memory.
+        self.analysed: datetime | None = None
+        self._pending: list[AnalysisResult] = []  # committed quiet buckets, not yet written
+        self._staged: list[AnalysisResult] = []  # this transaction's quiet buckets
+        self._released = False  # this transaction writes the pending results
+        self._analysed_before: datetime | None = None
 
     @classmethod
     def prepare(cls, app: App, dataset: Dataset, times: Sequence[datetime]) -> BulkDataset | None:
@@ -136,6 +150,7 @@ class BulkDataset:
         reach = history_buckets(dataset, 0) + 2
         lo = g.shift(min(fetch_from, g.shift(plan.complete[0], -history)), -reach)
         bulk = cls(app, dataset, lo, fetch_from)
+        bulk.analysed = plan.analysed
         bulk.times = g.range(lo, hi)
         try:
             bulk._load(fetch_from, hi)
@@ -193,7 +208,10 @@ class BulkDataset:
             self.grids[name] = grid
         payload_metrics = [m.name for m in dataset.metrics if m.stat in PAYLOAD_STATS]
         if payload_metrics:
-            self.payloads = store.load_payloads(payload_metrics, g, self.lo, hi)
+            frame = store.load_payloads(payload_metrics, g, self.lo, hi)
+            frame = frame.sort_values("bucket", kind="stable", ignore_index=True)
+            self.payloads = frame
+            self._payload_buckets = frame["bucket"].to_numpy(dtype="datetime64[us]")
 
     def _cols_of(self, buckets: pd.Series) -> np.ndarray:
         micros = buckets.to_numpy(dtype="datetime64[us]").view(np.int64)
@@ -266,10 +284,50 @@ class BulkDataset:
             first = next(b for b in sorted(empty) if b >= plan.complete[0])
             record_silence(app, dataset, first, notify)
 
+    # --- results written late ---------------------------------------------------------
+    #
+    # A quiet bucket (no alert, no message, no incident touched) changes nothing but its
+    # results, and nothing in the replay reads them back, so they wait in memory and go to the
+    # store with the next busy bucket's transaction (before its routing reads history) or at
+    # the end: one insert instead of one per cycle. A crash loses only such a quiet tail, which
+    # a resumed replay or `vigil run` analyses again with the same outcome; a result that led
+    # to an alert or a message is always committed with it.
+
+    def begin(self) -> None:
+        """A dataset-cycle's transaction starts."""
+        self._staged, self._released, self._analysed_before = [], False, self.analysed
+
+    def hold(self, results: list[AnalysisResult]) -> None:
+        """Keep a quiet bucket's results for a later write."""
+        self._staged.extend(results)
+
+    def release(self) -> list[AnalysisResult]:
+        """Every waiting result, to write in the current transaction."""
+        out = ([] if self._released else self._pending) + self._staged
+        self._released, self._staged = True, []
+        return out
+
+    def commit(self) -> None:
+        """The transaction committed: what it wrote is stored, what it held waits."""
+        if self._released:
+            self._pending = []
+        self._pending.extend(self._staged)
+        self._staged, self._released = [], False
+
+    def roll_back(self) -> None:
+        """The transaction rolled back: its results and progress are forgotten."""
+        self._staged, self._released, self.analysed = [], False, self._analysed_before
+
     def finish(self) -> None:
-        """Leave the store's ingest watermark where the per-cycle replay would have."""
-        if self.until is not None:
-            self.app.store.set_ingested_until(self.dataset.name, self.until)
+        """Write the waiting results; leave the store's ingest watermark where the per-cycle
+        replay would have."""
+        store = self.app.store
+        with store.transaction():
+            if self._pending:
+                store.save_results(self._pending)
+            if self.until is not None:
+                store.set_ingested_until(self.dataset.name, self.until)
+        self._pending = []
 
     @property
     def reader(self) -> Store:
@@ -329,16 +387,14 @@ class _Reader:
     def load_payloads(
         self, metrics: list[str], granularity: Any, start: datetime, end: datetime
     ) -> pd.DataFrame:
-        frame = self._bulk.payloads
+        bulk = self._bulk
+        frame = bulk.payloads
         if frame is None:
-            return self._bulk.app.store.load_payloads(metrics, granularity, start, end)
-        buckets = frame["bucket"]
-        chosen = (
-            frame["metric"].isin(metrics)
-            & (buckets >= pd.Timestamp(to_naive_utc(start)))
-            & (buckets < pd.Timestamp(to_naive_utc(end)))
-        )
-        return frame[chosen].reset_index(drop=True)
+            return bulk.app.store.load_payloads(metrics, granularity, start, end)
+        span = np.array([to_naive_utc(start), to_naive_utc(end)], dtype="datetime64[us]")
+        first, last = np.searchsorted(bulk._payload_buckets, span)  # the frame is by bucket
+        window = frame.iloc[first:last]
+        return window[window["metric"].isin(metrics)].reset_index(drop=True)
 
 
 def _zeros(metric: str, keys: list[str], bucket: datetime) -> pd.DataFrame:

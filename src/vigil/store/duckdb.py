@@ -19,6 +19,7 @@ class DuckDBStore(SQLStore):
     """Metric store in one DuckDB file; other processes can read between cycles."""
 
     errors = (duckdb.Error,)
+    exclusive_sessions = True  # an open file is this process's alone
 
     def __init__(self, path: Path | str, tz: str = "UTC", clock: Clock = _utc_now) -> None:
         super().__init__(tz, clock)

@@ -50,6 +50,10 @@ _RESULT_UPDATED = [
 ] + ["created_at"]
 
 
+# Statements after which every earlier read still holds.
+_UNCHANGING = ("SELECT", "BEGIN", "COMMIT")
+
+
 def _utc_now() -> datetime:
     return datetime.now(UTC)
 
@@ -66,12 +70,19 @@ class SQLStore:
         " (version INTEGER PRIMARY KEY, name VARCHAR, applied_at TIMESTAMP)"
     )
 
+    # A backend whose open connection shuts out every other writer (one process holds a
+    # DuckDB file) answers a repeated read from memory until the next write or the session's
+    # end: a replay's quiet cycles ask the same questions (open incidents, the pipeline's
+    # state, the outbox) and change nothing in between.
+    exclusive_sessions = False
+
     def __init__(self, tz: str = "UTC", clock: Clock = _utc_now) -> None:
         self.tz = tz
         self.clock = clock
         self._conn: Any = None
         self._depth = 0
         self._in_transaction = False
+        self._reads: dict[tuple[str, str], list[tuple[Any, ...]]] = {}
 
     # --- backend hooks -------------------------------------------------------------------
 
@@ -110,6 +121,7 @@ class SQLStore:
         finally:
             self._depth -= 1
             if self._depth == 0 and self._conn is not None:
+                self._reads.clear()
                 self._conn.close()
                 self._conn = None
 
@@ -133,6 +145,8 @@ class SQLStore:
                 self._in_transaction = False
 
     def _run(self, sql: str, params: Iterable[Any] = ()) -> Any:
+        if self._reads and not sql.startswith(_UNCHANGING):
+            self._reads.clear()  # a write (or a rollback) may change any answer
         with self.session() as conn:
             try:
                 return self._execute(conn, sql, list(params))
@@ -141,7 +155,15 @@ class SQLStore:
 
     def _rows(self, sql: str, params: Iterable[Any] = ()) -> list[tuple[Any, ...]]:
         with self.session():
-            return [tuple(row) for row in self._run(sql, params).fetchall()]
+            if not (self.exclusive_sessions and sql.startswith("SELECT")):
+                return [tuple(row) for row in self._run(sql, params).fetchall()]
+            values = list(params)
+            key = (sql, repr(values))
+            rows = self._reads.get(key)
+            if rows is None:
+                rows = [tuple(row) for row in self._run(sql, values).fetchall()]
+                self._reads[key] = rows
+            return list(rows)
 
     def _frame(self, sql: str, params: Iterable[Any] = ()) -> pd.DataFrame:
         with self.session():
