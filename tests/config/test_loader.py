@@ -122,8 +122,8 @@ def test_unknown_analyzer_type_lists_the_known_ones(project_dir: ProjectFactory)
     assert problems == [
         "monitors/main.yaml:3: analyzers[0].type: got 'stdev'; expected one of"
         " 'same_time_comparison', 'auto', 'fixed', 'stddev', 'diff', 'seasonal', 'drift',"
-        " 'list_comparison', 'frequent_string_comparison', 'monotonic', 'comparison',"
-        " 'conjunction', 'disjunction'"
+        " 'list_comparison', 'frequent_string_comparison', 'monotonic', 'change',"
+        " 'comparison', 'conjunction', 'disjunction'"
     ]
 
 

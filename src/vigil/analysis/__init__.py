@@ -7,6 +7,7 @@ from typing import Any
 
 from vigil.analysis.auto import AutoAnalyzer
 from vigil.analysis.base import Analyzer, Evaluation
+from vigil.analysis.change import ChangeAnalyzer
 from vigil.analysis.comparison import (
     ComparisonAnalyzer,
     FrequentStringComparisonAnalyzer,
@@ -34,6 +35,7 @@ BACKENDS: dict[str, Callable[[Any], Analyzer]] = {
     "list_comparison": ListComparisonAnalyzer,
     "frequent_string_comparison": FrequentStringComparisonAnalyzer,
     "monotonic": MonotonicAnalyzer,
+    "change": ChangeAnalyzer,
     "comparison": ComparisonAnalyzer,
 }
 

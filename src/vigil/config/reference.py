@@ -85,6 +85,7 @@ SECTIONS: list[tuple[str, str, list[type[BaseModel]]]] = [
             schema.ListComparisonConfig,
             schema.FrequentStringComparisonConfig,
             schema.MonotonicConfig,
+            schema.ChangeConfig,
             schema.ComparisonConfig,
             schema.CompositeConfig,
             schema.TargetMatrix,

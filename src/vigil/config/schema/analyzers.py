@@ -434,6 +434,40 @@ class MonotonicConfig(AnalyzerBase):
     )
 
 
+class ChangeConfig(AnalyzerBase):
+    """A level shift: the recent buckets' median moved from the level before, reported once."""
+
+    type: Literal["change"] = Field(description="Analysis type.")
+    recent: int = Field(
+        3,
+        ge=1,
+        description="Buckets ending at the target whose median is the new level (Anomstack's"
+        " change_detect_last_n; a median of 3 ignores a one-bucket spike).",
+    )
+    window: int = Field(
+        96, ge=4, description="Buckets before those whose median and MAD are the old level."
+    )
+    threshold: float = Field(
+        3.5,
+        gt=0,
+        description="Robust z: |new − old median| / (1.4826 · MAD) needed (Anomstack's"
+        " change_threshold).",
+    )
+    snooze: int = Field(
+        3,
+        ge=0,
+        description="A change is reported once: not again while it was also seen in any of the"
+        " previous `snooze` buckets (Anomstack's change_snooze_n), so one shift alerts once.",
+    )
+    direction: Direction = Field(Direction.BOTH, description="up, down or both.")
+    min_change: float = Field(
+        0.0,
+        ge=0,
+        description="Also require |new − old| / |old| ≥ this (0.1 = 10%): ignores tiny shifts"
+        " of a very steady series.",
+    )
+
+
 class ComparisonConfig(AnalyzerBase):
     """The value must satisfy `value <operator> expected`, else an anomaly."""
 
@@ -467,6 +501,7 @@ AnalyzerConfig = Annotated[
     | ListComparisonConfig
     | FrequentStringComparisonConfig
     | MonotonicConfig
+    | ChangeConfig
     | ComparisonConfig
     | CompositeConfig,
     Field(discriminator="type"),
