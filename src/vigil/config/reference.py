@@ -51,6 +51,7 @@ SECTIONS: list[tuple[str, str, list[type[BaseModel]]]] = [
             schema.EmailChannelConfig,
             schema.WebhookChannelConfig,
             schema.PagerDutyChannelConfig,
+            schema.AlertmanagerChannelConfig,
             schema.TeamsChannelConfig,
             schema.MattermostChannelConfig,
         ],

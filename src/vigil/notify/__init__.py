@@ -16,6 +16,7 @@ BACKENDS: dict[str, tuple[str, str]] = {
     "email": ("vigil.notify.email", "EmailChannel"),
     "webhook": ("vigil.notify.webhook", "WebhookChannel"),
     "pagerduty": ("vigil.notify.pagerduty", "PagerDutyChannel"),
+    "alertmanager": ("vigil.notify.alertmanager", "AlertmanagerChannel"),
     "teams": ("vigil.notify.teams", "TeamsChannel"),
     "mattermost": ("vigil.notify.mattermost", "MattermostChannel"),
 }

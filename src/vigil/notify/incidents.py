@@ -132,13 +132,14 @@ def resolutions(
         if members & still:
             continue
         monitors = [project.monitors[m] for m, _, _ in members if m in project.monitors]
-        reply = (
+        stateful = tracks_alerts(project, message.channel)
+        reply = stateful or (
             any(m.resolve_after is not None for m in monitors) and message.channel not in replied
         )
         editable = edits_messages(project, message.channel) and bool(message.remote_ref)
         if not (editable or reply):
             continue
-        if reply:
+        if reply and not stateful:
             replied.add(message.channel)
         out.append(
             _resolution(project, message, normal_since, Bucket(at, granularity), editable, reply)
@@ -148,6 +149,13 @@ def resolutions(
 
 def _member(incident: Incident) -> Member:
     return (incident.monitor, incident.series.metric, incident.series.segment.key)
+
+
+def tracks_alerts(project: Project, channel: str) -> bool:
+    """Whether the channel keeps alerts open until told they resolved (PagerDuty,
+    Alertmanager): every message's resolution goes there, asked for or not."""
+    config = project.settings.channels.get(channel)
+    return getattr(config, "type", None) in ("pagerduty", "alertmanager")
 
 
 def edits_messages(project: Project, channel: str) -> bool:
@@ -186,6 +194,7 @@ def _resolution(
         image=None,
         severity=message.severity,
         kind="resolved" if reply else "resolved-edit",
+        members=message.members,
         remote_ref=message.remote_ref,
         reply_to=message.key,
     )

@@ -33,6 +33,7 @@ from vigil.config.schema.analyzers import (
     _trailing,
 )
 from vigil.config.schema.channels import (
+    AlertmanagerChannelConfig,
     ChannelConfig,
     ConsoleChannelConfig,
     EmailChannelConfig,
@@ -131,6 +132,7 @@ __all__ = [
     "MIN_PASSWORD_LENGTH",
     "MIN_TOKEN_LENGTH",
     "QUALIFIED_NAME",
+    "AlertmanagerChannelConfig",
     "AnalyzerBase",
     "AnalyzerConfig",
     "AutoConfig",

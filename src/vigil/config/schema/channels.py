@@ -113,6 +113,27 @@ class PagerDutyChannelConfig(_Delivered):
     timeout: Duration = Field(timedelta(seconds=15), description="HTTP timeout per request.")
 
 
+class AlertmanagerChannelConfig(_Delivered):
+    """Prometheus Alertmanager (API v2): one alert per series of an incident, resolved with it."""
+
+    type: Literal["alertmanager"] = Field(description="Channel backend.")
+    url: str = Field(description="Alertmanager's base URL, e.g. http://alertmanager:9093.")
+    alertname: str = Field("VigilAnomaly", description="The `alertname` label of every alert.")
+    labels: dict[str, str] = Field(
+        default_factory=dict,
+        description="Extra labels on every alert (team, env), for Alertmanager's routing.",
+    )
+    active_for: Duration = Field(
+        timedelta(days=1),
+        description="endsAt of a firing alert, from when it is sent: Vigil sends an alert once"
+        " (and again when it grows), so Alertmanager must not expire it before Vigil resolves"
+        " it; an incident resolved later than this has already expired there.",
+    )
+    username: str | None = Field(None, description="Basic auth user, if Alertmanager wants one.")
+    password: SecretStr | None = Field(None, description="Basic auth password, from ${ENV_VAR}.")
+    timeout: Duration = Field(timedelta(seconds=15), description="HTTP timeout per request.")
+
+
 class TeamsChannelConfig(_Delivered):
     """Microsoft Teams incoming webhook (a message card)."""
 
@@ -146,6 +167,7 @@ ChannelConfig = Annotated[
     | SlackChannelConfig
     | EmailChannelConfig
     | PagerDutyChannelConfig
+    | AlertmanagerChannelConfig
     | TeamsChannelConfig
     | MattermostChannelConfig,
     Field(discriminator="type"),
