@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from fnmatch import fnmatchcase
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, field_validator
 
@@ -17,11 +17,9 @@ from vigil.errors import ConfigError
 from vigil.model import Feedback, FeedbackLabel, Segment, Silence
 from vigil.notify.incidents import grouped_incidents
 from vigil.notify.pipeline import redact
-from vigil.store.base import Store
 from vigil.timeutil import parse_duration
 from vigil.web import queries
-from vigil.web.app import admin, context, instant, principal, store
-from vigil.web.auth import Principal
+from vigil.web.context import Admin, Opened, Viewer, context, instant
 
 
 class ErrorDetail(BaseModel):
@@ -48,9 +46,6 @@ _ERRORS = {
 router = APIRouter(
     responses={code: {"model": ErrorBody, "description": text} for code, text in _ERRORS.items()}
 )
-Viewer = Annotated[Principal, Depends(principal)]
-Admin = Annotated[Principal, Depends(admin)]
-Opened = Annotated[Store, Depends(store)]
 Limit = Annotated[int, Query(ge=1, le=10_000, description="Items per page.")]
 Offset = Annotated[int, Query(ge=0, description="Items to skip.")]
 Time = Annotated[

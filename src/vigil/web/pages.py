@@ -14,10 +14,10 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from vigil.numbers import format_number
 from vigil.web import queries
-from vigil.web.api import From, Opened, To, alert_filter, page, segment_of, validate
+from vigil.web.api import From, To, alert_filter, page, segment_of, validate
 from vigil.web.api import config as config_json
-from vigil.web.app import context, instant, principal
 from vigil.web.auth import Principal
+from vigil.web.context import Opened, context, instant, principal
 
 router = APIRouter(include_in_schema=False)
 Viewer = Annotated[Principal, Depends(principal)]
