@@ -111,7 +111,7 @@ SECTIONS: list[tuple[str, str, list[type[BaseModel]]]] = [
     (
         "web",
         "The dashboard and REST API: address, credentials and roles.",
-        [schema.WebConfig, schema.WebToken, schema.WebUser],
+        [schema.WebConfig, schema.WebToken, schema.WebUser, schema.PrometheusExport],
     ),
     ("shared blocks", "Used inside the sections above.", [schema.TimeRange]),
 ]

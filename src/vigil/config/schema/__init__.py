@@ -118,6 +118,7 @@ from vigil.config.schema.types import (
 from vigil.config.schema.web import (
     MIN_PASSWORD_LENGTH,
     MIN_TOKEN_LENGTH,
+    PrometheusExport,
     WebConfig,
     WebToken,
     WebUser,
@@ -181,6 +182,7 @@ __all__ = [
     "ProfileColumn",
     "ProfileStat",
     "ProjectFile",
+    "PrometheusExport",
     "PrometheusSourceConfig",
     "PythonSourceConfig",
     "QuietHours",

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import hmac
+from datetime import timedelta
 from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
 from vigil import passwords
-from vigil.config.schema.types import Base
+from vigil.config.schema.types import Base, Duration
 
 
 class WebToken(Base):
@@ -82,6 +83,22 @@ class WebUser(Base):
         )
 
 
+class PrometheusExport(Base):
+    """What `GET /metrics` tells Prometheus besides Vigil's own health."""
+
+    metrics: list[str] = Field(
+        default_factory=list,
+        description="Metric names or globs whose newest value, expected band and anomaly"
+        " state are exported as gauges, every segment (none by default: a scrape of every"
+        " series of a large project is large).",
+    )
+    window: Duration = Field(
+        timedelta(days=1),
+        description="How far back the newest value and result are looked for; an older"
+        " series is left out (stale in Prometheus).",
+    )
+
+
 class WebConfig(Base):
     """The dashboard and REST API (`vigil serve`, and `vigil run` alongside the scheduler)."""
 
@@ -92,6 +109,10 @@ class WebConfig(Base):
     )
     users: list[WebUser] = Field(default_factory=list, description="Basic-auth users.")
     with_run: bool = Field(True, description="Whether `vigil run` also serves the dashboard.")
+    prometheus: PrometheusExport = Field(
+        default_factory=lambda: PrometheusExport(),
+        description="`GET /metrics` (Prometheus text format): chosen metrics as gauges.",
+    )
 
     @property
     def has_auth(self) -> bool:
