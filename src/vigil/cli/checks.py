@@ -207,7 +207,8 @@ def backfill(
         total = sum(
             len(backfill_buckets(app, d, start, end))
             for d in project.datasets
-            if chosen is None or any(m.name in chosen for m in d.metrics)
+            if (chosen is None or any(m.name in chosen for m in d.metrics))
+            and not d.config.snapshot
         )
         with click.progressbar(length=total, label="backfill", file=sys.stderr) as bar:
             report = run_backfill(
@@ -219,6 +220,8 @@ def backfill(
                 reanalyze=reanalyze,
                 on_progress=bar.update,
             )
+    for note in report.notes:
+        echo(f"Note: {note}.", err=True)
     echo(
         f"Backfilled {report.buckets} buckets ({report.skipped} already done):"
         f" {report.results} checks, {report.anomalies} anomalies."

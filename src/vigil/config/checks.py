@@ -94,6 +94,11 @@ def check_dataset(
             f" expected one of vigil.yaml's sources ({known})"
         )
         return
+    if dataset.snapshot and isinstance(source, PythonSourceConfig | PrometheusSourceConfig):
+        problems.append(
+            f"{doc.where((*path, 'snapshot'))}: snapshots are SQL queries of the present state;"
+            f" a {source.type} source's function or query already says which time it tells"
+        )
     if isinstance(source, PythonSourceConfig):
         if dataset.profile or dataset.dataset_stats:
             problems.append(
@@ -112,8 +117,11 @@ def check_dataset(
         return
     if not dataset.table and not dataset.query:
         problems.append(f"{doc.where(path)}: missing table or query for SQL source")
-    if not dataset.time_column:
-        problems.append(f"{doc.where(path)}: missing time_column for SQL source")
+    if not dataset.time_column and not dataset.snapshot:
+        problems.append(
+            f"{doc.where(path)}: missing time_column for SQL source (or snapshot: true for a"
+            " query that tells the present state)"
+        )
     if not dataset.metrics and not dataset.profile and not dataset.dataset_stats:
         problems.append(
             f"{doc.where(path)}: no metrics; expected metrics, profile or dataset_stats"

@@ -22,6 +22,7 @@ class BackfillReport:
     results: int = 0
     anomalies: int = 0
     errors: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
 
 def backfill_buckets(app: App, dataset: Dataset, start: datetime, end: datetime) -> list[datetime]:
@@ -53,6 +54,12 @@ def run_backfill(
         for dataset in app.project.datasets:
             names = [m.name for m in dataset.metrics if metrics is None or m.name in metrics]
             if not names:
+                continue
+            if dataset.config.snapshot:
+                report.notes.append(
+                    f"dataset '{dataset.name}' is a snapshot: its query tells the present"
+                    " state, so it has no history to backfill (it is checked from now on)"
+                )
                 continue
             _backfill_dataset(
                 app, dataset, start, end, names, notify, reanalyze, run_id, report, on_progress

@@ -124,6 +124,8 @@ def run_cycle(
             outcome = DatasetOutcome(dataset.name)
             if scheduled_only and not is_fire_time(dataset, at):
                 outcome.skipped = "not scheduled"
+            elif dataset.config.snapshot and is_past(app, dataset, at):
+                outcome.skipped = "a snapshot tells only the present (no history to replay)"
             else:
                 held = (bulk or {}).get(dataset.name)
                 plan = plan_buckets(app, dataset, at, held)
@@ -160,6 +162,12 @@ def run_cycle(
         else:
             runs.extend(records)
     return CycleReport(at, outcomes, delivery, run_id)
+
+
+def is_past(app: App, dataset: Dataset, at: datetime) -> bool:
+    """Whether a cycle at `at` is a look back (a replay, a backtest, a check of an earlier
+    time) rather than the present: more than a bucket and the delay before now."""
+    return at < app.clock.now() - dataset.granularity.step - dataset.delay
 
 
 def is_fire_time(dataset: Dataset, at: datetime) -> bool:

@@ -45,6 +45,8 @@ def window_after(
     """`ingest_window` for a store whose ingest watermark is `until` (a replay keeps its own)."""
     g = dataset.granularity
     end = g.next(target)
+    if dataset.config.snapshot:
+        return target, end  # the present state, stamped with the newest bucket
     history_start = g.shift(first, -history)
     if until is None or until <= history_start:
         return history_start, end

@@ -73,6 +73,7 @@ def bulk_eligible(app: App, dataset: Dataset) -> str | None:
         (not getattr(source, "answers_any_window_alike", False), "its source"),
         (g.is_calendar, "calendar buckets"),
         (dataset.config.schedule is not None, "a cron schedule"),
+        (dataset.config.snapshot, "a snapshot"),
         (dataset.allow_partial, "partial buckets"),
         (dataset.batch_cooldown is not None, "a batch cooldown"),
         (bool(dataset.rollups), "coarser analyzers"),

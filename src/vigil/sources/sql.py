@@ -32,6 +32,8 @@ class DatasetQuery:
     metrics: list[str]
     stats: tuple[str | None, ...] = ()
     granularity: Granularity | None = None
+    # A snapshot's rows have no bucket column: they are all of this bucket.
+    stamp: datetime | None = None
 
 
 def dimensions_of(dataset: Dataset) -> list[str]:
@@ -56,37 +58,41 @@ def build_query(
     names = metrics if metrics is not None else [m.name for m in dataset.metrics]
     by_name = {m.name: m for m in dataset.metrics}
     dims = dimensions_of(dataset)
-    for name in [config.time_column or "", *dims]:
+    for name in [*([] if config.snapshot else [config.time_column or ""]), *dims]:
         if not QUALIFIED_NAME.match(name):
             raise ValueError(f"'{name}' is not a valid column name")
+    snapshot = config.snapshot
     time_col = dialect.quote(config.time_column or "")
-    utc_time = dialect.to_utc(time_col, source_tz)
-    bucket = dialect.bucket(utc_time, dataset.granularity)
+    utc_time = "" if snapshot else dialect.to_utc(time_col, source_tz)
+    # A snapshot tells the present: no bucket column, no time filter, one row per segment.
+    bucket = None if snapshot else dialect.bucket(utc_time, dataset.granularity)
+    stamped = [] if bucket is None else [f"{bucket} AS {dialect.quote('__bucket')}"]
     expressions = [_expression(by_name[name], dialect, utc_time) for name in names]
     source = (
         dialect.quote(config.table)
         if config.table
         else f"({config.query}) AS {dialect.quote('__src')}"
     )
-    window = [_local_naive(start, source_tz), _local_naive(end, source_tz)]
+    window = [] if snapshot else [_local_naive(start, source_tz), _local_naive(end, source_tz)]
     compared = dialect.time_filter(time_col)
-    where = [f"{compared} >= {PARAM}", f"{compared} < {PARAM}", *(f"({f})" for f in config.filters)]
+    where = [] if snapshot else [f"{compared} >= {PARAM}", f"{compared} < {PARAM}"]
+    where += [f"({f})" for f in config.filters]
     params: list[Any] = []
     if dialect.grouping_sets or not dims:
-        select = [f"{bucket} AS {dialect.quote('__bucket')}"]
+        select = list(stamped)
         for i, dim in enumerate(dims):
             select.append(f"{dialect.quote(dim)} AS {dialect.quote(f'__d{i}')}")
             select.append(f"GROUPING({dialect.quote(dim)}) AS {dialect.quote(f'__g{i}')}")
         select += _metric_columns(expressions, dialect)
         params += window
-        sql = f"SELECT {', '.join(select)}\nFROM {source}\nWHERE {' AND '.join(where)}\n"
+        sql = f"SELECT {', '.join(select)}\nFROM {source}\n{_where(where)}"
         sql += _group_by(dataset, dialect, bucket, dims, params)
     else:
         branches = []
         sets: list[dict[str, Any]] = [{}] if config.include_total else []
         sets += [s.dimensions for s in dataset.slices]
         for wanted in sets:
-            select = [f"{bucket} AS {dialect.quote('__bucket')}"]
+            select = list(stamped)
             branch_where = list(where)
             params += window
             for i, dim in enumerate(dims):
@@ -100,10 +106,13 @@ def build_query(
                     branch_where.append(f"{dialect.quote(dim)} IN ({marks})")
                     params.extend(values)
             select += _metric_columns(expressions, dialect)
-            group = ", ".join([bucket, *(dialect.quote(d) for d in dims if d in wanted)])
+            grouped_by = [
+                *([bucket] if bucket else []),
+                *(dialect.quote(d) for d in dims if d in wanted),
+            ]
+            group = f"GROUP BY {', '.join(grouped_by)}" if grouped_by else ""
             branches.append(
-                f"SELECT {', '.join(select)}\nFROM {source}\nWHERE {' AND '.join(branch_where)}"
-                f"\nGROUP BY {group}"
+                f"SELECT {', '.join(select)}\nFROM {source}\n{_where(branch_where)}{group}"
             )
         sql = "\nUNION ALL\n".join(branches) + "\n"
     final_sql, final_params = dialect.finalize(sql, params)
@@ -114,7 +123,12 @@ def build_query(
         metrics=names,
         stats=tuple(by_name[n].stat for n in names),
         granularity=dataset.granularity,
+        stamp=start if snapshot else None,
     )
+
+
+def _where(conditions: list[str]) -> str:
+    return f"WHERE {' AND '.join(conditions)}\n" if conditions else ""
 
 
 def _metric_columns(expressions: list[str], dialect: Dialect) -> list[str]:
@@ -133,16 +147,17 @@ def _expression(metric: Metric, dialect: Dialect, utc_time: str) -> str:
 
 
 def _group_by(
-    dataset: Dataset, dialect: Dialect, bucket: str, dims: list[str], params: list[Any]
+    dataset: Dataset, dialect: Dialect, bucket: str | None, dims: list[str], params: list[Any]
 ) -> str:
+    first = [bucket] if bucket else []  # a snapshot groups by its slices alone
     if not dims:
-        return f"GROUP BY {bucket}"
-    sets: list[str] = [f"({bucket})"] if dataset.config.include_total else []
+        return f"GROUP BY {bucket}" if bucket else ""
+    sets: list[str] = [f"({', '.join(first)})"] if dataset.config.include_total else []
     having: list[str] = []
     start = len(params)
     for slice_ in dataset.slices:
         columns = [dialect.quote(d) for d in slice_.dimensions]
-        sets.append(f"({', '.join([bucket, *columns])})")
+        sets.append(f"({', '.join([*first, *columns])})")
         having.append(_slice_condition(slice_.dimensions, dims, dialect, params))
     if dataset.config.include_total:
         having.append(" AND ".join(f"GROUPING({dialect.quote(d)}) = 1" for d in dims))
@@ -179,7 +194,11 @@ def frame_from_rows(result: pd.DataFrame, query: DatasetQuery) -> pd.DataFrame:
     if result.empty:
         return empty_frame()
     segments = _segment_keys(result, query.dimensions)
-    buckets = pd.to_datetime(result["__bucket"]).astype("datetime64[us]").to_numpy()
+    buckets: np.ndarray
+    if query.stamp is not None:
+        buckets = np.full(len(result), np.datetime64(to_naive_utc(query.stamp), "us"))
+    else:
+        buckets = pd.to_datetime(result["__bucket"]).astype("datetime64[us]").to_numpy()
     stats = query.stats or (None,) * len(query.metrics)
     payloads: dict[str, list[Any]] = {}
     # Columns keyed by position, never by metric name: a metric may be called `value`,

@@ -129,7 +129,9 @@ class SQLSource:
         try:
             return build_query(dataset, self.dialect, start, end, self.timezone, metrics)
         except (UnsupportedStatError, ValueError) as e:
-            raise SourceError(f"source '{self.name}', dataset '{dataset.name}': {e}") from e
+            raise SourceError(
+                f"source '{self.name}', dataset '{dataset.name}': {e}", permanent=True
+            ) from e
 
     def _failure(
         self, conn: Any, dataset: Dataset, error: BaseException, query: DatasetQuery

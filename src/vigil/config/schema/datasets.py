@@ -195,7 +195,15 @@ class DatasetConfig(Base):
     source: str = Field(description="Name of a source defined in vigil.yaml.")
     table: str | None = Field(None, description="Table (or schema.table) to read.")
     query: str | None = Field(None, description="A SELECT to read instead of a table.")
-    time_column: str | None = Field(None, description="Event time column (required for SQL).")
+    time_column: str | None = Field(
+        None, description="Event time column (required for SQL, unless `snapshot`)."
+    )
+    snapshot: bool = Field(
+        False,
+        description="The query tells the present state (`SELECT count(*) FROM users`, no time"
+        " column): it runs at check time and its values are stamped with the bucket checked."
+        " Snapshots have no history: backfill and replay skip them.",
+    )
     granularity: GranularityName | None = Field(None, description="Bucket width.")
     delay: Duration | None = Field(None, description="Wait after a bucket ends for late data.")
     lookback: int | None = Field(None, ge=0, description="Buckets re-read each cycle.")
@@ -251,4 +259,11 @@ class DatasetConfig(Base):
     def _table_or_query(self) -> DatasetConfig:
         if self.table and self.query:
             raise ValueError("give either table or query, not both")
+        if self.snapshot and self.time_column:
+            raise ValueError(
+                "a snapshot has no time column (its query tells the present); give either"
+                " snapshot: true or time_column"
+            )
+        if self.snapshot and self.dataset_stats:
+            raise ValueError("dataset_stats need event times; a snapshot has none")
         return self
