@@ -185,6 +185,10 @@ class TelegramStandIn(LocalHTTPServer):
     def __init__(self) -> None:
         self.calls: list[TelegramCall] = []
         self.failures: list[tuple[str | None, int, dict[str, Any]]] = []
+        # Button presses not yet confirmed by a getUpdates with a higher offset.
+        self.updates: list[dict[str, Any]] = []
+        self.polls: list[dict[str, Any]] = []
+        self.next_update = 100
         super().__init__()
 
     def handle(self, path: str, headers: dict[str, str], body: bytes) -> Reply:
@@ -194,8 +198,38 @@ class TelegramStandIn(LocalHTTPServer):
         if self.failures and self.failures[0][0] in (None, method):
             _, status, payload = self.failures.pop(0)
             return status, payload, {}
+        if method == "getUpdates":  # as Telegram: an offset confirms every earlier update
+            self.polls.append(fields)
+            offset = fields.get("offset")
+            if offset is not None:
+                self.updates = [u for u in self.updates if u["update_id"] >= int(offset)]
+            return 200, {"ok": True, "result": list(self.updates)}, {}
         self.calls.append(TelegramCall(method, token.removeprefix("bot"), fields, files))
         return 200, {"ok": True, "result": {"message_id": len(self.calls)}}, {}
+
+    def press(
+        self,
+        message_id: int,
+        data: str,
+        *,
+        username: str = "anna",
+        user_id: int = 42,
+        chat_id: str = "7",
+    ) -> int:
+        """Queue a callback_query, as when someone presses a button; return its update id."""
+        self.next_update += 1
+        self.updates.append(
+            {
+                "update_id": self.next_update,
+                "callback_query": {
+                    "id": f"cq{self.next_update}",
+                    "from": {"id": user_id, "username": username, "is_bot": False},
+                    "message": {"message_id": message_id, "chat": {"id": chat_id}},
+                    "data": data,
+                },
+            }
+        )
+        return self.next_update
 
     def fail_next(
         self, status: int, description: str = "error", method: str | None = None, **extra: Any

@@ -211,6 +211,20 @@ class Notification:
 
 
 @dataclass(frozen=True)
+class ChatAction:
+    """A button pressed under a message in a chat (or refused), recorded once per press."""
+
+    id: str  # unique per press: the channel and its update id (Telegram) or action ts (Slack)
+    channel: str
+    seq: int  # the channel's update number, to resume polling after it (0 when it has none)
+    message_key: str  # the notification acted on ("" when it was refused before finding one)
+    action: str  # ack, silence_1h, silence_4h, silence_tomorrow, false_alarm, expected, refused
+    actor: str  # who pressed it, as the chat names them (@anna)
+    outcome: str  # what was done, or why it was refused
+    created_at: datetime
+
+
+@dataclass(frozen=True)
 class RunRecord:
     """One stage of one job run, for the run log."""
 

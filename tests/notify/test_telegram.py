@@ -71,6 +71,8 @@ def test_message_then_chart_photo_arrive(telegram: TelegramStandIn, png: bytes) 
     message, photo = telegram.calls
     assert message.method == "sendMessage"
     assert message.token == TOKEN
+    buttons = message.fields.pop("reply_markup")["inline_keyboard"]
+    assert [len(row) for row in buttons] == [1, 3, 2]  # acknowledge, silences, verdicts
     assert message.fields == {
         "chat_id": "-1001",
         "text": "<b>Likes</b> dropped &lt;50%",

@@ -18,6 +18,7 @@ from vigil.model import (
     AlertStatus,
     AnalysisResult,
     Bucket,
+    ChatAction,
     DeliveryStatus,
     Feedback,
     FeedbackLabel,
@@ -403,3 +404,26 @@ def test_series_listing_and_one_series_values(store: SQLStore) -> None:
     assert frame["value"].tolist() == [1.0, 2.0]
     store.save_results([result(T0), replace(result(T0), series=SeriesKey("likes"))])
     assert len(store.list_results(segment=IOS.segment.key)) == 1
+
+
+def test_a_chat_press_is_recorded_once_and_its_message_found_and_amended(
+    store: SQLStore,
+) -> None:
+    sent = replace(notification(), kind="incident", members=(("m", "likes", IOS.segment.key),))
+    store.enqueue([sent])
+    store.set_remote_ref("k1", "41")
+    found = store.find_message("console", "41")
+    assert found is not None
+    assert found.key == "k1"
+    assert store.find_message("console", "42") is None
+    press = ChatAction("console:7", "console", 7, "k1", "ack", "@anna", "✔ Acknowledged", T0)
+    assert store.record_action(press)
+    assert not store.record_action(replace(press, outcome="again"))  # one per press id
+    assert store.record_action(replace(press, id="console:9", seq=9, message_key=""))
+    assert store.last_action_seq("console") == 9
+    assert store.last_action_seq("other") is None
+    assert store.list_actions("k1") == [press]
+    store.amend_message("k1", "text\n✔ Acknowledged", "<b>t</b>\n✔ Acknowledged")
+    amended = store.find_message("console", "41")
+    assert amended is not None
+    assert amended.text == "text\n✔ Acknowledged"

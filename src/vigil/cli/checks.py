@@ -26,6 +26,7 @@ from vigil.cli.base import (
 from vigil.clock import SystemClock
 from vigil.config.loader import load_partial
 from vigil.errors import ConfigError, VigilError
+from vigil.notify.actions import poll_chat_actions
 from vigil.scheduler.backfill import backfill_buckets, run_backfill
 from vigil.scheduler.cycle import run_cycle
 from vigil.scheduler.loop import Loop
@@ -77,6 +78,8 @@ def check(ctx: click.Context, at_text: str | None, no_notify: bool) -> None:
     clock = SystemClock()
     at = time_of(at_text, project) or clock.now()
     with running_app(project, clock) as app:
+        if not no_notify:  # presses since the last check act before it routes anything
+            poll_chat_actions(project, app.store, app.channels, clock.now())
         report = run_cycle(app, at, notify=not no_notify)
     print_report(report, project, verbose=True)
     if report.errors:

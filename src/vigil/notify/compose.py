@@ -27,6 +27,7 @@ from vigil.model import (
     Severity,
 )
 from vigil.notify import grouping
+from vigil.notify.actions import acknowledged
 from vigil.notify.chart import ChartData, render_chart
 from vigil.notify.message import Message, MessageInputs, compose_message, render_links
 from vigil.notify.rules import (
@@ -278,7 +279,17 @@ def _already_told(
         sent | {(g[0].result.series.metric, g[0].result.series.segment.key) for g in members}
     )
     if sent and size >= max(2 * len(sent), len(sent) + 3):
-        return "grown"
+        # Someone pressed Acknowledge on the message: they know; no "Growing" follow-up.
+        keys = [
+            n.key
+            for n in store.told(since)
+            if n.channel == channel
+            and any(
+                m in project.monitors and _bundle_name(project, project.monitors[m], x) == name
+                for m, x, _ in n.members
+            )
+        ]
+        return "held" if acknowledged(store, keys) else "grown"
     return "held"
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+from dataclasses import replace
 from typing import Any
 
 import httpx
@@ -10,6 +11,7 @@ import httpx
 from vigil.config.schema import TelegramChannelConfig
 from vigil.errors import NotifyError
 from vigil.model import Notification
+from vigil.notify.actions import action_secret, keyboard
 from vigil.notify.channels import Progress, deliver_resolution
 
 CAPTION_LIMIT = 1024
@@ -45,6 +47,7 @@ class TelegramChannel:
                         "parse_mode": "HTML",
                         "disable_web_page_preview": True,
                         **self._thread(),
+                        **self._buttons(notification),
                     },
                 )
                 parts = 1
@@ -73,6 +76,11 @@ class TelegramChannel:
         ref = notification.remote_ref
 
         def edit(parts: int) -> None:
+            # After a press the buttons stay (a silence after an acknowledgement); a
+            # resolution's edit takes them away.
+            buttons = {}
+            if notification.kind == "action-edit" and notification.reply_to:
+                buttons = self._buttons(replace(notification, key=notification.reply_to))
             self._call(
                 client,
                 "editMessageText",
@@ -83,6 +91,7 @@ class TelegramChannel:
                     "text": notification.html,
                     "parse_mode": "HTML",
                     "disable_web_page_preview": True,
+                    **buttons,
                 },
             )
 
@@ -102,6 +111,33 @@ class TelegramChannel:
             )
 
         return deliver_resolution(notification, progress, edit, reply)
+
+    def _buttons(self, notification: Notification) -> dict[str, Any]:
+        """The action buttons of an alert or incident message (see notify/actions.py)."""
+        if not self.config.actions or notification.kind not in ("alert", "incident", "action-edit"):
+            return {}
+        secret = action_secret(self.config.token.get_secret_value())
+        return {"reply_markup": keyboard(secret, notification.key)}
+
+    def updates(self, offset: int | None) -> list[dict[str, Any]]:
+        """Button presses waiting (getUpdates, no long poll): those from `offset` on, which
+        also tells Telegram that every earlier one was handled."""
+        with httpx.Client(timeout=self.config.timeout.total_seconds()) as client:
+            body: dict[str, Any] = {"timeout": 0, "allowed_updates": ["callback_query"]}
+            if offset is not None:
+                body["offset"] = offset
+            found = self._call(client, "getUpdates", 0, json=body)
+        return [u for u in found or [] if isinstance(u, dict)]
+
+    def answer(self, query_id: str, text: str) -> None:
+        """Stop the button's spinner with a short note (answerCallbackQuery)."""
+        with httpx.Client(timeout=self.config.timeout.total_seconds()) as client:
+            self._call(
+                client,
+                "answerCallbackQuery",
+                0,
+                json={"callback_query_id": query_id, "text": text[:200]},
+            )
 
     def _thread(self) -> dict[str, Any]:
         """The forum topic, when configured."""

@@ -15,6 +15,8 @@ from vigil.config import load_project
 from vigil.config.watch import ConfigWatcher
 from vigil.errors import ConfigError, VigilError
 from vigil.model import RunRecord
+from vigil.notify.actions import poll_chat_actions
+from vigil.notify.pipeline import deliver_outbox
 from vigil.scheduler.cycle import CycleReport, run_cycle
 from vigil.scheduler.retention import PRUNE_EVERY, prune
 from vigil.scheduler.schedule import next_due
@@ -80,6 +82,25 @@ class Loop:
                 return False
             if left > poll:
                 self._reload_if_changed()
+                self._poll_actions()
+
+    def _poll_actions(self) -> None:
+        """Button presses in the chats, done within seconds (by the leader only)."""
+        app = self.app
+        polled = [
+            c
+            for c in app.channels.values()
+            if getattr(getattr(c, "config", None), "actions", False)
+        ]
+        if not polled or not app.store.acquire_lock(
+            LOCK_NAME, self.owner, app.clock.now(), app.project.settings.scheduler.lock_ttl
+        ):
+            return
+        try:
+            if poll_chat_actions(app.project, app.store, app.channels, app.clock.now()):
+                deliver_outbox(app.store, app.channels, app.project.secrets, app.clock.now())
+        except VigilError as e:
+            log.error("button presses not read: %s", e)
 
     def _cycle_if_leader(self, at: datetime) -> None:
         app = self.app

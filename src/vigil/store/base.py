@@ -15,6 +15,7 @@ from vigil.errors import StoreError
 from vigil.model import (
     Alert,
     AnalysisResult,
+    ChatAction,
     DeliveryStatus,
     Feedback,
     Incident,
@@ -382,6 +383,26 @@ class Store(Protocol):
 
     def set_remote_ref(self, key: str, ref: str) -> None:
         """Remember the channel's id of a sent message."""
+        ...
+
+    def find_message(self, channel: str, remote_ref: str) -> Notification | None:
+        """The sent alert or incident message the channel knows by `remote_ref`."""
+        ...
+
+    def amend_message(self, key: str, text: str, html: str) -> None:
+        """Replace a sent message's text after an edit in the chat."""
+        ...
+
+    def record_action(self, action: ChatAction) -> bool:
+        """Record a button press once; False when it was recorded before."""
+        ...
+
+    def list_actions(self, message_key: str | None = None) -> list[ChatAction]:
+        """Button presses, oldest first (of one message, when given)."""
+        ...
+
+    def last_action_seq(self, channel: str) -> int | None:
+        """The newest update number recorded for a chat channel."""
         ...
 
     def delivery_lock(self, key: str) -> AbstractContextManager[bool]:

@@ -41,6 +41,7 @@ from vigil.errors import StoreError
 from vigil.model import (
     Alert,
     AnalysisResult,
+    ChatAction,
     DeliveryStatus,
     Feedback,
     Incident,
@@ -49,6 +50,7 @@ from vigil.model import (
 )
 from vigil.secrets import redact
 from vigil.sources.dialects import redact_url
+from vigil.store.actions import action_row
 from vigil.store.base import Cells, cells_from_frame
 from vigil.store.migrations import Migration
 from vigil.store.sql import (
@@ -167,6 +169,17 @@ CLICKHOUSE_MIGRATIONS += (
             "ALTER TABLE notifications ADD COLUMN members String DEFAULT ''",
             "ALTER TABLE notifications ADD COLUMN remote_ref String DEFAULT ''",
             "ALTER TABLE notifications ADD COLUMN reply_to String DEFAULT ''",
+        ),
+    ),
+    Migration(
+        4,
+        "buttons pressed in chats: acknowledge, silence, false alarm, expected",
+        (
+            """CREATE TABLE chat_actions (
+                id String, channel String, seq Int64, message_key String, action String,
+                actor String, outcome String, created_at DateTime64(6), _version UInt64,
+                _txn UInt64
+            ) ENGINE = ReplacingMergeTree(_version) ORDER BY id""",
         ),
     ),
 )
@@ -759,6 +772,13 @@ class ClickHouseStore(SQLStore):
         values = feedback_values(feedback, self.clock())
         self._insert("feedback", [dict(zip(names, values, strict=True))])
 
+    def record_action(self, action: ChatAction) -> bool:
+        """Record a press once (one process delivers per ClickHouse store, see channels.md)."""
+        if self._rows("SELECT 1 FROM chat_actions WHERE id = ?", [action.id]):
+            return False
+        self._insert("chat_actions", [action_row(action)])
+        return True
+
     def _next_id(self, table: str) -> int:
         rows = self._rows(f"SELECT max(id) FROM {table}")
         return int(rows[0][0] or 0) + 1
@@ -779,6 +799,7 @@ _VERSIONED = frozenset(
         "silences",
         "incidents",
         "feedback",
+        "chat_actions",
         "transactions",
     }
 )

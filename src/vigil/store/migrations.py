@@ -254,4 +254,20 @@ MIGRATIONS: tuple[Migration, ...] = (
             "ALTER TABLE notifications ADD COLUMN reply_to VARCHAR DEFAULT ''",
         ),
     ),
+    Migration(
+        12,
+        "buttons pressed in chats: acknowledge, silence, false alarm, expected",
+        (
+            """CREATE TABLE chat_actions (
+                id VARCHAR PRIMARY KEY,
+                channel VARCHAR NOT NULL,
+                seq BIGINT NOT NULL,
+                message_key VARCHAR NOT NULL,
+                action VARCHAR NOT NULL,
+                actor VARCHAR NOT NULL,
+                outcome VARCHAR NOT NULL,
+                created_at TIMESTAMP NOT NULL
+            )""",
+        ),
+    ),
 )

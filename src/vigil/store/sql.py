@@ -34,6 +34,7 @@ from vigil.model import (
     Status,
 )
 from vigil.secrets import redact
+from vigil.store.actions import ChatActionsMixin
 from vigil.store.base import AlertRow, Cells, cells_by_id, cells_from_frame
 from vigil.store.migrations import MIGRATIONS, Migration
 from vigil.timeutil import Granularity, as_utc, to_naive_utc
@@ -58,7 +59,7 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-class SQLStore:
+class SQLStore(ChatActionsMixin):
     """Values, results, alerts, incidents, silences and the outbox in SQL tables."""
 
     # Driver exceptions that mean a statement failed.
@@ -973,8 +974,19 @@ class SQLStore:
             "SELECT key, monitor, channel, metric, segment, granularity, bucket, title, text,"
             f" html, NULL, status, attempts, parts_sent, last_error, {_TAIL}"
             " FROM notifications WHERE status = 'sent' AND bucket >= ? AND members <> ''"
+            " AND kind IN ('alert', 'incident')"
             " ORDER BY bucket, key",
             [to_naive_utc(since)],
+        )
+        return [self._notification(row) for row in rows]
+
+    def messages_by_ref(self, channel: str, remote_ref: str) -> list[Notification]:
+        """Every notification of the channel with that message id."""
+        rows = self._rows(
+            "SELECT key, monitor, channel, metric, segment, granularity, bucket, title, text,"
+            f" html, NULL, status, attempts, parts_sent, last_error, {_TAIL}"
+            " FROM notifications WHERE channel = ? AND remote_ref = ? ORDER BY created_at, key",
+            [channel, remote_ref],
         )
         return [self._notification(row) for row in rows]
 

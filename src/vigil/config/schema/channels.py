@@ -41,6 +41,17 @@ class TelegramChannelConfig(_Delivered):
         None, description="Forum topic to post in (supergroups with topics)."
     )
     timeout: Duration = Field(timedelta(seconds=15), description="HTTP timeout per request.")
+    actions: bool = Field(
+        True,
+        description="Buttons under each alert and incident message (Acknowledge, Silence 1 h /"
+        " 4 h / until tomorrow, False alarm, Expected), read by `vigil run` and `vigil check`"
+        " with getUpdates. Off for a bot whose updates go to a webhook of its own.",
+    )
+    allowed_users: list[str] = Field(
+        default_factory=list,
+        description="Who may press them: @usernames or numeric user ids (default: anyone in"
+        " the chat).",
+    )
 
     @field_validator("chat_id", mode="before")
     @classmethod
