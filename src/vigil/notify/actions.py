@@ -21,10 +21,12 @@ from __future__ import annotations
 import hashlib
 import hmac
 import html
+import json
 import logging
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import parse_qs
 
 from vigil.config.project import Project
 from vigil.errors import NotifyError
@@ -292,3 +294,86 @@ def poll_chat_actions(
         if getattr(config, "actions", False) and hasattr(channel, "updates"):
             done += poll_telegram(project, store, channel, now)
     return done
+
+
+# --- Slack: presses arrive as signed interactivity requests ------------------------------
+
+SLACK_MAX_AGE = 300  # seconds: an older request is refused (a replay of a captured one)
+
+
+def slack_signature(secret: str, timestamp: str, body: bytes) -> str:
+    """Slack's request signature: v0= HMAC-SHA256 of `v0:<timestamp>:<body>`."""
+    base = f"v0:{timestamp}:".encode() + body
+    return "v0=" + hmac.new(secret.encode(), base, hashlib.sha256).hexdigest()
+
+
+@dataclass(frozen=True)
+class SlackAnswer:
+    """The HTTP answer to Slack, and the edit to deliver now (if any)."""
+
+    status: int
+    text: str
+    edit: str | None = None
+
+
+def slack_press(
+    project: Project,
+    store: Store,
+    body: bytes,
+    headers: dict[str, str],
+    now: datetime,
+) -> SlackAnswer:
+    """Verify and do one Slack interactivity request (a button press)."""
+    timestamp = headers.get("x-slack-request-timestamp", "")
+    signature = headers.get("x-slack-signature", "")
+    if not timestamp.isdigit() or abs(now.timestamp() - int(timestamp)) > SLACK_MAX_AGE:
+        log.warning("slack: refused a request with a stale or missing timestamp")
+        return SlackAnswer(401, "stale or missing X-Slack-Request-Timestamp")
+    name = next(
+        (
+            n
+            for n, c in project.settings.channels.items()
+            if getattr(c, "type", "") == "slack"
+            and c.signing_secret is not None  # type: ignore[union-attr]
+            and hmac.compare_digest(
+                slack_signature(c.signing_secret.get_secret_value(), timestamp, body),  # type: ignore[union-attr]
+                signature,
+            )
+        ),
+        None,
+    )
+    if name is None:
+        log.warning("slack: refused a request whose signature matches no channel")
+        return SlackAnswer(401, "bad X-Slack-Signature")
+    config: Any = project.settings.channels[name]
+    try:
+        payload = json.loads(parse_qs(body.decode())["payload"][0])
+        action = payload["actions"][0]
+        user = payload.get("user") or {}
+        container = payload.get("container") or {}
+        ref = f"{container['channel_id']} {container['message_ts']}"
+        press_id = f"{name}:{action['action_ts']}:{user.get('id', '')}"
+    except (KeyError, IndexError, TypeError, ValueError):
+        return SlackAnswer(400, "not a block_actions payload")
+    actor = f"@{user.get('username') or user.get('name') or user.get('id', '?')}"
+    press = ChatAction(press_id, name, 0, "", "refused", actor, "", now)
+    message, button, why = None, None, ""
+    parsed = parse_callback(
+        action_secret(config.signing_secret.get_secret_value()), str(action.get("value", ""))
+    )
+    if parsed is None:
+        why = "the button's data is not Vigil's (forged or from another app)"
+    else:
+        button, prefix = parsed
+        message = store.find_message(name, ref)
+        if message is None or not message.key.startswith(prefix):
+            message, why = None, "no such message from Vigil (an unknown incident)"
+        elif config.allowed_users and not {actor, str(user.get("id", ""))} & set(
+            config.allowed_users
+        ):
+            message, why = None, "not one of allowed_users"
+    if why:
+        press = replace(press, outcome=f"refused: {why}")
+    answer = record_press(project, store, press, message, button, "Slack")
+    edit = None if message is None else edit_of(message, "", press.id).key
+    return SlackAnswer(200, answer, edit)

@@ -149,8 +149,10 @@ def deliver_outbox(
     channels: Mapping[str, Channel],
     secrets: Iterable[str] = (),
     now: datetime | None = None,
+    only: set[str] | None = None,
 ) -> DeliveryReport:
-    """Send every pending, or failed and due, notification; record each outcome.
+    """Send every pending, or failed and due, notification (of the keys in `only`, when
+    given); record each outcome.
 
     5xx, 429 and timeouts are retried with exponential backoff (or the server's Retry-After);
     other client errors give up at once with the channel's error text.
@@ -159,7 +161,7 @@ def deliver_outbox(
     hidden = [s for s in secrets if s]
     due = now or datetime.now(UTC)
     waiting = (DeliveryStatus.PENDING, DeliveryStatus.FAILED, DeliveryStatus.SENDING)
-    queued = list(store.outbox(waiting))
+    queued = [n for n in store.outbox(waiting) if only is None or n.key in only]
     if not queued:
         return report
     ready = {n.key for n in store.outbox(waiting, due)}

@@ -9,6 +9,7 @@ import httpx
 from vigil.config.schema import SlackChannelConfig
 from vigil.errors import NotifyError
 from vigil.model import Notification
+from vigil.notify.actions import BUTTONS, action_secret, callback_data
 from vigil.notify.channels import Progress, deliver_resolution
 from vigil.notify.http import post
 
@@ -50,6 +51,7 @@ class SlackChannel:
                         "text": slack_text(notification),
                         "mrkdwn": True,
                         "unfurl_links": False,
+                        **self._blocks(notification, notification.key),
                     },
                 )
                 parts = 1
@@ -70,7 +72,10 @@ class SlackChannel:
         channel, _, ts = notification.remote_ref.partition(" ")
 
         def edit(parts: int) -> None:
-            body = {"channel": channel, "ts": ts, "text": slack_text(notification)}
+            # After a press the buttons stay; a resolution's update takes them away.
+            pressed = notification.kind == "action-edit"
+            blocks = self._blocks(notification, notification.reply_to, buttons=pressed)
+            body = {"channel": channel, "ts": ts, "text": slack_text(notification), **blocks}
             self._api(client, "chat.update", parts, json=body)
 
         def reply(parts: int) -> None:
@@ -84,6 +89,35 @@ class SlackChannel:
             self._api(client, "chat.postMessage", parts, json=body)
 
         return deliver_resolution(notification, progress, edit, reply)
+
+    def _blocks(
+        self, notification: Notification, key: str, *, buttons: bool = True
+    ) -> dict[str, Any]:
+        """Block Kit: the text, and the action buttons when the app has a signing secret."""
+        secret = self.config.signing_secret
+        if secret is None or notification.kind not in ("alert", "incident", "action-edit"):
+            if notification.kind in ("resolved-edit", "resolved") and secret is not None:
+                return {"blocks": [_section(slack_text(notification))]}
+            return {}
+        blocks: list[dict[str, Any]] = [_section(slack_text(notification))]
+        if buttons:
+            mac = action_secret(secret.get_secret_value())
+            blocks.append(
+                {
+                    "type": "actions",
+                    "block_id": "vigil_actions",
+                    "elements": [
+                        {
+                            "type": "button",
+                            "action_id": f"vigil_{b.code}",
+                            "text": {"type": "plain_text", "text": b.label},
+                            "value": callback_data(mac, b.code, key),
+                        }
+                        for b in BUTTONS
+                    ],
+                }
+            )
+        return {"blocks": blocks}
 
     def _upload(self, client: httpx.Client, notification: Notification, parts: int) -> None:
         image = notification.image or b""
@@ -122,3 +156,8 @@ class SlackChannel:
                 f"slack {method}: {error}", retryable=error in RETRYABLE_ERRORS, parts_sent=parts
             )
         return body
+
+
+def _section(text: str) -> dict[str, Any]:
+    """A mrkdwn section (Slack cuts a section's text at 3,000 characters)."""
+    return {"type": "section", "text": {"type": "mrkdwn", "text": text[:3000]}}

@@ -24,6 +24,7 @@ from vigil.web.api import router as api_router
 from vigil.web.context import WebContext, close_store
 from vigil.web.pages import router as pages_router
 from vigil.web.prometheus import router as prometheus_router
+from vigil.web.slack import router as slack_router
 
 log = logging.getLogger(__name__)
 API = "/api/v1"
@@ -45,6 +46,7 @@ def create_app(project: Project, clock: Clock | None = None) -> FastAPI:
     app.include_router(api_router, prefix=API)
     app.include_router(prometheus_router)  # before the pages: it shares /metrics
     app.include_router(pages_router)
+    app.include_router(slack_router)
     static = resources.files("vigil.web") / "static"
     app.mount("/static", StaticFiles(directory=str(static)), name="static")
     _install_error_handlers(app)

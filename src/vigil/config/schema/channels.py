@@ -84,6 +84,16 @@ class SlackChannelConfig(_Delivered):
         description="Owner handle → this channel's mention syntax, e.g. '@ann': '<@U024BE7LH>'.",
     )
     timeout: Duration = Field(timedelta(seconds=15), description="HTTP timeout per request.")
+    signing_secret: SecretStr | None = Field(
+        None,
+        description="The Slack app's signing secret, from ${ENV_VAR}: with it (and a bot"
+        " token) messages carry the action buttons, and presses come to the dashboard's"
+        " POST /slack/actions (the app's interactivity request URL), checked by signature.",
+    )
+    allowed_users: list[str] = Field(
+        default_factory=list,
+        description="Who may press the buttons: Slack user ids or @names (default: anyone).",
+    )
 
     @model_validator(mode="after")
     def _token_or_webhook(self) -> SlackChannelConfig:
@@ -91,6 +101,8 @@ class SlackChannelConfig(_Delivered):
             raise ValueError("give either token (with channel) or webhook_url")
         if self.token is not None and not self.channel:
             raise ValueError("a bot token needs a channel id")
+        if self.signing_secret is not None and self.token is None:
+            raise ValueError("buttons (signing_secret) need a bot token: a webhook cannot edit")
         return self
 
 
