@@ -321,3 +321,18 @@ def test_the_served_project_follows_edits_of_its_files(served: Served) -> None:
     context.checked = 0.0
     names = [m["name"] for m in ok(served, "/metrics")["items"]]
     assert names == ["actions", "users", "views"]
+
+
+def test_incident_actions_need_a_known_message_and_a_known_action(served: Served) -> None:
+    unknown = served.client.post(
+        "/api/v1/incidents/actions", json={"message": "nope", "action": "ack"}
+    )
+    assert unknown.status_code == 404
+    assert "no message 'nope'" in unknown.json()["error"]["message"]
+    wrong = served.client.post(
+        "/api/v1/incidents/actions", json={"message": "nope", "action": "dance"}
+    )
+    assert wrong.status_code == 422
+    cards = served.client.get("/incidents")
+    assert cards.status_code == 200
+    assert "events · monitor main" in cards.text

@@ -14,7 +14,11 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
+from tests.conftest import MONITORS_YAML, STEP, ProjectFactory
+from tests.scheduler.helpers import DROP, app_for, with_drop
 from tests.web.conftest import Served
+from vigil.scheduler.cycle import run_cycle
+from vigil.web.server import WebServer
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 SHOTS = Path(
@@ -25,6 +29,7 @@ PAGES = {
     "overview": "/",
     "metrics": "/metrics",
     "explorer": "/metrics/actions?segment=os%3DiOS",
+    "incidents": "/incidents",
     "alerts": "/alerts",
     "silences": "/silences",
     "runs": "/runs",
@@ -170,3 +175,36 @@ def test_a_silence_is_created_then_expired(served: Served, page: Page) -> None:
         row.locator("button.expire").click()
     assert "expired" in page.locator("table.silences tbody tr").first.inner_text()
     assert served.client.get("/api/v1/silences").json()["items"] == []
+
+
+def test_an_incident_is_acknowledged_then_resolved_from_its_page(
+    project_dir: ProjectFactory, page: Page
+) -> None:
+    with_drop(project_dir, buckets=2)
+    grouped = "\n".join(line for line in MONITORS_YAML.splitlines() if "group: none" not in line)
+    root = project_dir.write({"monitors/main.yaml": grouped})
+    app, _ = app_for(root)
+    app.clock.set(DROP + STEP)  # type: ignore[attr-defined]
+    run_cycle(app, DROP + STEP)  # one incident message, to the console
+    server = WebServer(app.project, app.clock, "127.0.0.1", 0)  # type: ignore[arg-type]
+    base = server.start()
+    try:
+        page.goto(base + "/incidents")
+        card = page.locator("section.incident").first
+        assert card.get_attribute("data-status") == "open"
+        assert card.locator(".members li").count() == 3
+        assert "events: 3 anomalies in 1 metric" in card.locator(".message pre").inner_text()
+        with page.expect_navigation():
+            card.locator('button[data-action="ack"]').click()
+        taken = page.locator(".actions-taken li").first.inner_text()
+        assert "Acknowledged by" in taken
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SHOTS / "incident-acknowledged.png"), full_page=True)
+        with page.expect_navigation():
+            page.locator('section.incident button[data-action="resolve"]').first.click()
+        assert page.locator("section.incident").first.get_attribute("data-status") == "resolved"
+        assert [a.action for a in app.store.list_actions()] == ["ack"]
+        assert app.store.list_incidents("open") == []
+        assert page.errors == []  # type: ignore[attr-defined]
+    finally:
+        server.stop()

@@ -241,6 +241,7 @@ def grouped_incidents(project: Project, found: list[Incident]) -> list[dict[str,
                         "series": m.series.label(),
                         "metric": m.series.metric,
                         "segment": m.series.segment.label(),
+                        "segment_key": m.series.segment.key,
                         "status": m.status,
                         "last_anomaly": m.last_anomaly_bucket.isoformat(),
                     }

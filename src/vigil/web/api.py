@@ -43,9 +43,10 @@ _ERRORS = {
     404: "No such metric, monitor, alert or silence.",
     422: "The request does not match the schema.",
 }
-router = APIRouter(
-    responses={code: {"model": ErrorBody, "description": text} for code, text in _ERRORS.items()}
-)
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorBody, "description": text} for code, text in _ERRORS.items()
+}
+router = APIRouter(responses=ERROR_RESPONSES)
 Limit = Annotated[int, Query(ge=1, le=10_000, description="Items per page.")]
 Offset = Annotated[int, Query(ge=0, description="Items to skip.")]
 Time = Annotated[

@@ -22,6 +22,8 @@ from vigil.errors import NotFoundError, StoreError, VigilError
 from vigil.store import open_store
 from vigil.web.api import router as api_router
 from vigil.web.context import WebContext, close_store
+from vigil.web.incidents import api as incidents_api
+from vigil.web.incidents import router as incidents_router
 from vigil.web.pages import router as pages_router
 from vigil.web.prometheus import router as prometheus_router
 from vigil.web.slack import router as slack_router
@@ -44,8 +46,10 @@ def create_app(project: Project, clock: Clock | None = None) -> FastAPI:
     )
     app.state.context = WebContext(project, clock)
     app.include_router(api_router, prefix=API)
+    app.include_router(incidents_api, prefix=API)
     app.include_router(prometheus_router)  # before the pages: it shares /metrics
     app.include_router(pages_router)
+    app.include_router(incidents_router)
     app.include_router(slack_router)
     static = resources.files("vigil.web") / "static"
     app.mount("/static", StaticFiles(directory=str(static)), name="static")

@@ -142,6 +142,23 @@ const Vigil = (() => {
     });
   }
 
+  // --- incidents -------------------------------------------------------------------------
+  function incidents(root) {
+    root.addEventListener("click", async (event) => {
+      const button = event.target.closest("button[data-action]");
+      if (!button) return;
+      const message = button.closest(".message").dataset.key;
+      button.disabled = true;
+      try {
+        await api("/incidents/actions", {method: "POST", body: JSON.stringify({message, action: button.dataset.action})});
+        location.reload();
+      } catch (e) {
+        document.getElementById("incident-error").textContent = e.message;
+        button.disabled = false;
+      }
+    });
+  }
+
   // --- silences --------------------------------------------------------------------------
   function silences(form, table) {
     if (form) form.addEventListener("submit", async (event) => {
@@ -176,5 +193,5 @@ const Vigil = (() => {
   }
 
   document.addEventListener("DOMContentLoaded", () => showTimes());
-  return {explorer, feedback, silences, api, showTimes};
+  return {explorer, feedback, incidents, silences, api, showTimes};
 })();
