@@ -27,7 +27,7 @@ from tests.conftest import (
 from tests.scheduler.helpers import DROP, app_for, with_drop
 from vigil.analysis.runner import _windows, analyze_dataset
 from vigil.clock import ManualClock
-from vigil.model import AlertStatus, Feedback, FeedbackLabel, Status
+from vigil.model import AlertStatus, ChatAction, Feedback, FeedbackLabel, Status
 from vigil.notify.pipeline import expected_patterns
 from vigil.scheduler.cycle import run_cycle
 from vigil.store.duckdb import DuckDBStore
@@ -747,3 +747,41 @@ def test_an_incident_that_doubles_gets_one_follow_up_not_a_message_per_bucket(
     assert len(grown.sent_alerts) >= 3
     later = [run_cycle(app, DROP + k * STEP) for k in (3, 4)]
     assert sum(r.delivery.sent for r in later) == 0  # no doubling again: held
+
+
+def test_an_acknowledged_incident_gets_no_growing_follow_up(project_dir: ProjectFactory) -> None:
+    rows = event_rows(START, 9, {"iOS": 10, "Android": 20})
+    t = rows["time"]
+    first_bucket = (t >= DROP.replace(tzinfo=None)) & (t < (DROP + STEP).replace(tzinfo=None))
+    later = t >= (DROP + STEP).replace(tzinfo=None)
+    # 12:00 iOS falls (2 series); from 12:15 everything (6 series): a doubling.
+    thin = (rows["user_id"] >= 2) & ((first_bucket & (rows["os"] == "iOS")) | later)
+    write_events(project_dir.root / "app.duckdb", rows[~thin])
+    monitors = MONITORS_YAML.replace("    group: none", "    group: dataset").replace(
+        "metrics: [actions]", 'metrics: ["*"]'
+    )
+    app, out = app_for(project_dir.write({"monitors/main.yaml": monitors}))
+    assert run_cycle(app, DROP + STEP).delivery.sent == 1
+    (told,) = app.store.told(DROP - STEP)
+    app.store.record_action(
+        ChatAction("tg:1", "tg", 1, told.key, "ack", "@anna", "✔ Acknowledged", DROP)
+    )
+    grown = run_cycle(app, DROP + 2 * STEP)
+    assert grown.delivery.sent == 0  # they know: no "Growing" message
+    assert "Growing" not in out.getvalue()
+
+
+def test_group_by_splits_one_drop_into_a_message_per_os(project_dir: ProjectFactory) -> None:
+    with_drop(project_dir)
+    monitors = MONITORS_YAML.replace(
+        "    group: none", "    group: dataset\n    group_by: [os]"
+    ).replace("metrics: [actions]", 'metrics: ["*"]')
+    app, out = app_for(project_dir.write({"monitors/main.yaml": monitors}))
+    report = run_cycle(app, DROP + STEP)
+    assert len(report.sent_alerts) == 6  # actions and users × total, iOS, Android
+    assert report.delivery.sent == 3
+    text = out.getvalue()
+    for part in ("events on os=iOS: 2 anomalies", "events on os=Android: 2 anomalies"):
+        assert part in text
+    assert "events: 2 anomalies in 2 metrics" in text  # the total's message
+    assert run_cycle(app, DROP + 2 * STEP).delivery.sent == 0

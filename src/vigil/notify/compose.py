@@ -23,6 +23,7 @@ from vigil.model import (
     AnalysisResult,
     Bucket,
     Notification,
+    Segment,
     SeriesKey,
     Severity,
 )
@@ -259,9 +260,8 @@ def _already_told(
     known = {s.value for s in Severity}
     before = [
         order.index(Severity(s)) if s in known else len(order)
-        for monitor_id, metric, s in told
-        if monitor_id in project.monitors
-        and _bundle_name(project, project.monitors[monitor_id], metric) == name
+        for monitor_id, metric, segment, s in told
+        if monitor_id in project.monitors and _bundle(project, monitor_id, metric, segment) == name
     ]
     if not before:
         return "new"
@@ -273,7 +273,8 @@ def _already_told(
         for row in store.list_alerts(since=since, until=bucket.start)
         if row.status == AlertStatus.NOTIFY.value
         and row.monitor in project.monitors
-        and _bundle_name(project, project.monitors[row.monitor], row.result.series.metric) == name
+        and _bundle(project, row.monitor, row.result.series.metric, row.result.series.segment.key)
+        == name
     }
     size = len(
         sent | {(g[0].result.series.metric, g[0].result.series.segment.key) for g in members}
@@ -285,23 +286,18 @@ def _already_told(
             for n in store.told(since)
             if n.channel == channel
             and any(
-                m in project.monitors and _bundle_name(project, project.monitors[m], x) == name
-                for m, x, _ in n.members
+                m in project.monitors and _bundle(project, m, x, key) == name
+                for m, x, key in n.members
             )
         ]
         return "held" if acknowledged(store, keys) else "grown"
     return "held"
 
 
-def _bundle_name(project: Project, monitor: MonitorConfig, metric: str) -> str | None:
-    if monitor.group == "none":
-        return None
-    if monitor.group == "monitor":
-        return monitor.id
-    try:
-        return project.dataset_of(metric).name
-    except KeyError:
-        return None
+def _bundle(project: Project, monitor: str, metric: str, segment: str) -> str | None:
+    return grouping.bundle_name(
+        project, project.monitors[monitor], metric, Segment.from_key(segment)
+    )
 
 
 def _severity(alerts: list[Alert]) -> str:

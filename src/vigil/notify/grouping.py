@@ -14,7 +14,7 @@ from collections import Counter
 
 from vigil.config.project import Project
 from vigil.config.schema import MonitorConfig
-from vigil.model import Alert, Severity
+from vigil.model import Alert, Segment, Severity
 from vigil.notify.message import SEVERITY_MARK, Message, add_footer, expected_range
 from vigil.timeutil import get_zone
 
@@ -24,11 +24,30 @@ LISTED = 8
 
 def bundle_of(project: Project, monitor: MonitorConfig, alerts: list[Alert]) -> str | None:
     """The name of the bundle a series' alerts join, or None for a message of its own."""
+    series = alerts[0].result.series
+    return bundle_name(project, monitor, series.metric, series.segment)
+
+
+def bundle_name(
+    project: Project, monitor: MonitorConfig, metric: str, segment: Segment
+) -> str | None:
+    """The bundle of a series under a monitor: its dataset (or the monitor), split by the
+    monitor's `group_by` dimensions ("feed · os=Android"); None for `group: none` or a metric
+    no longer in the project."""
     if monitor.group == "none":
         return None
     if monitor.group == "monitor":
-        return monitor.id
-    return project.dataset_of(alerts[0].result.series.metric).name
+        base = monitor.id
+    else:
+        try:
+            base = project.dataset_of(metric).name
+        except KeyError:
+            return None
+    if not monitor.group_by:
+        return base
+    tags = dict(segment.tags)
+    parts = [f"{d}={tags[d]}" for d in monitor.group_by if d in tags]
+    return f"{base} · {', '.join(parts) or 'total'}"
 
 
 def strength(alerts: list[Alert]) -> tuple[int, float]:
@@ -62,7 +81,8 @@ def incident_message(
     common = next(iter(segments)) if len(segments) == 1 else None
     where = f" on {common}" if common and common != "total" else ""
     headline_parts = _headline(project, order)
-    title = f"{bundle}{where}: {len(order)} anomalies in {len(metrics)} metric" + (
+    shown = bundle.split(" · ")[0]  # a group_by split shows as "on os=Android"
+    title = f"{shown}{where}: {len(order)} anomalies in {len(metrics)} metric" + (
         "s" if len(metrics) != 1 else ""
     )
     headline = f"{SEVERITY_MARK[severity]} {title} — " + ", ".join(headline_parts)

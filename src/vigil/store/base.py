@@ -318,9 +318,10 @@ class Store(Protocol):
 
     def recent_messages(
         self, channel: str, since: datetime, before: datetime
-    ) -> list[tuple[str, str, str]]:
-        """(monitor, metric, severity) of alert and incident messages queued to `channel` for
-        buckets in [since, before): what an open incident has already told people there."""
+    ) -> list[tuple[str, str, str, str]]:
+        """(monitor, metric, segment key, severity) of alert and incident messages queued to
+        `channel` for buckets in [since, before): what an open incident has already told
+        people there."""
         ...
 
     def list_alerts(

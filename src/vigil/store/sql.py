@@ -600,15 +600,15 @@ class SQLStore(ChatActionsMixin):
 
     def recent_messages(
         self, channel: str, since: datetime, before: datetime
-    ) -> list[tuple[str, str, str]]:
-        """(monitor, metric, severity) of alert and incident messages to `channel` in
+    ) -> list[tuple[str, str, str, str]]:
+        """(monitor, metric, segment, severity) of alert and incident messages to `channel` in
         [since, before)."""
         rows = self._rows(
-            "SELECT DISTINCT monitor, metric, severity FROM notifications WHERE channel = ?"
-            " AND kind IN ('alert', 'incident') AND bucket >= ? AND bucket < ?",
+            "SELECT DISTINCT monitor, metric, segment, severity FROM notifications"
+            " WHERE channel = ? AND kind IN ('alert', 'incident') AND bucket >= ? AND bucket < ?",
             [channel, to_naive_utc(since), to_naive_utc(before)],
         )
-        return [(str(m), str(x), str(s or "")) for m, x, s in rows]
+        return [(str(m), str(x), str(g), str(s or "")) for m, x, g, s in rows]
 
     def list_alerts(
         self, *, since: datetime | None = None, until: datetime | None = None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BeforeValidator, Field
+from pydantic import BeforeValidator, Field, model_validator
 
 from vigil.config.schema.analyzers import TimeRange
 from vigil.config.schema.defaults import QuietHours
@@ -70,6 +70,11 @@ class MonitorConfig(Base):
             " `none`: a message per series."
         ),
     )
+    group_by: list[str] = Field(
+        default_factory=list,
+        description="Dimensions that split an incident: with [os], the anomalies of one bucket"
+        " make one message per os value (and one for the total), not one for the dataset.",
+    )
     template: MessageTemplate | None = Field(
         None, description="Custom message for every channel (docs/templates.md)."
     )
@@ -120,3 +125,9 @@ class MonitorConfig(Base):
     exclusion_ranges: list[TimeRange] = Field(
         default_factory=list, description="Fixed spans (holidays) with no notifications."
     )
+
+    @model_validator(mode="after")
+    def _group_by_needs_a_group(self) -> MonitorConfig:
+        if self.group_by and self.group == "none":
+            raise ValueError("group_by splits grouped messages; with group: none there are none")
+        return self
