@@ -7,6 +7,7 @@ import html
 import logging
 import re
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
@@ -29,7 +30,7 @@ from vigil.model import (
 )
 from vigil.notify import grouping
 from vigil.notify.actions import acknowledged
-from vigil.notify.chart import ChartData, render_chart
+from vigil.notify.chart import MULTIPLES, ChartData, render_chart
 from vigil.notify.message import Message, MessageInputs, compose_message, render_links
 from vigil.notify.rules import (
     channels_for,
@@ -142,10 +143,12 @@ class _Made:
     charts: list[Path] = field(default_factory=list)
     rendered: dict[GroupKey, tuple[MessageInputs, bytes | None]] = field(default_factory=dict)
 
-    def inputs(self, key: GroupKey, group: list[Alert]) -> tuple[MessageInputs, bytes | None]:
+    def inputs(
+        self, key: GroupKey, group: list[Alert], others: Sequence[AnalysisResult] = ()
+    ) -> tuple[MessageInputs, bytes | None]:
         if key not in self.rendered:
             monitor = self.project.monitors[key[0]]
-            inputs, image = _inputs_and_chart(self.project, self.store, monitor, group)
+            inputs, image = _inputs_and_chart(self.project, self.store, monitor, group, others)
             self.rendered[key] = inputs, image
             if image is not None:
                 self.charts.append(_save_chart(self.project, key[1], key[2], image))
@@ -195,7 +198,9 @@ class _Made:
         )
         lead_alerts = [a for a in lead if a.monitor == lead_monitor.id]
         lead_key = (lead_monitor.id, lead[0].result.series, lead[0].result.bucket)
-        inputs, image = self.inputs(lead_key, lead_alerts)
+        # A few other members are drawn small under the lead's chart (more would not read).
+        others = [g[0].result for g in order[1:]] if len(order) <= 1 + MULTIPLES else []
+        inputs, image = self.inputs(lead_key, lead_alerts, others)
         owners: list[str] = []
         for group in order:
             for monitor_id in dict.fromkeys(a.monitor for a in group):
@@ -402,7 +407,11 @@ def _owners(project: Project, monitor: MonitorConfig, series: SeriesKey) -> list
 
 
 def _inputs_and_chart(
-    project: Project, store: Store, monitor: MonitorConfig, group: list[Alert]
+    project: Project,
+    store: Store,
+    monitor: MonitorConfig,
+    group: list[Alert],
+    others: Sequence[AnalysisResult] = (),
 ) -> tuple[MessageInputs, bytes | None]:
     """What the message is made from (owners, links), and the chart."""
     first = group[0].result
@@ -420,12 +429,18 @@ def _inputs_and_chart(
     inputs = MessageInputs(project.settings.name, metric, group, owners, links, project.timezone)
     image = None
     if monitor.chart:
-        data = chart_data(store, metric.title, first)
-        image = render_chart(data, project.timezone)
+        data = chart_data(store, metric.title, first, metric.format)
+        small = []
+        for other in others:
+            of = project.metric(other.series.metric)
+            small.append(chart_data(store, of.title, other, of.format))
+        image = render_chart(data, project.timezone, small)
     return inputs, image
 
 
-def chart_data(store: Store, title: str, result: AnalysisResult) -> ChartData:
+def chart_data(
+    store: Store, title: str, result: AnalysisResult, number_format: str = "number"
+) -> ChartData:
     """Today up to the alert, yesterday and a week ago over the same times (sub-daily data);
     the last four weeks with the week-ago line for daily and weekly data."""
     granularity = result.bucket.granularity
@@ -462,6 +477,8 @@ def chart_data(store: Store, title: str, result: AnalysisResult) -> ChartData:
         lower=result.expected_lower,
         upper=result.expected_upper,
         current_label=label,
+        deviation=result.deviation,
+        number_format=number_format,
     )
 
 
