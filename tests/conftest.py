@@ -146,6 +146,7 @@ class LocalHTTPServer:
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 headers = {k.lower(): v for k, v in self.headers.items()}
+                headers["x-method"] = self.command
                 status, payload, extra = stand_in.handle(self.path, headers, body)
                 data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
                 self.send_response(status)
@@ -155,6 +156,9 @@ class LocalHTTPServer:
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)
+
+            def do_PUT(self) -> None:
+                self.do_POST()
 
             def log_message(self, *args: Any) -> None:
                 pass
@@ -302,7 +306,7 @@ class WebStandIn(LocalHTTPServer):
 
     def handle(self, path: str, headers: dict[str, str], body: bytes) -> Reply:
         """Record the request; answer from the queue for its path (default 200 ok)."""
-        self.requests.append(Recorded("POST", path, headers, body))
+        self.requests.append(Recorded(headers.get("x-method", "POST"), path, headers, body))
         queue = self.routes.get(path, [])
         return queue.pop(0) if queue else (200, {"ok": True}, {})
 

@@ -126,3 +126,36 @@ def test_a_channel_that_cannot_edit_gets_one_resolve_message_per_message(
     text = out.getvalue()
     assert text.count("✅ Resolved:") == 1  # three series, one message, one resolution
     assert "normal again from 2024-05-09 12:30 UTC, after 30 min" in text
+
+
+MM = "  mm: {type: mattermost, url: '${MM_URL}', token: '${MM_TOKEN}', channel_id: ch1}\n"
+
+
+def test_a_mattermost_bot_posts_with_the_chart_then_edits_and_replies_on_resolve(
+    project_dir: ProjectFactory, web: WebStandIn
+) -> None:
+    with_drop(project_dir, buckets=2)
+    console = "  console: {type: console}\n"
+    vigil = VIGIL_YAML.replace(console, console + MM)
+    monitors = GROUPED.replace("channels: [console]", "channels: [mm]\n    resolve_after: 2")
+    root = project_dir.write({"vigil.yaml": vigil, "monitors/main.yaml": monitors})
+    web.answer("/api/v4/files", 201, {"file_infos": [{"id": "F1"}]})
+    web.answer("/api/v4/posts", 201, {"id": "post1"})
+    app, _ = app_for(root, env={"MM_URL": web.url, "MM_TOKEN": "mm-bot-token"})
+    _cycles(app, 6)
+    calls = [(r.method, r.path) for r in web.requests]
+    assert calls == [
+        ("POST", "/api/v4/files"),
+        ("POST", "/api/v4/posts"),
+        ("PUT", "/api/v4/posts/post1/patch"),
+        ("POST", "/api/v4/posts"),
+    ]
+    upload, posted, patch, reply = web.requests
+    assert upload.headers["authorization"] == "Bearer mm-bot-token"
+    assert posted.json()["file_ids"] == ["F1"]
+    assert posted.json()["channel_id"] == "ch1"
+    assert patch.json()["message"].endswith(
+        "✅ Resolved: normal again from 2024-05-09 12:30 UTC, after 30 min"
+    )
+    assert reply.json()["root_id"] == "post1"
+    assert reply.json()["message"].startswith("✅ Resolved: ")

@@ -162,7 +162,8 @@ def edits_messages(project: Project, channel: str) -> bool:
     """Whether the channel can edit a sent message and answer in its thread."""
     config = project.settings.channels.get(channel)
     kind = getattr(config, "type", None)
-    return kind == "telegram" or (kind == "slack" and getattr(config, "webhook_url", 1) is None)
+    bot = getattr(config, "webhook_url", 1) is None  # Slack's and Mattermost's bots edit
+    return kind == "telegram" or (kind in ("slack", "mattermost") and bot)
 
 
 def _resolution(

@@ -170,10 +170,16 @@ class TeamsChannelConfig(_Delivered):
 
 
 class MattermostChannelConfig(_Delivered):
-    """Mattermost incoming webhook (markdown text)."""
+    """Mattermost: an incoming webhook (markdown text), or a bot (text and chart, and the
+    message edited when its incident resolves)."""
 
     type: Literal["mattermost"] = Field(description="Channel backend.")
-    webhook_url: SecretStr = Field(description="Incoming webhook URL, from ${ENV_VAR}.")
+    webhook_url: SecretStr | None = Field(
+        None, description="Incoming webhook URL, from ${ENV_VAR}."
+    )
+    url: str | None = Field(None, description="Server URL for a bot (https://chat.example.com).")
+    token: SecretStr | None = Field(None, description="Bot access token, from ${ENV_VAR}.")
+    channel_id: str | None = Field(None, description="The bot's channel id.")
     channel: str | None = Field(None, description="Override the webhook's channel.")
     username: str | None = Field(None, description="Override the poster's name.")
     mentions: dict[str, str] = Field(
@@ -181,6 +187,15 @@ class MattermostChannelConfig(_Delivered):
         description="Owner handle → this channel's mention syntax, e.g. '@ann': '<@U024BE7LH>'.",
     )
     timeout: Duration = Field(timedelta(seconds=15), description="HTTP timeout per request.")
+
+    @model_validator(mode="after")
+    def _webhook_or_bot(self) -> MattermostChannelConfig:
+        bot = (self.url, self.token, self.channel_id)
+        if (self.webhook_url is None) == all(v is None for v in bot):
+            raise ValueError("give either webhook_url or a bot (url, token and channel_id)")
+        if self.webhook_url is None and any(v is None for v in bot):
+            raise ValueError("a bot needs url, token and channel_id")
+        return self
 
 
 ChannelConfig = Annotated[
