@@ -6,6 +6,7 @@ import json
 import signal
 import sys
 import threading
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -281,13 +282,20 @@ def backtest(
         return
     analyzer, param, values = bt.parse_sweep(sweep)
     reports = []
+    read: dict[tuple[str, datetime, datetime], Any] = {}  # the source, read once for all
     for value in values:
         changed = {**overrides, analyzer: {**overrides.get(analyzer, {}), param: value}}
         reports.append(
             (
                 value,
                 bt.backtest(
-                    project.root, start, end, monitor=monitor, overrides=changed, labels=windows
+                    project.root,
+                    start,
+                    end,
+                    monitor=monitor,
+                    overrides=changed,
+                    labels=windows,
+                    read=read,
                 ),
             )
         )

@@ -237,8 +237,12 @@ def backtest(
     overrides: Mapping[str, Mapping[str, Any]] | None = None,
     labels: list[LabelWindow] | None = None,
     env: Mapping[str, str] | None = None,
+    read: dict[tuple[str, datetime, datetime], Any] | None = None,
 ) -> BacktestReport:
-    """Replay [start, end) of the project in `root` with `overrides` applied; nothing sent."""
+    """Replay [start, end) of the project in `root` with `overrides` applied; nothing sent.
+
+    Backtests of one sweep share `read`: what each dataset's source answered for the range
+    (the settings swept change the analyzers, not the queries)."""
     project = load_project(root, env=env, analyzer_overrides=overrides or {})
     with tempfile.TemporaryDirectory(prefix="vigil-backtest-") as folder:
         scratch = scratch_project(project, Path(folder), monitor)
@@ -249,7 +253,7 @@ def backtest(
         with running_app(scratch, SystemClock(), io.StringIO()) as app, app.session():
             # Sent (to silent console stand-ins of the channels) so that the messages a person
             # on call would have received are composed and counted; nothing leaves the process.
-            for report in replay_cycles(app, times, notify=True, kind="backtest"):
+            for report in replay_cycles(app, times, notify=True, kind="backtest", read=read):
                 errors += report.errors
                 for alert in report.alerts:
                     if alert.status not in FIRED:

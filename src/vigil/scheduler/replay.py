@@ -41,14 +41,22 @@ RUN_LOG_EVERY = 96  # cycles whose run-log records are written together
 
 
 def replay_cycles(
-    app: App, times: Sequence[datetime], *, notify: bool = True, kind: str = "replay"
+    app: App,
+    times: Sequence[datetime],
+    *,
+    notify: bool = True,
+    kind: str = "replay",
+    read: dict[tuple[str, datetime, datetime], pd.DataFrame] | None = None,
 ) -> Iterator[cycles.CycleReport]:
-    """The reports of `run_cycle(app, at, scheduled_only=True)` for every `at`, in order."""
+    """The reports of `run_cycle(app, at, scheduled_only=True)` for every `at`, in order.
+
+    `read` keeps what each dataset's source answered for the range, for later replays of
+    the same range and queries (a backtest sweep)."""
     bulk: dict[str, BulkDataset] = {}
     runs: list[RunRecord] = []  # the run log, written a day of cycles at a time
     with app.session():
         for dataset in app.project.datasets:
-            prepared = BulkDataset.prepare(app, dataset, times)
+            prepared = BulkDataset.prepare(app, dataset, times, read)
             if prepared is not None:
                 bulk[dataset.name] = prepared
         try:
@@ -117,8 +125,9 @@ class BulkDataset:
         self.lo, self.lo_us = lo, _micros(lo)
         self.fetched_from = self._col(fetched_from)
         self.grids: dict[str, _Grid] = {}
-        self.payloads: pd.DataFrame | None = None  # distributions, in bucket order
-        self._payload_buckets = np.zeros(0, dtype="datetime64[us]")
+        self.payloads: pd.DataFrame | None = None  # distributions
+        # Per metric: its distributions in bucket order, and those buckets (to slice by time).
+        self._payloads_of: dict[str, tuple[pd.DataFrame, np.ndarray]] = {}
         self.empty_cols: set[int] = set()
         self.times: list[datetime] = []
         self.until = app.store.ingested_until(dataset.name)
@@ -133,7 +142,13 @@ class BulkDataset:
         self._analysed_before: datetime | None = None
 
     @classmethod
-    def prepare(cls, app: App, dataset: Dataset, times: Sequence[datetime]) -> BulkDataset | None:
+    def prepare(
+        cls,
+        app: App,
+        dataset: Dataset,
+        times: Sequence[datetime],
+        read: dict[tuple[str, datetime, datetime], pd.DataFrame] | None = None,
+    ) -> BulkDataset | None:
         """Read the whole range once, or None when the dataset replays cycle by cycle."""
         why = bulk_eligible(app, dataset)
         if why is not None or not times:
@@ -154,7 +169,7 @@ class BulkDataset:
         bulk.analysed = plan.analysed
         bulk.times = g.range(lo, hi)
         try:
-            bulk._load(fetch_from, hi)
+            bulk._load(fetch_from, hi, {} if read is None else read)
         except VigilError as e:
             log.warning("dataset '%s' replays cycle by cycle: %s", dataset.name, e)
             return None
@@ -163,12 +178,19 @@ class BulkDataset:
     def _col(self, bucket: datetime) -> int:
         return (_micros(bucket) - self.lo_us) // self.step
 
-    def _load(self, fetch_from: datetime, hi: datetime) -> None:
+    def _load(
+        self,
+        fetch_from: datetime,
+        hi: datetime,
+        read: dict[tuple[str, datetime, datetime], pd.DataFrame],
+    ) -> None:
         app, dataset, g = self.app, self.dataset, self.dataset.granularity
         store, names = app.store, [m.name for m in dataset.metrics]
         before = store.load_cells(names, g, self.lo, _FAR)
-        source = app.sources[dataset.config.source]
-        fetched = source.fetch(dataset, fetch_from, hi)
+        key = (dataset.name, fetch_from, hi)
+        if key not in read:
+            read[key] = app.sources[dataset.config.source].fetch(dataset, fetch_from, hi)
+        fetched = read[key]
         width = len(self.times)
         cols = self._cols_of(fetched["bucket"])
         present_cols = set(np.unique(cols).tolist())
@@ -210,9 +232,12 @@ class BulkDataset:
         payload_metrics = [m.name for m in dataset.metrics if m.stat in PAYLOAD_STATS]
         if payload_metrics:
             frame = store.load_payloads(payload_metrics, g, self.lo, hi)
-            frame = frame.sort_values("bucket", kind="stable", ignore_index=True)
             self.payloads = frame
-            self._payload_buckets = frame["bucket"].to_numpy(dtype="datetime64[us]")
+            for metric in payload_metrics:  # by metric, then bucket
+                rows = frame[frame["metric"] == metric]
+                rows = rows.sort_values("bucket", kind="stable", ignore_index=True)
+                times = rows["bucket"].to_numpy(dtype="datetime64[us]")
+                self._payloads_of[metric] = (rows, times)
 
     def _cols_of(self, buckets: pd.Series) -> np.ndarray:
         micros = buckets.to_numpy(dtype="datetime64[us]").view(np.int64)
@@ -393,9 +418,15 @@ class _Reader:
         if frame is None:
             return bulk.app.store.load_payloads(metrics, granularity, start, end)
         span = np.array([to_naive_utc(start), to_naive_utc(end)], dtype="datetime64[us]")
-        first, last = np.searchsorted(bulk._payload_buckets, span)  # the frame is by bucket
-        window = frame.iloc[first:last]
-        return window[window["metric"].isin(metrics)].reset_index(drop=True)
+        parts = []
+        for name in metrics:
+            if name in bulk._payloads_of:
+                rows, times = bulk._payloads_of[name]
+                first, last = np.searchsorted(times, span)
+                parts.append(rows.iloc[first:last])
+        if not parts:
+            return frame.iloc[0:0]
+        return parts[0] if len(parts) == 1 else pd.concat(parts, ignore_index=True)
 
 
 def _zeros(metric: str, keys: list[str], bucket: datetime) -> pd.DataFrame:
