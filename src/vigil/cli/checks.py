@@ -30,6 +30,7 @@ from vigil.errors import ConfigError, VigilError
 from vigil.notify.actions import poll_chat_actions
 from vigil.scheduler.backfill import backfill_buckets, run_backfill
 from vigil.scheduler.cycle import run_cycle
+from vigil.scheduler.ingest import tells_only_present
 from vigil.scheduler.loop import Loop
 from vigil.scheduler.replay import replay_cycles
 from vigil.scheduler.schedule import due_times
@@ -212,7 +213,7 @@ def backfill(
             len(backfill_buckets(app, d, start, end))
             for d in project.datasets
             if (chosen is None or any(m.name in chosen for m in d.metrics))
-            and not d.config.snapshot
+            and not tells_only_present(app, d)
         )
         with click.progressbar(length=total, label="backfill", file=sys.stderr) as bar:
             report = run_backfill(

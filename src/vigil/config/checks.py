@@ -99,7 +99,17 @@ def check_dataset(
             f"{doc.where((*path, 'snapshot'))}: snapshots are SQL queries of the present state;"
             f" a {source.type} source's function or query already says which time it tells"
         )
+    if (dataset.ingest_fn or dataset.ingest_args) and not isinstance(source, PythonSourceConfig):
+        problems.append(
+            f"{doc.where((*path, 'ingest_fn' if dataset.ingest_fn else 'ingest_args'))}: only a"
+            f" Python source calls an ingest function; '{dataset.source}' is {source.type}"
+        )
     if isinstance(source, PythonSourceConfig):
+        if source.function is None and not dataset.ingest_fn:
+            problems.append(
+                f"{doc.where(path)}: nothing to call; expected the dataset's ingest_fn or the"
+                f" source '{dataset.source}''s function"
+            )
         if dataset.profile or dataset.dataset_stats:
             problems.append(
                 f"{doc.where(path)}: profile and dataset_stats are computed by SQL sources;"

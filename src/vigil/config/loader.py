@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import glob
+import re
 from collections.abc import Mapping
 from dataclasses import replace
 from datetime import timedelta
@@ -154,7 +155,9 @@ def _resolve(
             path = ("datasets", index)
             check_dataset(dataset, settings, doc, path, problems)
             datasets.append(
-                _resolve_dataset(dataset, settings, analyzers, doc, path, seen_metrics, problems)
+                _resolve_dataset(
+                    dataset, settings, analyzers, doc, path, seen_metrics, problems, root
+                )
             )
     for doc, definitions in docs:
         check_analyzers(definitions, seen_metrics, datasets, analyzers, doc, problems)
@@ -223,6 +226,7 @@ def _resolve_dataset(
     path: tuple[str | int, ...],
     seen_metrics: dict[str, str],
     problems: list[str],
+    root: Path,
 ) -> Dataset:
     defaults = settings.defaults
     granularity = Granularity.parse(dataset.granularity or defaults.granularity, settings.timezone)
@@ -270,6 +274,7 @@ def _resolve_dataset(
         )
         metrics.append(replace(metric, analyzers=chosen, where=where))
         check_rollups(metric.rollup, chosen, granularity, where, problems, recompute)
+    code = _ingest_code(dataset, root, doc, path, problems)
     grace = defaults.backfill_grace_period or (
         timedelta(days=190) if granularity.seconds >= 7 * 86400 else timedelta(days=30)
     )
@@ -289,7 +294,60 @@ def _resolve_dataset(
         where=doc.where(path),
         formula_where=formula_where,
         holidays=_calendar(defaults.holidays),
+        ingest_code=code,
+        ingest_file=_ingest_label(dataset.ingest_fn or "", root, doc),
     )
+
+
+_ONE_INCLUDE = re.compile(r"""^\s*\{%-?\s*include\s+["']([^"']+)["']\s*-?%\}\s*$""")
+
+
+def _ingest_label(text: str, root: Path, doc: YamlDocument) -> str:
+    """Where an ingest function's lines are: the one file it includes, else the YAML file."""
+    found = _ONE_INCLUDE.match(text)
+    if found is None:
+        return doc.file
+    for base in ((root / doc.file).parent, root):
+        path = (base / found.group(1)).resolve()
+        if path.exists():
+            return (
+                str(path.relative_to(root.resolve()))
+                if path.is_relative_to(root.resolve())
+                else str(path)
+            )
+    return doc.file
+
+
+def _ingest_code(
+    dataset: DatasetConfig,
+    root: Path,
+    doc: YamlDocument,
+    path: tuple[str | int, ...],
+    problems: list[str],
+) -> str:
+    """The dataset's `ingest_fn` with its `{% include %}`s done (Jinja, as Anomstack's: the
+    file is looked up next to the YAML file, then from the project root)."""
+    text = dataset.ingest_fn or ""
+    if "{%" not in text:
+        return text
+    import jinja2
+
+    here = (root / doc.file).parent
+    environment = jinja2.Environment(
+        loader=jinja2.FileSystemLoader([str(here), str(root)]),
+        keep_trailing_newline=True,
+        autoescape=False,
+    )
+    try:
+        return environment.from_string(text).render()
+    except jinja2.TemplateNotFound as e:
+        problems.append(
+            f"{doc.where((*path, 'ingest_fn'))}: cannot include '{e.name}': no such file next"
+            f" to {doc.file} or in the project"
+        )
+    except jinja2.TemplateError as e:
+        problems.append(f"{doc.where((*path, 'ingest_fn'))}: {type(e).__name__}: {e}")
+    return ""
 
 
 def _calendar(config: HolidaysConfig | None) -> Calendar | None:

@@ -82,6 +82,9 @@ class Dataset:
     # Whether the source can aggregate metrics without a rollup at coarser granularities.
     recompute_at_source: bool = False
     holidays: Calendar | None = None
+    # A Python source's `ingest_fn`, with its `{% include %}`s done; and the file it is in.
+    ingest_code: str = ""
+    ingest_file: str = ""
 
     @property
     def name(self) -> str:

@@ -10,7 +10,7 @@ from datetime import datetime
 from vigil.app import App
 from vigil.config.project import Dataset
 from vigil.scheduler.cycle import DatasetOutcome, Plan, process_dataset
-from vigil.scheduler.ingest import history_buckets
+from vigil.scheduler.ingest import history_buckets, tells_only_present
 
 
 @dataclass
@@ -55,9 +55,10 @@ def run_backfill(
             names = [m.name for m in dataset.metrics if metrics is None or m.name in metrics]
             if not names:
                 continue
-            if dataset.config.snapshot:
+            if tells_only_present(app, dataset):
+                what = "its query" if dataset.config.snapshot else "its ingest function"
                 report.notes.append(
-                    f"dataset '{dataset.name}' is a snapshot: its query tells the present"
+                    f"dataset '{dataset.name}' is a snapshot: {what} tells the present"
                     " state, so it has no history to backfill (it is checked from now on)"
                 )
                 continue

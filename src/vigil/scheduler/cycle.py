@@ -23,7 +23,13 @@ from vigil.notify.compose import compose
 from vigil.notify.incidents import track_incidents
 from vigil.notify.pipeline import DeliveryReport, deliver_outbox, redact, route
 from vigil.scheduler.health import record_data, record_failure, record_silence, record_success
-from vigil.scheduler.ingest import Ingested, history_buckets, ingest, ingest_window
+from vigil.scheduler.ingest import (
+    Ingested,
+    history_buckets,
+    ingest,
+    ingest_window,
+    tells_only_present,
+)
 from vigil.store.base import Store
 from vigil.timeutil import get_zone
 
@@ -124,7 +130,7 @@ def run_cycle(
             outcome = DatasetOutcome(dataset.name)
             if scheduled_only and not is_fire_time(dataset, at):
                 outcome.skipped = "not scheduled"
-            elif dataset.config.snapshot and is_past(app, dataset, at):
+            elif is_past(app, dataset, at) and tells_only_present(app, dataset):
                 outcome.skipped = "a snapshot tells only the present (no history to replay)"
             else:
                 held = (bulk or {}).get(dataset.name)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -52,6 +53,15 @@ def window_after(
         return history_start, end
     resume = min(g.floor(until), first)
     return g.shift(resume, -dataset.lookback), end
+
+
+def tells_only_present(app: Any, dataset: Dataset) -> bool:
+    """Whether the dataset's source can answer only for now: a snapshot, or a Python
+    function that takes no window. Such a dataset has no history to backfill or replay."""
+    if dataset.config.snapshot:
+        return True
+    check = getattr(app.sources.get(dataset.config.source), "tells_present", None)
+    return bool(check(dataset)) if check is not None else False
 
 
 @dataclass(frozen=True)

@@ -235,6 +235,17 @@ class DatasetConfig(Base):
         default_factory=list,
         description="Columns to profile per bucket (metrics named `<column>.<stat>`).",
     )
+    ingest_fn: str | None = Field(
+        None,
+        description="For a Python source: the code of a function `ingest` (Anomstack's"
+        ' ingest_fn), inline or as `{% include "./file.py" %}` (relative to this file, or to'
+        " the project). It may take (start, end) or tell the present (then its values are"
+        " stamped with the bucket checked).",
+    )
+    ingest_args: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Keyword arguments for the ingest function (`{top_n: 10}`; ${ENV} allowed).",
+    )
     dataset_stats: list[DatasetStat] = Field(
         default_factory=list,
         description="Dataset-level metrics: missing_datapoint (1 when a bucket has no rows),"

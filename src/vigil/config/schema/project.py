@@ -54,8 +54,9 @@ class ProjectFile(DefinitionsFile):
     )
     defaults: Defaults = Field(default_factory=lambda: Defaults(), description="Inherited.")
     include: list[str] = Field(
-        default_factory=lambda: ["metrics/*.yaml", "monitors/*.yaml"],
-        description="Glob patterns (relative to the project) of definition files.",
+        default_factory=lambda: ["metrics/**/*.yaml", "monitors/**/*.yaml"],
+        description="Glob patterns (relative to the project) of definition files; `**` is any"
+        " depth (a batch folder per dataset, as Anomstack lays them out).",
     )
     charts_dir: str | None = Field(
         "charts", description="Where alert charts are also saved as PNG; null to not save."

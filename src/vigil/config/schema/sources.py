@@ -27,18 +27,30 @@ class PythonSourceConfig(Base):
     """Call a Python function that returns a DataFrame of metric values."""
 
     type: Literal["python"] = Field(description="Source backend.")
-    function: str = Field(
+    function: str | None = Field(
+        None,
         description=(
-            "`package.module:function` or `path/to/file.py:function` (relative to the project)."
-            " Called as f(start, end) with UTC datetimes; returns a DataFrame with metric_name,"
-            " metric_value, metric_timestamp and optional dimension columns."
-        )
+            "`package.module:function` or `path/to/file.py:function` (relative to the project),"
+            " unless each dataset gives its `ingest_fn`. Called as f(start, end, **ingest_args)"
+            " with UTC datetimes, or f(**ingest_args) when it takes no window; returns a"
+            " DataFrame with metric_name, metric_value, metric_timestamp and optional dimension"
+            " columns."
+        ),
+    )
+    timeout: Duration = Field(
+        timedelta(seconds=60),
+        description="A call still running after this is stopped (with its process) and fails.",
+    )
+    isolate: bool = Field(
+        True,
+        description="Run the functions in a child process (kept between calls), so that a"
+        " hang or a crash cannot take Vigil down; false: in Vigil's own process, no limit.",
     )
 
     @field_validator("function")
     @classmethod
-    def _has_colon(cls, value: str) -> str:
-        if ":" not in value:
+    def _has_colon(cls, value: str | None) -> str | None:
+        if value is not None and ":" not in value:
             raise ValueError(f"'{value}' names no function; expected module:function")
         return value
 
