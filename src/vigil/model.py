@@ -158,6 +158,7 @@ class AlertStatus(StrEnum):
     SILENCED = "silenced"
     MUTE_WINDOW = "mute_window"
     EXPECTED = "expected"  # someone marked this series at this time of day as expected
+    LLM_REJECTED = "llm_rejected"  # `llm: confirm` and the model thought it normal
 
 
 @dataclass(frozen=True)

@@ -108,6 +108,7 @@ SECTIONS: list[tuple[str, str, list[type[BaseModel]]]] = [
         [schema.MonitorConfig, schema.MuteWindow, schema.Escalation, schema.MessageTemplate],
     ),
     ("scheduler", "How `vigil run` behaves.", [schema.SchedulerConfig]),
+    ("llm", "A second opinion on alerts from a language model.", [schema.LLMConfig]),
     (
         "web",
         "The dashboard and REST API: address, credentials and roles.",

@@ -31,6 +31,7 @@ from vigil.model import (
 from vigil.notify import grouping
 from vigil.notify.actions import acknowledged
 from vigil.notify.chart import MULTIPLES, ChartData, render_chart
+from vigil.notify.llm import second_opinions
 from vigil.notify.message import Message, MessageInputs, compose_message, render_links
 from vigil.notify.rules import (
     channels_for,
@@ -130,7 +131,15 @@ def compose(project: Project, store: Store, alerts: list[Alert]) -> Composed:
         else a
         for a in alerts
     ]
-    return Composed(made.notifications, made.charts, decided)
+    notifications, refused = second_opinions(project, store, made.notifications)
+    decided = [
+        replace(a, status=AlertStatus.LLM_REJECTED)
+        if a.status is AlertStatus.NOTIFY
+        and (a.monitor, a.result.series.metric, a.result.series.segment.key) in refused
+        else a
+        for a in decided
+    ]
+    return Composed(notifications, made.charts, decided)
 
 
 @dataclass

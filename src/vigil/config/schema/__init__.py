@@ -71,6 +71,7 @@ from vigil.config.schema.monitors import (
 )
 from vigil.config.schema.project import (
     DefinitionsFile,
+    LLMConfig,
     ProjectFile,
     SchedulerConfig,
     _console_only,
@@ -166,6 +167,7 @@ __all__ = [
     "FrequentStringComparisonConfig",
     "GranularityName",
     "HolidaysConfig",
+    "LLMConfig",
     "LaggedBaseline",
     "ListComparisonConfig",
     "MattermostChannelConfig",

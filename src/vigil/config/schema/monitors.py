@@ -70,6 +70,9 @@ class MonitorConfig(Base):
             " `none`: a message per series."
         ),
     )
+    llm: Literal["off", "annotate", "confirm"] | None = Field(
+        None, description="The second opinion for this monitor (default: the project's `llm`)."
+    )
     group_by: list[str] = Field(
         default_factory=list,
         description="Dimensions that split an incident: with [os], the anomalies of one bucket"

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 
 from vigil.config.schema.analyzers import AnalyzerConfig
 from vigil.config.schema.channels import ChannelConfig, ConsoleChannelConfig
@@ -35,6 +36,26 @@ class SchedulerConfig(Base):
     hot_reload: bool = Field(True, description="Reload the configuration when its files change.")
 
 
+class LLMConfig(Base):
+    """A second opinion on alerts from a chat-completions endpoint (OpenAI-compatible)."""
+
+    base_url: str = Field(
+        "https://api.openai.com/v1", description="The API's base URL (…/chat/completions)."
+    )
+    model: str = Field("gpt-4o-mini", description="The model to ask.")
+    api_key: SecretStr | None = Field(None, description="Bearer key, from ${ENV_VAR}.")
+    mode: Literal["annotate", "confirm"] = Field(
+        "annotate",
+        description="annotate: add the model's view to the message; confirm: also send only"
+        " when it agrees (a refusal is logged as llm_rejected). A monitor's `llm` overrides.",
+    )
+    timeout: Duration = Field(
+        timedelta(seconds=10),
+        description="An answer later than this is not waited for: the alert goes out as it is.",
+    )
+    points: int = Field(96, ge=8, le=2000, description="Recent values of the series sent.")
+
+
 def _console_only() -> dict[str, ChannelConfig]:
     return {"console": ConsoleChannelConfig(type="console")}
 
@@ -53,6 +74,9 @@ class ProjectFile(DefinitionsFile):
         description="Notification channels by name.",
     )
     defaults: Defaults = Field(default_factory=lambda: Defaults(), description="Inherited.")
+    llm: LLMConfig | None = Field(
+        None, description="A second opinion on each alert from a language model (off by default)."
+    )
     include: list[str] = Field(
         default_factory=lambda: ["metrics/**/*.yaml", "monitors/**/*.yaml"],
         description="Glob patterns (relative to the project) of definition files; `**` is any"
