@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import os
+import shutil
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
 from tests.conftest import (
     METRICS_YAML,
@@ -18,6 +21,7 @@ from tests.conftest import (
     write_events,
 )
 from tests.scheduler.helpers import DROP, app_for, with_drop
+from vigil.cli import main
 from vigil.clock import ManualClock
 from vigil.config import load_project
 from vigil.config.graph import render_dot, render_mermaid, render_text
@@ -417,3 +421,47 @@ def test_a_check_of_an_earlier_time_never_ends_a_stall(project_dir: ProjectFacto
     assert "Data is back" not in text
     assert text.count("No data: dataset events") == 1
     assert app.store.pipeline_state("events").silent_since == DROP + STEP
+
+
+def test_graph_with_the_last_run_shows_rows_in_and_out_on_every_node(
+    project_dir: ProjectFactory, tmp_path: Path
+) -> None:
+    with_drop(project_dir)
+    app, _ = app_for(project_dir.root)
+    run_cycle(app, DROP + STEP)
+    app.close()
+    runner = CliRunner()
+    root = ["--project", str(project_dir.root), "graph", "--run"]
+    text = runner.invoke(main, root)
+    assert text.exit_code == 0, text.output
+    lines = text.output.splitlines()
+    assert lines[0].startswith("last run: cycle ")
+    assert "source app  [done]" in lines
+    (dataset,) = [line for line in lines if line.startswith("  dataset events")]
+    # The rows the ingest read and wrote; 3 series analysed; 3 alerts; done.
+    assert dataset.endswith("series=3 alerts=3 [done]")
+    assert " in=" in dataset
+    assert "channel console  sent=3 [done]" in lines  # group: none here: a message each
+    dot = runner.invoke(
+        main, ["--project", str(project_dir.root), "graph", "--run", "--format", "dot"]
+    )
+    assert 'label="dataset:events\\nin=' in dot.output
+    png = tmp_path / "graph.png"
+    drawn = runner.invoke(
+        main,
+        [
+            "--project",
+            str(project_dir.root),
+            "graph",
+            "--run",
+            "--format",
+            "png",
+            "--output",
+            str(png),
+        ],
+    )
+    if shutil.which("dot") is None:
+        assert "needs Graphviz's `dot`" in drawn.output
+    else:
+        assert drawn.exit_code == 0, drawn.output
+        assert png.read_bytes().startswith(b"\x89PNG")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import click
@@ -11,7 +12,7 @@ import click
 from vigil.app import running_app
 from vigil.cli.base import TIME, echo, handle_errors, main, project_of, time_of
 from vigil.clock import SystemClock
-from vigil.config.graph import render_dot, render_mermaid, render_text
+from vigil.config.graph import render_dot, render_mermaid, render_text, run_counts
 from vigil.errors import VigilError
 from vigil.model import AlertStatus, RunRecord, Segment, Silence
 from vigil.notify.incidents import grouped_incidents
@@ -65,18 +66,57 @@ def _run_json(r: RunRecord) -> dict[str, Any]:
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["text", "dot", "mermaid"]),
+    type=click.Choice(["text", "dot", "mermaid", "png"]),
     default="text",
     show_default=True,
-    help="Output format.",
+    help="Output format (png: through Graphviz's dot, when installed).",
+)
+@click.option("--run", "with_run", is_flag=True, help="Label each node with the last run's counts.")
+@click.option(
+    "--output", type=click.Path(path_type=Path), help="Write here (png needs it; default: stdout)."
 )
 @click.pass_context
 @handle_errors
-def graph(ctx: click.Context, fmt: str) -> None:
+def graph(ctx: click.Context, fmt: str, with_run: bool, output: Path | None) -> None:
     """Print the pipeline: sources → datasets → metrics → analyzers → monitors → channels."""
     project = project_of(ctx)
+    counts: dict[str, str] = {}
+    if with_run:
+        with running_app(project, SystemClock()) as app:
+            counts = run_counts(project, app.store.list_runs(limit=500))
+        if not counts:
+            echo("No run in the log yet: run `vigil check` first.", err=True)
+    if fmt == "png":
+        if output is None:
+            raise VigilError("--format png writes a file: give --output graph.png")
+        write_png(render_dot(project, counts), output)
+        echo(f"Wrote {output}")
+        return
     render = {"text": render_text, "dot": render_dot, "mermaid": render_mermaid}[fmt]
-    echo(render(project), nl=False)
+    text = render(project, counts)
+    if output is not None:
+        output.write_text(text, encoding="utf-8")
+        echo(f"Wrote {output}")
+    else:
+        echo(text, nl=False)
+
+
+def write_png(dot_source: str, output: Path) -> None:
+    """Render dot to PNG with Graphviz's `dot`, or say how to get it."""
+    import shutil
+    import subprocess
+
+    binary = shutil.which("dot")
+    if binary is None:
+        raise VigilError(
+            "--format png needs Graphviz's `dot` (apt-get install graphviz, brew install"
+            " graphviz); or write --format dot and render it elsewhere"
+        )
+    done = subprocess.run(
+        [binary, "-Tpng", "-o", str(output)], input=dot_source, text=True, capture_output=True
+    )
+    if done.returncode != 0:
+        raise VigilError(f"dot failed: {done.stderr.strip()[:300]}")
 
 
 STATUSES = ("sent", *(s.value for s in AlertStatus if s is not AlertStatus.NOTIFY), "all")
