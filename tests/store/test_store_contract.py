@@ -427,3 +427,18 @@ def test_a_chat_press_is_recorded_once_and_its_message_found_and_amended(
     amended = store.find_message("console", "41")
     assert amended is not None
     assert amended.text == "text\n✔ Acknowledged"
+
+
+def test_hourly_and_daily_views_read_the_coarse_values_in_the_projects_zone(
+    store: SQLStore,
+) -> None:
+    hour, day = Granularity.parse("1h"), Granularity.parse("1d")
+    store.upsert_values(values(("likes", "{}", T0 + timedelta(hours=22), 40.0)), hour)
+    store.upsert_values(values(("likes", "{}", T0, 900.0)), day)
+    store.upsert_values(values(("likes", "{}", T0, 7.0)), G)  # 15m: in neither view
+    hourly = store._rows("SELECT metric, segment, date, hour, value FROM hourly_values")
+    daily = store._rows("SELECT metric, date, value FROM daily_values")
+    assert [(m, s, str(d), int(h), float(v)) for m, s, d, h, v in hourly] == [
+        ("likes", "{}", "2024-05-01", 22, 40.0)
+    ]
+    assert [(m, str(d), float(v)) for m, d, v in daily] == [("likes", "2024-05-01", 900.0)]

@@ -294,6 +294,10 @@ def _resolve_dataset(
         where=doc.where(path),
         formula_where=formula_where,
         holidays=_calendar(defaults.holidays),
+        stored_rollups=tuple(
+            Granularity.parse(name, settings.timezone)
+            for name in (dataset.rollups if dataset.rollups is not None else defaults.rollups)
+        ),
         ingest_code=code,
         ingest_file=_ingest_label(dataset.ingest_fn or "", root, doc),
     )

@@ -85,6 +85,8 @@ class Dataset:
     # A Python source's `ingest_fn`, with its `{% include %}`s done; and the file it is in.
     ingest_code: str = ""
     ingest_file: str = ""
+    # Coarser buckets stored for every metric (`rollups`), analysed or not.
+    stored_rollups: tuple[Granularity, ...] = ()
 
     @property
     def name(self) -> str:
@@ -99,9 +101,11 @@ class Dataset:
 
     @property
     def rollups(self) -> list[Granularity]:
-        """Coarser granularities that some analyzer of this dataset needs."""
+        """Coarser granularities that some analyzer of this dataset needs, and those the
+        configuration asks to store (`rollups`)."""
         found = {self.granularity_of(a) for m in self.metrics for a in m.analyzers}
-        return sorted(g for g in found if g != self.granularity)
+        found |= set(self.stored_rollups)
+        return sorted(g for g in found if g.seconds > self.granularity.seconds)
 
     @property
     def slices(self) -> list[SliceConfig]:

@@ -64,6 +64,7 @@ from vigil.store.sql import (
     incident_values,
     members_json,
 )
+from vigil.store.views import rollup_views
 from vigil.timeutil import Granularity, to_naive_utc
 
 _VALUES = "ENGINE = ReplacingMergeTree(_version) PARTITION BY toYYYYMM(bucket)"
@@ -469,8 +470,10 @@ class ClickHouseStore(SQLStore):
         self._insert("schema_migrations", [row])
 
     def _after_migrate(self) -> None:
-        """Roll back blocks that processes which died left open."""
+        """Roll back blocks that processes which died left open; the hourly and daily views."""
         self.recover()
+        for statement in rollup_views("clickhouse", self.tz):
+            self._run(statement)
 
     def schema_version(self) -> int:
         """The newest applied migration (0 for an empty store)."""

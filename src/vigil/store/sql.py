@@ -37,6 +37,7 @@ from vigil.secrets import redact
 from vigil.store.actions import ChatActionsMixin
 from vigil.store.base import AlertRow, Cells, cells_by_id, cells_from_frame
 from vigil.store.migrations import MIGRATIONS, Migration
+from vigil.store.views import rollup_views
 from vigil.timeutil import Granularity, as_utc, to_naive_utc
 
 Clock = Callable[[], datetime]
@@ -218,7 +219,9 @@ class SQLStore(ChatActionsMixin):
             )
 
     def _after_migrate(self) -> None:
-        """Work a backend does once its schema is current."""
+        """Work a backend does once its schema is current: the hourly and daily views."""
+        for statement in rollup_views("sql", self.tz):
+            self._run(statement)
 
     @staticmethod
     def pending(migrations: tuple[Migration, ...], current: int) -> list[Migration]:

@@ -216,6 +216,9 @@ class DatasetConfig(Base):
         ),
     )
     allow_partial: bool | None = Field(None, description="Overrides defaults.allow_partial.")
+    rollups: list[GranularityName] | None = Field(
+        None, description="Overrides defaults.rollups (coarser buckets also stored)."
+    )
     batch_cooldown: Duration | None = Field(None, description="Overrides defaults.batch_cooldown.")
     filters: list[str] = Field(
         default_factory=list, description="SQL predicates ANDed into the WHERE clause."

@@ -98,6 +98,13 @@ class Defaults(Base):
     quiet_hours: QuietHours | None = Field(
         None, description="Daily window with no notifications (still logged)."
     )
+    rollups: list[GranularityName] = Field(
+        default_factory=list,
+        description="Coarser buckets every metric is also stored at, kept current each cycle"
+        " (e.g. [1h, 1d]): the store's hourly_values and daily_values views read them, for BI"
+        " tools and Grafana. Metrics with `rollup` derive them from the stored values; the"
+        " others are recomputed by a SQL source.",
+    )
     history: Duration = Field(
         timedelta(days=8),
         description="How much history the first cycle ingests when the store has none.",
