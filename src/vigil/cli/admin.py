@@ -289,6 +289,36 @@ def notify_test(ctx: click.Context, channel: str) -> None:
     echo(f"Sent a test message to '{channel}' ({parts} part{'s' if parts != 1 else ''}).")
 
 
+@main.group()
+def grafana() -> None:
+    """Grafana provisioning for the metric store."""
+
+
+@grafana.command("export")
+@click.option(
+    "--dir",
+    "directory",
+    type=click.Path(path_type=Path),
+    default="grafana",
+    show_default=True,
+    help="Where to write the provisioning files.",
+)
+@click.option(
+    "--password-env",
+    default="VIGIL_DB_PASSWORD",
+    show_default=True,
+    help="The environment variable Grafana reads the store's password from.",
+)
+@click.pass_context
+@handle_errors
+def grafana_export(ctx: click.Context, directory: Path, password_env: str) -> None:
+    """Write a datasource for the store and a dashboard per dataset (docs/grafana.md)."""
+    from vigil.grafana import export
+
+    for path in export(project_of(ctx), directory, password_env):
+        echo(f"wrote {path}")
+
+
 @main.command("hash-password")
 @handle_errors
 def hash_password() -> None:
