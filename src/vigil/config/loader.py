@@ -22,6 +22,7 @@ from vigil.config.checks import (
     check_monitors,
     check_rollups,
 )
+from vigil.config.overrides import with_default_channels, with_env_overrides
 from vigil.config.profiles import profile_metrics
 from vigil.config.project import (
     RECOMPUTING_SOURCES,
@@ -108,6 +109,9 @@ def _load(
             docs.append((included, definitions))
     if settings is None or (problems and strict):
         raise ConfigError(problems)
+    docs = with_env_overrides(docs, env, problems)
+    if problems and strict:
+        raise ConfigError(problems)
     try:
         project, found = _resolve(root, settings, docs, analyzer_overrides)
     except (TypeError, OverflowError, RecursionError, AttributeError, KeyError) as e:
@@ -146,7 +150,7 @@ def _resolve(
     problems: list[str] = []
     analyzers = _collect_unique(docs, "analyzers", problems)
     _override_analyzers(analyzers, overrides, problems)
-    monitors = _collect_unique(docs, "monitors", problems)
+    monitors = with_default_channels(_collect_unique(docs, "monitors", problems), settings)
     _collect_unique(docs, "datasets", problems)
     datasets: list[Dataset] = []
     seen_metrics: dict[str, str] = {}

@@ -98,6 +98,11 @@ class Defaults(Base):
     quiet_hours: QuietHours | None = Field(
         None, description="Daily window with no notifications (still logged)."
     )
+    channels: list[str] = Field(
+        default_factory=list,
+        description="Channels of monitors that name none (Anomstack's alert_methods); empty:"
+        " the console.",
+    )
     rollups: list[GranularityName] = Field(
         default_factory=list,
         description="Coarser buckets every metric is also stored at, kept current each cycle"
