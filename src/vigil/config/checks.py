@@ -19,6 +19,8 @@ from vigil.config.schema import (
     CompositeConfig,
     DatasetConfig,
     DefinitionsFile,
+    GA4SourceConfig,
+    HTTPSourceConfig,
     MessageTemplate,
     MonitorConfig,
     ProjectFile,
@@ -79,6 +81,46 @@ def check_prometheus_dataset(
             )
 
 
+def check_api_dataset(
+    dataset: DatasetConfig,
+    source: HTTPSourceConfig | GA4SourceConfig,
+    doc: YamlDocument,
+    path: tuple[str | int, ...],
+    problems: list[str],
+) -> None:
+    """An HTTP JSON or GA4 dataset: no tables, no profiles; GA4 by hour or day."""
+    kind = "an HTTP JSON" if source.type == "http" else "a GA4"
+    for field in ("table", "query"):
+        if getattr(dataset, field):
+            problems.append(
+                f"{doc.where((*path, field))}: {kind} source has no tables; expected no {field}"
+            )
+    if dataset.profile or dataset.dataset_stats or dataset.filters:
+        problems.append(
+            f"{doc.where(path)}: {kind} source takes metrics and slices only; expected no"
+            " profile, dataset_stats or filters"
+        )
+    if not dataset.metrics:
+        problems.append(f"{doc.where(path)}: no metrics")
+    if source.type == "ga4":
+        if dataset.time_column or dataset.records:
+            problems.append(
+                f"{doc.where(path)}: a GA4 report has its own time (dateHour, date); expected"
+                " no time_column or records"
+            )
+        if (dataset.granularity or "") not in ("", "1h", "1d"):
+            problems.append(
+                f"{doc.where((*path, 'granularity'))}: GA4 reports by hour or day; expected 1h"
+                " or 1d"
+            )
+        for i, metric in enumerate(dataset.metrics):
+            if not metric.formula:
+                problems.append(
+                    f"{doc.where((*path, 'metrics', i))}: missing formula; expected a GA4"
+                    " metric such as activeUsers or sessions"
+                )
+
+
 def check_dataset(
     dataset: DatasetConfig,
     settings: ProjectFile,
@@ -124,6 +166,9 @@ def check_dataset(
         return
     if isinstance(source, PrometheusSourceConfig):
         check_prometheus_dataset(dataset, doc, path, problems)
+        return
+    if isinstance(source, HTTPSourceConfig | GA4SourceConfig):
+        check_api_dataset(dataset, source, doc, path, problems)
         return
     if not dataset.table and not dataset.query:
         problems.append(f"{doc.where(path)}: missing table or query for SQL source")

@@ -39,6 +39,8 @@ SECTIONS: list[tuple[str, str, list[type[BaseModel]]]] = [
             schema.FilesSourceConfig,
             schema.PrometheusSourceConfig,
             schema.PythonSourceConfig,
+            schema.HTTPSourceConfig,
+            schema.GA4SourceConfig,
         ],
     ),
     (

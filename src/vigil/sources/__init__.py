@@ -58,6 +58,18 @@ def _python(name: str, config: Any, root: Path) -> Source:
     return PythonSource(name, config, root)
 
 
+def _http(name: str, config: Any, root: Path) -> Source:
+    from vigil.sources.http import HTTPSource
+
+    return HTTPSource(name, config, root)
+
+
+def _ga4(name: str, config: Any, root: Path) -> Source:
+    from vigil.sources.ga4 import GA4Source
+
+    return GA4Source(name, config, root)
+
+
 # Drivers load only when a project uses them.
 BACKENDS: dict[str, Callable[[str, Any, Path], Source]] = {
     "duckdb": _duckdb,
@@ -69,6 +81,8 @@ BACKENDS: dict[str, Callable[[str, Any, Path], Source]] = {
     "clickhouse": _clickhouse,
     "prometheus": _prometheus,
     "python": _python,
+    "http": _http,
+    "ga4": _ga4,
 }
 
 

@@ -88,45 +88,7 @@ class PythonSource:
     def _to_long(
         self, frame: pd.DataFrame, dataset: Dataset, start: datetime, end: datetime, what: str
     ) -> pd.DataFrame:
-        missing = [c for c in REQUIRED if c not in frame.columns]
-        if missing:
-            raise SourceError(
-                f"source '{self.name}': {what} returned no column"
-                f" {', '.join(missing)}; expected {', '.join(REQUIRED)} and optional dimensions"
-            )
-        wanted = {m.name for m in dataset.metrics}
-        frame = frame[frame["metric_name"].isin(wanted)]
-        if frame.empty:
-            return empty_frame()
-        stamps = pd.to_datetime(frame["metric_timestamp"], utc=True).dt.tz_localize(None)
-        granularity = dataset.granularity
-        buckets = [to_naive_utc(granularity.floor(t)) for t in stamps.dt.to_pydatetime()]
-        dims = [c for c in frame.columns if c not in REQUIRED and c not in IGNORED]
-        segments = (
-            [
-                json.dumps(
-                    {d: str(row[d]) for d in dims if pd.notna(row[d])},
-                    sort_keys=True,
-                    ensure_ascii=False,
-                )
-                for _, row in frame[dims].iterrows()
-            ]
-            if dims
-            else ["{}"] * len(frame)
-        )
-        long = pd.DataFrame(
-            {
-                "metric": frame["metric_name"].astype(str).to_numpy(),
-                "segment": segments,
-                "bucket": pd.Series(buckets, dtype="datetime64[us]").to_numpy(),
-                "value": pd.to_numeric(frame["metric_value"], errors="coerce").to_numpy(),
-            }
-        )
-        lo, hi = to_naive_utc(start), to_naive_utc(end)
-        long = long[(long["bucket"] >= lo) & (long["bucket"] < hi)]
-        # Several rows in one bucket: the latest reported value wins.
-        long = long.drop_duplicates(subset=["metric", "segment", "bucket"], keep="last")
-        return long[FRAME_COLUMNS].reset_index(drop=True)
+        return contract_frame(frame, dataset, start, end, f"source '{self.name}': {what}")
 
     @contextmanager
     def session(self) -> Iterator[None]:
@@ -175,3 +137,49 @@ def load_function(spec: str, root: Path) -> Callable[..., Any]:
     if not callable(function):
         raise SourceError(f"function '{spec}': no callable named '{name}' in {target}")
     return function  # type: ignore[no-any-return]
+
+
+def contract_frame(
+    frame: pd.DataFrame, dataset: Dataset, start: datetime, end: datetime, what: str
+) -> pd.DataFrame:
+    """Rows of metric_name, metric_value, metric_timestamp (and dimension columns) as the
+    long (metric, segment, bucket, value) frame of the dataset's metrics in [start, end)."""
+    missing = [c for c in REQUIRED if c not in frame.columns]
+    if missing:
+        raise SourceError(
+            f"{what} returned no column"
+            f" {', '.join(missing)}; expected {', '.join(REQUIRED)} and optional dimensions"
+        )
+    wanted = {m.name for m in dataset.metrics}
+    frame = frame[frame["metric_name"].isin(wanted)]
+    if frame.empty:
+        return empty_frame()
+    stamps = pd.to_datetime(frame["metric_timestamp"], utc=True).dt.tz_localize(None)
+    granularity = dataset.granularity
+    buckets = [to_naive_utc(granularity.floor(t)) for t in stamps.dt.to_pydatetime()]
+    dims = [c for c in frame.columns if c not in REQUIRED and c not in IGNORED]
+    segments = (
+        [
+            json.dumps(
+                {d: str(row[d]) for d in dims if pd.notna(row[d])},
+                sort_keys=True,
+                ensure_ascii=False,
+            )
+            for _, row in frame[dims].iterrows()
+        ]
+        if dims
+        else ["{}"] * len(frame)
+    )
+    long = pd.DataFrame(
+        {
+            "metric": frame["metric_name"].astype(str).to_numpy(),
+            "segment": segments,
+            "bucket": pd.Series(buckets, dtype="datetime64[us]").to_numpy(),
+            "value": pd.to_numeric(frame["metric_value"], errors="coerce").to_numpy(),
+        }
+    )
+    lo, hi = to_naive_utc(start), to_naive_utc(end)
+    long = long[(long["bucket"] >= lo) & (long["bucket"] < hi)]
+    # Several rows in one bucket: the latest reported value wins.
+    long = long.drop_duplicates(subset=["metric", "segment", "bucket"], keep="last")
+    return long[FRAME_COLUMNS].reset_index(drop=True)

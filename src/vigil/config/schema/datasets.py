@@ -238,6 +238,13 @@ class DatasetConfig(Base):
         default_factory=list,
         description="Columns to profile per bucket (metrics named `<column>.<stat>`).",
     )
+    records: str | None = Field(
+        None,
+        description="For an HTTP source: the JMESPath of the list of records in the answer"
+        " (default: the answer itself). Each record's `time_column` field is its time (none:"
+        " the present), its slice fields its segment, and each metric's formula the JMESPath"
+        " of its value.",
+    )
     ingest_fn: str | None = Field(
         None,
         description="For a Python source: the code of a function `ingest` (Anomstack's"

@@ -171,6 +171,48 @@ class PrometheusSourceConfig(Base):
     )
 
 
+class HTTPSourceConfig(Base):
+    """A JSON HTTP API: a URL per window, records picked out with JMESPath."""
+
+    type: Literal["http"] = Field(description="Source backend.")
+    url: str = Field(
+        description="URL template; {start} and {end} are the window (UTC datetimes, with"
+        " format specs: {start:%Y-%m-%d}), {start_ts} / {end_ts} Unix seconds.",
+    )
+    headers: dict[str, str] = Field(
+        default_factory=dict, description="Request headers; secrets as ${ENV_VAR}."
+    )
+    timeout: Duration = Field(timedelta(seconds=30), description="HTTP timeout per request.")
+
+
+class GA4SourceConfig(Base):
+    """Google Analytics 4 (the Data API's runReport) for one property."""
+
+    type: Literal["ga4"] = Field(description="Source backend.")
+    property: str = Field(description="The GA4 property id (digits).")
+    credentials: SecretStr | None = Field(
+        None,
+        description="A service account's JSON key, from ${ENV_VAR} (needs vigil[ga4]);"
+        " or give access_token.",
+    )
+    access_token: SecretStr | None = Field(
+        None, description="An OAuth access token instead, from ${ENV_VAR}."
+    )
+    api_url: str = Field(
+        "https://analyticsdata.googleapis.com", description="The Data API's base URL."
+    )
+    timezone: ZoneName | None = Field(
+        None, description="The property's reporting zone (default: the project's)."
+    )
+    timeout: Duration = Field(timedelta(seconds=60), description="HTTP timeout per request.")
+
+    @model_validator(mode="after")
+    def _one_credential(self) -> GA4SourceConfig:
+        if (self.credentials is None) == (self.access_token is None):
+            raise ValueError("give either credentials (a service account's key) or access_token")
+        return self
+
+
 SourceConfig = Annotated[
     DuckDBSourceConfig
     | PostgresSourceConfig
@@ -179,6 +221,8 @@ SourceConfig = Annotated[
     | SQLiteSourceConfig
     | FilesSourceConfig
     | PrometheusSourceConfig
-    | PythonSourceConfig,
+    | PythonSourceConfig
+    | HTTPSourceConfig
+    | GA4SourceConfig,
     Field(discriminator="type"),
 ]
