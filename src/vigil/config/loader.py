@@ -22,7 +22,7 @@ from vigil.config.checks import (
     check_monitors,
     check_rollups,
 )
-from vigil.config.overrides import with_default_channels, with_env_overrides
+from vigil.config.overrides import with_default_channels, with_env_overrides, with_funnels
 from vigil.config.profiles import profile_metrics
 from vigil.config.project import (
     RECOMPUTING_SOURCES,
@@ -109,7 +109,7 @@ def _load(
             docs.append((included, definitions))
     if settings is None or (problems and strict):
         raise ConfigError(problems)
-    docs = with_env_overrides(docs, env, problems)
+    docs = with_funnels(with_env_overrides(docs, env, problems), settings)
     if problems and strict:
         raise ConfigError(problems)
     try:

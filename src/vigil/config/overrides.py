@@ -4,6 +4,7 @@ channels of monitors that name none (`defaults.channels`, Anomstack's `alert_met
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import Mapping
 from typing import Any
@@ -92,3 +93,82 @@ def with_default_channels(
         key: m if "channels" in m.model_fields_set else m.model_copy(update={"channels": chosen})
         for key, m in monitors.items()
     }
+
+
+# How a step's count becomes a number that divides as a fraction, per source engine.
+_FLOAT = {
+    "mysql": "DOUBLE",
+    "mariadb": "DOUBLE",
+    "sqlite": "REAL",
+    "clickhouse": "Float64",
+}
+
+
+def with_funnels(
+    docs: list[tuple[Any, DefinitionsFile]], settings: ProjectFile
+) -> list[tuple[Any, DefinitionsFile]]:
+    """The definitions with every funnel metric expanded into its step counts and ratios.
+
+    A funnel `signup` with steps visit → signup → activation becomes `signup_visit`,
+    `signup_signup`, `signup_activation` (each step's rows, or distinct `unit`s, in the
+    bucket), `signup_visit_to_signup`, `signup_signup_to_activation` and `signup_conversion`
+    (first to last step) — the ratios written `CAST(a AS …) / nullif(b, 0)`, so they are
+    known as ratios of two counts and tested as such."""
+    out = []
+    for doc, definitions in docs:
+        datasets = []
+        for dataset in definitions.datasets:
+            if any(m.funnel is not None for m in dataset.metrics):
+                source = settings.sources.get(dataset.source)
+                kind = getattr(source, "type", "duckdb")
+                metrics = [e for m in dataset.metrics for e in _expanded(m, kind)]
+                dataset = dataset.model_copy(update={"metrics": metrics})
+            datasets.append(dataset)
+        out.append((doc, definitions.model_copy(update={"datasets": datasets})))
+    return out
+
+
+def _expanded(metric: Any, kind: str) -> list[Any]:
+    funnel = metric.funnel
+    if funnel is None:
+        return [metric]
+    title = metric.title or metric.name.replace("_", " ").capitalize()
+
+    def count(step: Any) -> str:
+        if funnel.unit:
+            return f"count(DISTINCT CASE WHEN ({step.filter}) THEN {funnel.unit} END)"
+        return f"sum(CASE WHEN ({step.filter}) THEN 1 ELSE 0 END)"
+
+    def ratio(a: Any, b: Any) -> str:
+        return f"CAST({count(a)} AS {_FLOAT.get(kind, 'DOUBLE PRECISION')}) / nullif({count(b)}, 0)"
+
+    base = {"funnel": None, "ratio_of": None, "rollup": None}
+    made = [
+        metric.model_copy(
+            update={
+                **base,
+                "name": f"{metric.name}_{s.name}",
+                "formula": count(s),
+                "title": f"{title}: {s.name}",
+                "format": "number",
+            }
+        )
+        for s in funnel.steps
+    ]
+    steps = funnel.steps
+    pairs = [(a, b, f"{a.name}_to_{b.name}") for a, b in itertools.pairwise(steps)]
+    if len(steps) > 2:
+        pairs.append((steps[0], steps[-1], "conversion"))
+    for before, after, name in pairs:
+        made.append(
+            metric.model_copy(
+                update={
+                    **base,
+                    "name": f"{metric.name}_{name}",
+                    "formula": ratio(after, before),
+                    "title": f"{title}: {before.name} → {after.name}",
+                    "format": "percent",
+                }
+            )
+        )
+    return made

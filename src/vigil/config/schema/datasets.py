@@ -139,6 +139,30 @@ class ProfileColumn(Base):
         return list(CONTINUOUS_STATS if self.kind == "continuous" else DISCRETE_STATS)
 
 
+class FunnelStep(Base):
+    """One step of a funnel: the rows (events) that reach it."""
+
+    name: Name = Field(description="The step's name (visit, signup, activation).")
+    filter: str = Field(description="SQL condition of the step's rows, e.g. event = 'signup'.")
+
+
+class FunnelConfig(Base):
+    """Ordered steps; their counts and the conversion between them become metrics."""
+
+    steps: list[FunnelStep] = Field(min_length=2, description="The steps, in order.")
+    unit: str | None = Field(
+        None,
+        description="Count distinct values of this column per step (user_id); default: rows.",
+    )
+
+    @field_validator("unit")
+    @classmethod
+    def _valid_unit(cls, value: str | None) -> str | None:
+        if value is not None and not QUALIFIED_NAME.match(value):
+            raise ValueError(f"'{value}' is not a column name")
+        return value
+
+
 class MetricConfig(Base):
     """One metric: an aggregate formula in the source's SQL dialect."""
 
@@ -149,6 +173,12 @@ class MetricConfig(Base):
             "Aggregate SQL expression in the source's dialect, e.g. count(DISTINCT user_id)."
             " Not used with Python sources."
         ),
+    )
+    funnel: FunnelConfig | None = Field(
+        None,
+        description="Instead of a formula: a funnel. Its metrics are <name>_<step> (the"
+        " step's count), <name>_<step>_to_<next> (conversion between steps) and"
+        " <name>_conversion (first to last), analysed like any ratio (docs/analyzers.md).",
     )
     title: str | None = Field(None, description="Human title for alerts and charts.")
     format: Literal["number", "percent"] = Field(
