@@ -336,3 +336,19 @@ def test_incident_actions_need_a_known_message_and_a_known_action(served: Served
     cards = served.client.get("/incidents")
     assert cards.status_code == 200
     assert "events · monitor main" in cards.text
+
+
+def test_alerts_filter_by_status_and_the_page_shows_sent_ones_as_percent(served: Served) -> None:
+    every = served.client.get("/api/v1/alerts", params={"limit": 1000}).json()["items"]
+    sent = served.client.get("/api/v1/alerts", params={"status": "sent", "limit": 1000}).json()
+    held = served.client.get("/api/v1/alerts", params={"status": "cooldown", "limit": 1000}).json()
+    assert sent["items"]
+    assert {a["status"] for a in sent["items"]} <= {"notify", "muted"}
+    assert {a["status"] for a in held["items"]} <= {"cooldown"}
+    assert len(sent["items"]) + len(held["items"]) <= len(every)
+    assert served.client.get("/api/v1/alerts", params={"status": "nope"}).status_code == 400
+    page = served.client.get("/alerts").text
+    assert page.count("<tr data-alert=") == len(sent["items"])  # the sent ones by default
+    assert "-80.0%" in page  # deviations in percent, not -0.8
+    everything = served.client.get("/alerts", params={"status": "all"}).text
+    assert everything.count("<tr data-alert=") == min(len(every), 100)

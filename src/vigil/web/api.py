@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field, field_validator
 from vigil.config import load_project
 from vigil.config.graph import pipeline_edges, render_text
 from vigil.errors import ConfigError
-from vigil.model import Feedback, FeedbackLabel, Segment, Silence
+from vigil.model import AlertStatus, Feedback, FeedbackLabel, Segment, Silence
 from vigil.notify.incidents import grouped_incidents
 from vigil.notify.pipeline import redact
 from vigil.timeutil import parse_duration
@@ -254,9 +254,19 @@ def alerts(
     end: To = None,
     limit: Limit = 100,
     offset: Offset = 0,
+    status: Annotated[
+        str | None,
+        Query(
+            description="sent (notified or muted), one decision (cooldown, silenced, …), or"
+            " all (the default)."
+        ),
+    ] = None,
 ) -> dict[str, Any]:
     """Alerts, newest first, filtered, with deliveries and feedback."""
-    chosen = alert_filter(request, metric, segment, monitor, severity, start, end)
+    known = {"sent", "all", *(s.value for s in AlertStatus)}
+    if status is not None and status not in known:
+        raise HTTPException(400, f"status: '{status}'; expected one of {', '.join(sorted(known))}")
+    chosen = alert_filter(request, metric, segment, monitor, severity, start, end, status)
     return page(queries.alerts(opened, chosen), limit, offset)
 
 
@@ -268,6 +278,7 @@ def alert_filter(
     severity: str | None,
     start: str | None,
     end: str | None,
+    status: str | None = None,
 ) -> queries.AlertFilter:
     """The alert filter from request parameters (empty ones mean any); 4xx if unknown."""
     project = context(request).project
@@ -282,6 +293,7 @@ def alert_filter(
         severity=severity or None,
         since=instant(request, start, "from"),
         until=instant(request, end, "to"),
+        status=None if status in (None, "", "all") else status,
     )
 
 

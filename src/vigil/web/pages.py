@@ -12,6 +12,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
+from vigil.model import AlertStatus
 from vigil.numbers import format_number
 from vigil.web import queries
 from vigil.web.api import From, To, alert_filter, page, segment_of, validate
@@ -35,6 +36,16 @@ def _number(value: float | None) -> str:
     return "–" if value is None else format_number(value)
 
 
+def _percent(value: float | None) -> str:
+    return "–" if value is None or value != value else f"{value * 100:+.1f}%"
+
+
+STATUSES = ["sent", *(s.value for s in AlertStatus if s is not AlertStatus.NOTIFY), "all"]
+AlertStatusFilter = Annotated[
+    str, Query(description="sent (the default), one decision (cooldown, silenced, …) or all.")
+]
+
+
 def _duration(seconds: float) -> str:
     """`2d 3h`, `45m`: the two largest units."""
     if seconds < 0:
@@ -49,6 +60,7 @@ def _duration(seconds: float) -> str:
 
 
 _templates.filters["number"] = _number
+_templates.filters["percent"] = _percent
 _templates.filters["duration"] = _duration
 
 
@@ -139,10 +151,13 @@ def alerts_page(
     start: From = None,
     end: To = None,
     offset: Annotated[int, Query(ge=0)] = 0,
+    status: AlertStatusFilter = "sent",
 ) -> HTMLResponse:
-    """The alert log, filtered, with feedback buttons."""
+    """The alert log, filtered (the sent ones unless asked), with feedback buttons."""
     ctx = context(request)
-    chosen = alert_filter(request, metric, segment, monitor, severity, start, end)
+    if status not in STATUSES:
+        raise HTTPException(400, f"status: '{status}'; expected one of {', '.join(STATUSES)}")
+    chosen = alert_filter(request, metric, segment, monitor, severity, start, end, status)
     listed = page(queries.alerts(opened, chosen), 100, offset)
     filters = {
         "metric": metric or "",
@@ -151,6 +166,7 @@ def alerts_page(
         "severity": severity or "",
         "from": start or "",
         "to": end or "",
+        "status": status,
     }
     metric_names = sorted(m.name for d in ctx.project.datasets for m in d.metrics)
     return render(
@@ -161,6 +177,7 @@ def alerts_page(
         filters=filters,
         monitors=sorted(ctx.project.monitors),
         metric_names=metric_names,
+        statuses=STATUSES,
         more=lambda o: "/alerts?" + urlencode({**filters, "offset": o}),
     )
 

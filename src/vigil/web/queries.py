@@ -283,6 +283,11 @@ class AlertFilter:
     severity: str | None = None
     since: datetime | None = None
     until: datetime | None = None
+    # `sent` (notified or muted), one decision (cooldown, silenced, expected, …), or None: all.
+    status: str | None = None
+
+
+SENT = ("notify", "muted")
 
 
 def alerts(store: Store, chosen: AlertFilter) -> list[dict[str, Any]]:
@@ -299,6 +304,10 @@ def alerts(store: Store, chosen: AlertFilter) -> list[dict[str, Any]]:
         if chosen.monitor and row.monitor != chosen.monitor:
             continue
         if chosen.severity and row.severity != chosen.severity:
+            continue
+        if chosen.status == "sent" and row.status not in SENT:
+            continue
+        if chosen.status not in (None, "sent") and row.status != chosen.status:
             continue
         out.append(alert_json(row, verdicts.get(_alert_key(row))))
     return out
