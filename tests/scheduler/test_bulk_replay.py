@@ -214,14 +214,20 @@ def _assert_same(per_cycle: Path, bulk: Path) -> dict[str, list[tuple[Any, ...]]
     return expected
 
 
+@pytest.fixture(scope="module")
+def clean_bulk(template: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The whole range replayed read-once into a fresh store (shared: tests only read it)."""
+    bulk = _copy(template, tmp_path_factory.mktemp("clean") / "bulk")
+    _replay(bulk, REPLAY_FROM, REPLAY_TO, bulk=True)
+    return bulk
+
+
 def test_a_fresh_replay_read_once_equals_the_per_cycle_replay(
-    template: Path, tmp_path: Path
+    template: Path, tmp_path: Path, clean_bulk: Path
 ) -> None:
     reference = _copy(template, tmp_path / "per_cycle")
-    bulk = _copy(template, tmp_path / "bulk")
     _replay(reference, REPLAY_FROM, REPLAY_TO, bulk=False)
-    _replay(bulk, REPLAY_FROM, REPLAY_TO, bulk=True)
-    state = _assert_same(reference, bulk)
+    state = _assert_same(reference, clean_bulk)
     # The cases the comparison is about did happen.
     values = state["metric_values"]
     web_zeros = [v for v in values if v[1] == '{"os": "Web"}' and v[4] == 0]
@@ -288,12 +294,11 @@ with app.session():
 
 
 def test_a_replay_killed_mid_way_resumes_without_gaps_or_repeats(
-    template: Path, tmp_path: Path
+    template: Path, tmp_path: Path, clean_bulk: Path
 ) -> None:
     """Quiet cycles' results wait in memory; a crash (kill -9) loses only those, and the
     resumed replay analyses them again: no gap, and no alert or message lost or repeated."""
-    clean = _copy(template, tmp_path / "clean")
-    _replay(clean, REPLAY_FROM, REPLAY_TO, bulk=True)
+    clean = clean_bulk
     crashed = _copy(template, tmp_path / "crashed")
     script = tmp_path / "crash.py"
     script.write_text(CRASHING_REPLAY, encoding="utf-8")

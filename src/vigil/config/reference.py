@@ -69,6 +69,8 @@ SECTIONS: list[tuple[str, str, list[type[BaseModel]]]] = [
         [
             schema.DatasetConfig,
             schema.MetricConfig,
+            schema.FunnelConfig,
+            schema.FunnelStep,
             schema.ProfileColumn,
             schema.SliceConfig,
             schema.SegmentOwners,
