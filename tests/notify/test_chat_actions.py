@@ -12,6 +12,7 @@ import sys
 from datetime import timedelta
 from typing import Any
 
+import httpx
 import pytest
 
 from tests.conftest import MONITORS_YAML, STEP, VIGIL_YAML, ProjectFactory, TelegramStandIn
@@ -23,6 +24,7 @@ from vigil.model import FeedbackLabel
 from vigil.notify.actions import action_secret, callback_data, poll_chat_actions
 from vigil.notify.pipeline import deliver_outbox
 from vigil.scheduler.cycle import run_cycle
+from vigil.web.server import WebServer
 
 GROUPED = "\n".join(line for line in MONITORS_YAML.splitlines() if "group: none" not in line)
 TG = "  tg: {type: telegram, token: '${TG_TOKEN}', chat_id: '7', api_url: '${TG_URL}'%s}\n"
@@ -215,3 +217,43 @@ def test_a_kill_between_a_press_and_its_record_neither_loses_nor_doubles_it(
     assert _poll(again) == 0
     assert len(again.store.list_silences(active_at=now)) == 3
     assert [c.method for c in telegram.calls].count("editMessageText") == 1
+
+
+def test_a_bot_with_a_webhook_gets_presses_posted_to_the_dashboard(
+    project_dir: ProjectFactory, telegram: TelegramStandIn
+) -> None:
+    app = _project(project_dir, telegram, ", webhook_secret: 'hook-s3cret-token'")
+    assert _poll(app) == 0  # not polled: Telegram refuses getUpdates beside a webhook
+    assert telegram.polls == []
+    server = WebServer(app.project, app.clock, "127.0.0.1", 0)
+    url = server.start()
+    update = {
+        "update_id": 555,
+        "callback_query": {
+            "id": "cq555",
+            "from": {"id": 42, "username": "anna"},
+            "message": {"message_id": 1, "chat": {"id": "7"}},
+            "data": _buttons(telegram)["🔕 1 h"],
+        },
+    }
+    try:
+        with httpx.Client(base_url=url, timeout=30) as client:
+            forged = client.post(
+                "/telegram/tg/updates",
+                json=update,
+                headers={"X-Telegram-Bot-Api-Secret-Token": "wrong"},
+            )
+            assert forged.status_code == 401
+            assert app.store.list_actions() == []
+            done = client.post(
+                "/telegram/tg/updates",
+                json=update,
+                headers={"X-Telegram-Bot-Api-Secret-Token": "hook-s3cret-token"},
+            )
+            assert done.status_code == 200
+    finally:
+        server.stop()
+    assert len(app.store.list_silences(active_at=app.clock.now())) == 3
+    methods = [c.method for c in telegram.calls]
+    assert "answerCallbackQuery" in methods
+    assert "editMessageText" in methods  # the message shows it at once

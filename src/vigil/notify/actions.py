@@ -208,34 +208,39 @@ def record_press(
 
 def poll_telegram(project: Project, store: Store, channel: Any, now: datetime) -> int:
     """Fetch and do the presses waiting for one Telegram channel; return how many."""
-    config = channel.config
-    secret = action_secret(config.token.get_secret_value())
     last = store.last_action_seq(channel.name)
     try:
         updates = channel.updates(None if last is None else last + 1)
     except NotifyError as e:
         log.warning("telegram %s: cannot read button presses: %s", channel.name, e)
         return 0
-    done = 0
     for update in updates:
-        seq = int(update.get("update_id", 0))
-        query = update.get("callback_query") or {}
-        who = query.get("from") or {}
-        actor = f"@{who['username']}" if who.get("username") else str(who.get("id", "?"))
-        press = ChatAction(
-            f"{channel.name}:{seq}", channel.name, seq, "", "refused", actor, "", now
-        )
-        message, button, why = _resolve(store, channel.name, secret, query, config, who)
-        if why:
-            press = replace(press, outcome=f"refused: {why}")
-        answer = record_press(project, store, press, message, button, "Telegram")
-        done += 1
-        if query.get("id"):
-            try:
-                channel.answer(str(query["id"]), answer)
-            except NotifyError as e:  # the press is done; only the spinner stays
-                log.warning("telegram %s: answerCallbackQuery failed: %s", channel.name, e)
-    return done
+        telegram_update(project, store, channel, update, now)
+    return len(updates)
+
+
+def telegram_update(
+    project: Project, store: Store, channel: Any, update: dict[str, Any], now: datetime
+) -> str | None:
+    """Record and do one Telegram update (polled, or posted to the webhook); answer the
+    button; return the key of the edit it queued, if any."""
+    config = channel.config
+    secret = action_secret(config.token.get_secret_value())
+    seq = int(update.get("update_id", 0))
+    query = update.get("callback_query") or {}
+    who = query.get("from") or {}
+    actor = f"@{who['username']}" if who.get("username") else str(who.get("id", "?"))
+    press = ChatAction(f"{channel.name}:{seq}", channel.name, seq, "", "refused", actor, "", now)
+    message, button, why = _resolve(store, channel.name, secret, query, config, who)
+    if why:
+        press = replace(press, outcome=f"refused: {why}")
+    answer = record_press(project, store, press, message, button, "Telegram")
+    if query.get("id"):
+        try:
+            channel.answer(str(query["id"]), answer)
+        except NotifyError as e:  # the press is done; only the spinner stays
+            log.warning("telegram %s: answerCallbackQuery failed: %s", channel.name, e)
+    return None if message is None else edit_of(message, "", press.id).key
 
 
 def _resolve(
@@ -291,7 +296,8 @@ def poll_chat_actions(
     done = 0
     for channel in channels.values():
         config = getattr(channel, "config", None)
-        if getattr(config, "actions", False) and hasattr(channel, "updates"):
+        polled = getattr(config, "actions", False) and not getattr(config, "webhook_secret", None)
+        if polled and hasattr(channel, "updates"):
             done += poll_telegram(project, store, channel, now)
     return done
 

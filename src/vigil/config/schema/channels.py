@@ -52,6 +52,12 @@ class TelegramChannelConfig(_Delivered):
         description="Who may press them: @usernames or numeric user ids (default: anyone in"
         " the chat).",
     )
+    webhook_secret: SecretStr | None = Field(
+        None,
+        description="Instead of polling: the secret_token given to setWebhook, from"
+        " ${ENV_VAR}; Telegram then posts presses to the dashboard's"
+        " POST /telegram/<channel>/updates, which checks it.",
+    )
 
     @field_validator("chat_id", mode="before")
     @classmethod
