@@ -5,15 +5,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import socket
 import ssl
 import subprocess
-from collections.abc import Iterator
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from email import message_from_bytes
-from email.message import Message
-from email.policy import default
 from typing import Any
 
 import pytest
@@ -21,6 +15,7 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
 from tests.conftest import WebStandIn, is_png
+from tests.notify.conftest import Inbox, free_port
 from vigil.config.schema import (
     EmailChannelConfig,
     MattermostChannelConfig,
@@ -219,39 +214,6 @@ def test_teams_and_mattermost_webhooks(web: WebStandIn) -> None:
         "channel": "alerts",
         "username": "vigil",
     }
-
-
-@dataclass
-class Inbox:
-    """What the local SMTP server received."""
-
-    messages: list[tuple[str, list[str], Message]] = field(default_factory=list)
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
-        self.messages.append(
-            (
-                envelope.mail_from,
-                list(envelope.rcpt_tos),
-                message_from_bytes(envelope.content, policy=default),
-            )
-        )
-        return "250 OK"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@pytest.fixture
-def smtp() -> Iterator[tuple[Inbox, int]]:
-    inbox = Inbox()
-    port = free_port()
-    controller = Controller(inbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    yield inbox, port
-    controller.stop()
 
 
 def test_email_has_text_html_and_the_chart_inline(smtp: tuple[Inbox, int]) -> None:

@@ -10,7 +10,7 @@ import click
 
 from vigil import passwords
 from vigil.app import running_app
-from vigil.cli.base import TIME, echo, handle_errors, main, project_of, range_of
+from vigil.cli.base import TIME, echo, handle_errors, main, project_of, range_of, time_of
 from vigil.clock import SystemClock
 from vigil.config.project import matches_any
 from vigil.config.schema import IDENTIFIER
@@ -287,6 +287,39 @@ def notify_test(ctx: click.Context, channel: str) -> None:
         except NotifyError as e:
             raise VigilError(f"{channel}: {redact(str(e), project.secrets)}") from None
     echo(f"Sent a test message to '{channel}' ({parts} part{'s' if parts != 1 else ''}).")
+
+
+@main.group()
+def report() -> None:
+    """Scheduled summaries (the `reports:` of the configuration)."""
+
+
+@report.command("send")
+@click.argument("report_id")
+@click.option("--at", "at_text", type=TIME, help="The report as of this time (default now).")
+@click.pass_context
+@handle_errors
+def report_send(ctx: click.Context, report_id: str, at_text: str | None) -> None:
+    """Build one report and send it now (`vigil run` sends them at their cron times)."""
+    from vigil.notify.pipeline import deliver_outbox
+    from vigil.notify.reports import build
+
+    project = project_of(ctx)
+    chosen = project.reports.get(report_id)
+    if chosen is None:
+        known = ", ".join(sorted(project.reports)) or "none configured"
+        raise VigilError(f"unknown report '{report_id}'; expected one of: {known}")
+    with running_app(project, SystemClock()) as app:
+        at = time_of(at_text, project) or app.clock.now()
+        made = build(project, app.store, chosen, at.replace(second=0, microsecond=0))
+        with app.store.transaction():
+            app.store.enqueue(made)
+        done = deliver_outbox(
+            app.store, app.channels, project.secrets, app.clock.now(), only={n.key for n in made}
+        )
+    echo(f"Report {report_id}: {done.sent} sent, {done.failed} failed.")
+    if done.failed:
+        raise VigilError("\n".join(done.errors or []))
 
 
 @main.group()

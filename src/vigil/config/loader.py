@@ -40,6 +40,7 @@ from vigil.config.schema import (
     DefinitionsFile,
     HolidaysConfig,
     ProjectFile,
+    ReportConfig,
 )
 from vigil.config.validation import unchecked, validate_document
 from vigil.config.yamlfile import YamlDocument, load_yaml
@@ -174,10 +175,27 @@ def _resolve(
         datasets=tuple(datasets),
         analyzers=analyzers,
         monitors=monitors,
+        reports=_reports(docs, settings, problems),
         secrets=secrets,
         files=tuple(doc.file for doc, _ in docs),
     )
     return project, problems
+
+
+def _reports(
+    docs: list[tuple[YamlDocument, DefinitionsFile]], settings: ProjectFile, problems: list[str]
+) -> dict[str, ReportConfig]:
+    """The reports, each sending to channels that exist."""
+    found: dict[str, ReportConfig] = _collect_unique(docs, "reports", problems)
+    for doc, definitions in docs:
+        for index, report in enumerate(definitions.reports):
+            for i, channel in enumerate(report.channels):
+                if channel not in settings.channels:
+                    problems.append(
+                        f"{doc.where(('reports', index, 'channels', i))}: unknown channel"
+                        f" '{channel}'; expected one of: {', '.join(sorted(settings.channels))}"
+                    )
+    return found
 
 
 def _override_analyzers(

@@ -18,6 +18,7 @@ from vigil.config.schema import (
     MonitorConfig,
     ProjectFile,
     QuietHours,
+    ReportConfig,
     SegmentOwners,
     SliceConfig,
 )
@@ -131,6 +132,7 @@ class Project:
     analyzers: dict[str, AnalyzerConfig]
     monitors: dict[str, MonitorConfig]
     secrets: frozenset[str] = frozenset()
+    reports: dict[str, ReportConfig] = field(default_factory=dict)
     files: tuple[str, ...] = ()
 
     @property

@@ -111,6 +111,7 @@ SECTIONS: list[tuple[str, str, list[type[BaseModel]]]] = [
         "Route analyzers' anomalies to channels.",
         [schema.MonitorConfig, schema.MuteWindow, schema.Escalation, schema.MessageTemplate],
     ),
+    ("reports", "Scheduled summaries of chosen metrics.", [schema.ReportConfig]),
     ("scheduler", "How `vigil run` behaves.", [schema.SchedulerConfig]),
     ("llm", "A second opinion on alerts from a language model.", [schema.LLMConfig]),
     (

@@ -31,6 +31,8 @@ def build_email(notification: Notification, sender: str, to: list[str]) -> Email
     message.set_content(notification.text)
     chart_id = make_msgid(domain="vigil.local")
     lines = "".join(f"<p>{html.escape(line)}</p>" for line in notification.text.splitlines()[1:])
+    if notification.kind == "report":  # a report's own HTML: its table
+        lines = notification.html.split("\n", 1)[-1]
     image = f'<p><img src="cid:{chart_id[1:-1]}" alt="chart"></p>' if notification.image else ""
     body = f"<html><body><h3>{html.escape(notification.title)}</h3>{lines}{image}</body></html>"
     message.add_alternative(body, subtype="html")

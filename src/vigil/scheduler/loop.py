@@ -17,6 +17,7 @@ from vigil.errors import ConfigError, VigilError
 from vigil.model import RunRecord
 from vigil.notify.actions import poll_chat_actions
 from vigil.notify.pipeline import deliver_outbox
+from vigil.notify.reports import due, queue_due
 from vigil.scheduler.cycle import CycleReport, run_cycle
 from vigil.scheduler.retention import PRUNE_EVERY, prune
 from vigil.scheduler.schedule import next_due
@@ -41,6 +42,7 @@ class Loop:
     on_event: Callable[[str], None] = lambda _: None
     watcher: ConfigWatcher | None = None
     pruned_at: datetime | None = None
+    reports_checked: datetime | None = None  # reports due before the loop started are not sent
 
     def run(self, max_cycles: int | None = None) -> int:
         """A catch-up cycle now, then one at each due time, until stopped; return cycles run.
@@ -83,6 +85,23 @@ class Loop:
             if left > poll:
                 self._reload_if_changed()
                 self._poll_actions()
+                self._send_due_reports()
+
+    def _send_due_reports(self) -> None:
+        """Queue and deliver the reports whose time came since the last look (the leader)."""
+        app = self.app
+        now = app.clock.now()
+        since, self.reports_checked = self.reports_checked or now, now
+        if not app.project.reports or since >= now or not due(app.project, since, now):
+            return
+        ttl = app.project.settings.scheduler.lock_ttl
+        if not app.store.acquire_lock(LOCK_NAME, self.owner, now, ttl):
+            return  # the leader sends them
+        try:
+            if queue_due(app.project, app.store, since, now):
+                deliver_outbox(app.store, app.channels, app.project.secrets, now)
+        except VigilError as e:
+            log.error("reports not sent: %s", e)
 
     def _poll_actions(self) -> None:
         """Button presses in the chats, done within seconds (by the leader only)."""
@@ -110,6 +129,7 @@ class Loop:
             return
         try:
             self.on_cycle(run_cycle(app, at, scheduled_only=True))
+            self._send_due_reports()
         except VigilError as e:
             log.error("cycle at %s failed: %s", at, e)
             self.on_event(f"cycle failed: {e}")

@@ -78,6 +78,7 @@ from vigil.config.schema.project import (
     SchedulerConfig,
     _console_only,
 )
+from vigil.config.schema.reports import ReportConfig
 from vigil.config.schema.sources import (
     ClickHouseSourceConfig,
     DuckDBSourceConfig,
@@ -197,6 +198,7 @@ __all__ = [
     "PythonSourceConfig",
     "QuietHours",
     "ReferenceBaseline",
+    "ReportConfig",
     "Retention",
     "SQLiteSourceConfig",
     "SameTimeComparisonConfig",

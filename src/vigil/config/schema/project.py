@@ -12,6 +12,7 @@ from vigil.config.schema.channels import ChannelConfig, ConsoleChannelConfig
 from vigil.config.schema.datasets import DatasetConfig
 from vigil.config.schema.defaults import Defaults
 from vigil.config.schema.monitors import MonitorConfig
+from vigil.config.schema.reports import ReportConfig
 from vigil.config.schema.sources import SourceConfig
 from vigil.config.schema.stores import DuckDBStoreConfig, StoreConfig
 from vigil.config.schema.types import Base, Duration, ZoneName
@@ -24,6 +25,9 @@ class DefinitionsFile(Base):
     datasets: list[DatasetConfig] = Field(default_factory=list, description="Datasets.")
     analyzers: list[AnalyzerConfig] = Field(default_factory=list, description="Analyzers.")
     monitors: list[MonitorConfig] = Field(default_factory=list, description="Monitors.")
+    reports: list[ReportConfig] = Field(
+        default_factory=list, description="Scheduled summaries (docs/monitors.md#reports)."
+    )
 
 
 class SchedulerConfig(Base):
