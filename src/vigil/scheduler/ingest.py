@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
@@ -29,6 +30,15 @@ def history_buckets(dataset: Dataset, minimum: int) -> int:
     return max(needs)
 
 
+def watermark(dataset: Dataset) -> str:
+    """The key of the dataset's ingest watermark: its name and its metrics. A metric added
+    to (or removed from) the dataset makes a new key, so the next cycle ingests the whole
+    history again — the new metric has its baselines at once, instead of days of
+    insufficient_baseline (values are upserted: the others are just written again)."""
+    names = ",".join(sorted(m.name for m in dataset.metrics))
+    return f"{dataset.name}@{hashlib.sha256(names.encode()).hexdigest()[:10]}"
+
+
 def ingest_window(
     dataset: Dataset, store: Store, first: datetime, target: datetime, history: int
 ) -> tuple[datetime, datetime]:
@@ -37,7 +47,7 @@ def ingest_window(
     A store that already holds the history re-reads only `lookback` buckets before what is new,
     which picks up late rows; a new or long-idle store loads the whole history once.
     """
-    return window_after(dataset, store.ingested_until(dataset.name), first, target, history)
+    return window_after(dataset, store.ingested_until(watermark(dataset)), first, target, history)
 
 
 def window_after(
@@ -91,7 +101,7 @@ def ingest(
     written = store.upsert_values(frame, dataset.granularity)
     written += roll_up(dataset, store, start, end)
     written += recompute_coarse(dataset, source, store, start, end)
-    store.set_ingested_until(dataset.name, end)
+    store.set_ingested_until(watermark(dataset), end)
     return Ingested(len(fetched), written, empty)
 
 

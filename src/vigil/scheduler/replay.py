@@ -30,7 +30,12 @@ from vigil.errors import VigilError
 from vigil.model import AnalysisResult, RunRecord
 from vigil.scheduler import cycle as cycles
 from vigil.scheduler.health import record_data, record_silence
-from vigil.scheduler.ingest import dataset_stats_for_empty, history_buckets, window_after
+from vigil.scheduler.ingest import (
+    dataset_stats_for_empty,
+    history_buckets,
+    watermark,
+    window_after,
+)
 from vigil.store.base import Cells, Store
 from vigil.timeutil import to_naive_utc
 
@@ -130,7 +135,7 @@ class BulkDataset:
         self._payloads_of: dict[str, tuple[pd.DataFrame, np.ndarray]] = {}
         self.empty_cols: set[int] = set()
         self.times: list[datetime] = []
-        self.until = app.store.ingested_until(dataset.name)
+        self.until = app.store.ingested_until(watermark(dataset))
         self.covered = self.fetched_from  # columns before this hold what the replay ingested
         self.readable = self.fetched_from  # reads must end here (the current cycle's window)
         self.source_rows = np.zeros(0, dtype=np.int64)  # per column, for the run log
@@ -158,7 +163,7 @@ class BulkDataset:
         store, g = app.store, dataset.granularity
         plan = cycles.plan_buckets(app, dataset, times[0])
         history = cycles.ingest_history(app, dataset)
-        until = store.ingested_until(dataset.name)
+        until = store.ingested_until(watermark(dataset))
         fetch_from, _ = window_after(dataset, until, plan.complete[0], plan.last, history)
         hi = g.next(g.last_complete(times[-1] - dataset.delay))
         if hi <= fetch_from:
@@ -352,7 +357,7 @@ class BulkDataset:
             if self._pending:
                 store.save_results(self._pending)
             if self.until is not None:
-                store.set_ingested_until(self.dataset.name, self.until)
+                store.set_ingested_until(watermark(self.dataset), self.until)
         self._pending = []
 
     @property

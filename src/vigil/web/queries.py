@@ -16,6 +16,7 @@ from vigil.config.project import Metric, Project
 from vigil.errors import NotFoundError, VigilError
 from vigil.model import DeliveryStatus, Feedback, Segment, SeriesKey, Status
 from vigil.notify.incidents import grouped_incidents
+from vigil.scheduler.ingest import watermark
 from vigil.store.base import AlertRow, Store
 from vigil.timeutil import Granularity, as_utc, to_naive_utc
 from vigil.web.downsample import band_envelope, extreme_indices
@@ -582,7 +583,7 @@ def _freshness(
         "dataset": dataset,
         "source": d.config.source,
         "granularity": d.granularity.name,
-        "ingested_until": iso(store.ingested_until(dataset)),
+        "ingested_until": iso(store.ingested_until(watermark(d))),
         "newest_bucket": iso(newest),
         "lag_seconds": None
         if newest is None
