@@ -71,6 +71,11 @@ def test_overview_shows_the_firing_monitor_its_incidents_and_freshness(served: S
     assert monitor["id"] == "main"
     assert monitor["state"] == "firing"
     assert monitor["open_incidents"] == 3  # total, iOS and Android all dropped
+    sent = served.client.get("/api/v1/alerts", params={"status": "sent", "limit": 1000}).json()
+    day_ago = (NOW - timedelta(days=1)).isoformat()
+    recent = [a for a in sent["items"] if a["bucket"] >= day_ago]
+    assert monitor["alerts_24h"] == len(recent) > 0  # the alerts sent in the last 24 h
+    assert data["alerts_24h"] == monitor["alerts_24h"]
     assert {i["segment"] for i in data["incidents"]} == {"total", "os=iOS", "os=Android"}
     # A silent dataset makes its monitor failing, never "ok" (it is not checking anything).
     store = create_store(served.project, lambda: NOW)

@@ -468,6 +468,10 @@ def overview(project: Project, store: Store, now: datetime) -> dict[str, Any]:
     # A monitor whose data does not arrive (a failing source, a silent or stale dataset) cannot
     # be "ok": it is not checking anything.
     failing = {f["dataset"] for f in freshness if f["failing"] or f["silent_since"] or f["stale"]}
+    sent_24h: dict[str, int] = {}
+    for row in store.list_alerts(since=now - timedelta(days=1), until=now):
+        if row.status in SENT:
+            sent_24h[row.monitor] = sent_24h.get(row.monitor, 0) + 1
     monitors = []
     for monitor in project.monitors.values():
         watched = _datasets_of(project, monitor.analyzers)
@@ -492,12 +496,14 @@ def overview(project: Project, store: Store, now: datetime) -> dict[str, Any]:
                 "channels": list(monitor.channels),
                 "datasets": sorted(watched),
                 "open_incidents": len(firing),
+                "alerts_24h": sent_24h.get(monitor.id, 0),
             }
         )
     return {
         "project": project.settings.name,
         "now": iso(now),
         "monitors": monitors,
+        "alerts_24h": sum(sent_24h.values()),
         "incidents": incidents(store, "open"),
         "incident_groups": grouped_incidents(project, open_incidents),
         "runs": runs(store, None, 20),
