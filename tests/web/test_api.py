@@ -45,6 +45,8 @@ def test_health_and_openapi_schema(served: Served) -> None:
     assert stale.json()["datasets"]["stale"] == 1
     served.clock.set(NOW)
     schema = ok(served, "/openapi.json")
+    assert set(schema["components"]["securitySchemes"]) == {"bearer", "basic"}
+    assert {"bearer": []} in schema["security"]
     paths = set(schema["paths"])
     for path in (
         "/api/v1/overview",
@@ -357,3 +359,11 @@ def test_alerts_filter_by_status_and_the_page_shows_sent_ones_as_percent(served:
     assert "-80.0%" in page  # deviations in percent, not -0.8
     everything = served.client.get("/alerts", params={"status": "all"}).text
     assert everything.count("<tr data-alert=") == min(len(every), 100)
+
+
+def test_the_api_reference_page_lists_every_operation(served: Served) -> None:
+    page = served.client.get("/api")
+    assert page.status_code == 200
+    for operation in ("GET /api/v1/alerts", "POST /api/v1/silences", "GET /api/v1/health"):
+        assert f"<code>{operation}</code>" in page.text
+    assert "<code>status</code>" in page.text  # the alerts' status parameter, described

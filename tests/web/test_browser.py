@@ -34,6 +34,7 @@ PAGES = {
     "silences": "/silences",
     "runs": "/runs",
     "config": "/config",
+    "api": "/api",
 }
 # Chromium must not reach out to the network (there is none here).
 ARGS = [

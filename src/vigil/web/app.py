@@ -54,7 +54,32 @@ def create_app(project: Project, clock: Clock | None = None) -> FastAPI:
     static = resources.files("vigil.web") / "static"
     app.mount("/static", StaticFiles(directory=str(static)), name="static")
     _install_error_handlers(app)
+    _declare_security(app)
     return app
+
+
+def _declare_security(app: FastAPI) -> None:
+    """The schema says how to authenticate: a bearer token or basic auth (web.tokens, users);
+    none is needed on localhost without credentials configured, and for /health."""
+    from fastapi.openapi.utils import get_openapi
+
+    def schema() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            found = get_openapi(
+                title=app.title,
+                version=app.version,
+                description=app.description,
+                routes=app.routes,
+            )
+            found.setdefault("components", {})["securitySchemes"] = {
+                "bearer": {"type": "http", "scheme": "bearer", "description": "web.tokens"},
+                "basic": {"type": "http", "scheme": "basic", "description": "web.users"},
+            }
+            found["security"] = [{"bearer": []}, {"basic": []}, {}]
+            app.openapi_schema = found
+        return app.openapi_schema
+
+    app.openapi = schema  # type: ignore[method-assign]
 
 
 # --- one error shape ----------------------------------------------------------------------

@@ -30,7 +30,7 @@ from vigil.web.context import Admin, Opened, Viewer, context
 from vigil.web.pages import render
 
 RECENT = timedelta(days=7)
-router = APIRouter()  # the page
+router = APIRouter(include_in_schema=False)  # the page
 api = APIRouter(responses=ERROR_RESPONSES)  # under /api/v1
 
 

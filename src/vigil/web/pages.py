@@ -208,6 +208,39 @@ def runs_page(request: Request, who: Viewer, opened: Opened, failed: bool = Fals
     return render(request, "runs.html", who, runs=listed, failed=failed)
 
 
+@router.get("/api", response_class=HTMLResponse)
+def api_page(request: Request, who: Viewer) -> HTMLResponse:
+    """The REST API's reference, from its own OpenAPI schema (no CDN needed)."""
+    schema = request.app.openapi()
+    operations = []
+    for path, methods in schema.get("paths", {}).items():
+        for method, operation in methods.items():
+            parameters = [
+                {
+                    "name": p.get("name", ""),
+                    "where": p.get("in", ""),
+                    "required": p.get("required", False),
+                    "description": p.get("description")
+                    or p.get("schema", {}).get("description", ""),
+                }
+                for p in operation.get("parameters", [])
+            ]
+            operations.append(
+                {
+                    "method": method.upper(),
+                    "path": path,
+                    "summary": operation.get("summary", ""),
+                    "description": operation.get("description", ""),
+                    "parameters": parameters,
+                    "body": "requestBody" in operation,
+                    "responses": sorted(operation.get("responses", {})),
+                }
+            )
+    return render(
+        request, "api.html", who, operations=operations, schema_url="/api/v1/openapi.json"
+    )
+
+
 @router.get("/config", response_class=HTMLResponse)
 def config_page(request: Request, who: Viewer) -> HTMLResponse:
     """The loaded configuration (admin), validation of the files on disk, the pipeline."""
