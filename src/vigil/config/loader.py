@@ -22,7 +22,12 @@ from vigil.config.checks import (
     check_monitors,
     check_rollups,
 )
-from vigil.config.overrides import with_default_channels, with_env_overrides, with_funnels
+from vigil.config.overrides import (
+    with_default_channels,
+    with_env_overrides,
+    with_formula_dialect,
+    with_funnels,
+)
 from vigil.config.profiles import profile_metrics
 from vigil.config.project import (
     RECOMPUTING_SOURCES,
@@ -111,6 +116,7 @@ def _load(
     if settings is None or (problems and strict):
         raise ConfigError(problems)
     docs = with_funnels(with_env_overrides(docs, env, problems), settings)
+    docs = with_formula_dialect(docs, settings, problems)
     if problems and strict:
         raise ConfigError(problems)
     try:

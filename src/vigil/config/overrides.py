@@ -172,3 +172,68 @@ def _expanded(metric: Any, kind: str) -> list[Any]:
             )
         )
     return made
+
+
+# A source's engine, as sqlglot names its dialect (SQL sources only).
+_ENGINE = {
+    "duckdb": "duckdb",
+    "files": "duckdb",
+    "postgres": "postgres",
+    "mysql": "mysql",
+    "mariadb": "mysql",
+    "sqlite": "sqlite",
+    "clickhouse": "clickhouse",
+}
+
+
+def with_formula_dialect(
+    docs: list[tuple[Any, DefinitionsFile]], settings: ProjectFile, problems: list[str]
+) -> list[tuple[Any, DefinitionsFile]]:
+    """Formulas and filters written in `defaults.formula_dialect`, translated with sqlglot to
+    each dataset's source dialect (keeping what `/` means: DuckDB divides as fractions,
+    PostgreSQL and SQLite divide integers, so the translation casts)."""
+    wanted = settings.defaults.formula_dialect
+    if wanted is None:
+        return docs
+    out = []
+    for doc, definitions in docs:
+        datasets = []
+        for index, dataset in enumerate(definitions.datasets):
+            source = settings.sources.get(dataset.source)
+            engine = _ENGINE.get(getattr(source, "type", ""))
+            if engine is not None and engine != wanted:
+                dataset = _translated(dataset, wanted, engine, doc, ("datasets", index), problems)
+            datasets.append(dataset)
+        out.append((doc, definitions.model_copy(update={"datasets": datasets})))
+    return out
+
+
+def _translated(
+    dataset: DatasetConfig,
+    read: str,
+    write: str,
+    doc: Any,
+    path: tuple[str | int, ...],
+    problems: list[str],
+) -> DatasetConfig:
+    import sqlglot
+    from sqlglot.errors import SqlglotError
+
+    def translate(text: str, where: tuple[str | int, ...]) -> str:
+        try:
+            return str(sqlglot.transpile(text, read=read, write=write)[0])
+        except (SqlglotError, IndexError) as e:
+            problems.append(
+                f"{doc.where((*path, *where))}: cannot translate from {read} to {write}:"
+                f" {str(e).splitlines()[0][:200]}"
+            )
+            return text
+
+    metrics = [
+        m.model_copy(update={"formula": translate(m.formula, ("metrics", i, "formula"))})
+        if m.formula
+        else m
+        for i, m in enumerate(dataset.metrics)
+    ]
+    filters = [translate(f, ("filters", i)) for i, f in enumerate(dataset.filters)]
+    return dataset.model_copy(update={"metrics": metrics, "filters": filters})

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, timedelta
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -97,6 +97,13 @@ class Defaults(Base):
     )
     quiet_hours: QuietHours | None = Field(
         None, description="Daily window with no notifications (still logged)."
+    )
+    formula_dialect: Literal["duckdb", "postgres", "mysql", "sqlite", "clickhouse"] | None = Field(
+        None,
+        description="The SQL dialect formulas and filters are written in, when not the"
+        " source's: they are translated to the source's with sqlglot (DuckDB's `/` divides"
+        " as fractions, PostgreSQL's and SQLite's divide integers: a cast is added)."
+        " Default: each source's own dialect.",
     )
     channels: list[str] = Field(
         default_factory=list,
