@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import json
-import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
@@ -24,6 +21,7 @@ from vigil.sources.pyworker import (
     Target,
     Worker,
     call,
+    loaded,
     takes_window,
 )
 from vigil.timeutil import to_naive_utc
@@ -96,15 +94,20 @@ class PythonSource:
         yield
 
     def check(self, dataset: Dataset) -> list[str]:
-        """The function must load (in the child process when isolated)."""
+        """The function must load — in the child process when isolated (Vigil's own process
+        runs no user code then); inline code is only compiled."""
         try:
             target = self._target(dataset)
-            if not target.code:
-                load_function(target.spec, self.root)
-            else:
+            if target.code:
                 compile(target.code, target.label or "<ingest_fn>", "exec")
+            elif self.config.isolate:
+                self._worker.call(target, {}, None, self.config.timeout.total_seconds())
+            else:
+                loaded(target, self.root)
         except SourceError as e:
             return [f"{dataset.where}: {e}"]
+        except (CallFailedError, CallTimeoutError) as e:
+            return [f"{dataset.where}: function '{target.describe()}': {e}"]
         except SyntaxError as e:
             return [f"{dataset.where}: ingest_fn line {e.lineno}: {e.msg}"]
         return []
@@ -112,31 +115,6 @@ class PythonSource:
     def close(self) -> None:
         """Stop the child process, if one runs."""
         self._worker.stop()
-
-
-def load_function(spec: str, root: Path) -> Callable[..., Any]:
-    """Import `module:function` or `file.py:function` (relative to the project root)."""
-    target, _, name = spec.rpartition(":")
-    try:
-        if target.endswith(".py"):
-            path = Path(target) if Path(target).is_absolute() else root / target
-            module_name = f"vigil_user_{path.stem}_{abs(hash(str(path)))}"
-            loader_spec = importlib.util.spec_from_file_location(module_name, path)
-            if loader_spec is None or loader_spec.loader is None or not path.exists():
-                raise SourceError(f"function '{spec}': file {path} does not exist")
-            module = importlib.util.module_from_spec(loader_spec)
-            sys.modules[module_name] = module
-            loader_spec.loader.exec_module(module)
-        else:
-            module = importlib.import_module(target)
-    except SourceError:
-        raise
-    except Exception as e:
-        raise SourceError(f"function '{spec}': cannot import: {type(e).__name__}: {e}") from e
-    function = getattr(module, name, None)
-    if not callable(function):
-        raise SourceError(f"function '{spec}': no callable named '{name}' in {target}")
-    return function  # type: ignore[no-any-return]
 
 
 def contract_frame(

@@ -104,18 +104,26 @@ def load(target: Target, root: Path) -> Any:
             module = importlib.import_module(where)
         function = getattr(module, name, None)
     if not callable(function):
-        raise CallFailedError(f"no function named '{target.name}' in {target.describe()}")
+        raise CallFailedError(f"no callable named '{name}' in {target.describe()}")
     return function
 
 
-def call(target: Target, root: Path, args: dict[str, Any], window: tuple[Any, ...]) -> Any:
-    """Load and call the function; its DataFrame, or CallFailedError saying what went wrong."""
+def loaded(target: Target, root: Path) -> Any:
+    """`load`, with whatever importing it raised as CallFailedError."""
     try:
-        function = load(target, root)
+        return load(target, root)
     except CallFailedError:
         raise
     except Exception as e:
         raise CallFailedError(f"cannot load: {type(e).__name__}: {e}") from e
+
+
+def call(target: Target, root: Path, args: dict[str, Any], window: tuple[Any, ...] | None) -> Any:
+    """Load and call the function; its DataFrame, or CallFailedError saying what went wrong.
+    With no window (None, not `()`), only load it: a check."""
+    function = loaded(target, root)
+    if window is None:
+        return None
     try:
         frame = function(*window, **args)
     except Exception as e:
@@ -162,7 +170,11 @@ class Worker:
         self._conn: Any = None
 
     def call(
-        self, target: Target, args: dict[str, Any], window: tuple[Any, ...], timeout: float
+        self,
+        target: Target,
+        args: dict[str, Any],
+        window: tuple[Any, ...] | None,
+        timeout: float,
     ) -> pd.DataFrame:
         if self._process is None or not self._process.is_alive():
             self._start()
