@@ -85,9 +85,10 @@ def panel_sql(dialect: Dialect, dataset: Dataset, metric: str) -> dict[str, str]
 def dashboard(dialect: Dialect, dataset: Dataset, project: Project) -> dict[str, Any]:
     """One dataset's dashboard: a time-series panel per metric, alerts as annotations."""
     source = {"type": dialect.plugin, "uid": UID}
+    sql = {m.name: panel_sql(dialect, dataset, m.name) for m in dataset.metrics}
     panels = []
     for i, metric in enumerate(dataset.metrics):
-        queries = panel_sql(dialect, dataset, metric.name)
+        queries = sql[metric.name]
         targets = [
             {
                 "refId": "A",
@@ -140,9 +141,9 @@ def dashboard(dialect: Dialect, dataset: Dataset, project: Project) -> dict[str,
             "datasource": source,
             "enable": True,
             "iconColor": "red",
-            "rawQuery": panel_sql(dialect, dataset, metric.name)["annotations"],
+            "rawQuery": sql[metric.name]["annotations"],
             "target": {
-                "rawSql": panel_sql(dialect, dataset, metric.name)["annotations"],
+                "rawSql": sql[metric.name]["annotations"],
                 "format": "table",
                 "refId": "Anno",
             },

@@ -161,6 +161,12 @@ class AlertStatus(StrEnum):
     LLM_REJECTED = "llm_rejected"  # `llm: confirm` and the model thought it normal
 
 
+# The alerts a person was told of (or would have been, notifications off), and the filters
+# that lists of alerts (the CLI, the API, the alerts page) take: those, one decision, or all.
+SENT_STATUSES = (AlertStatus.NOTIFY, AlertStatus.MUTED)
+ALERT_FILTERS = ("sent", *(s.value for s in AlertStatus if s is not AlertStatus.NOTIFY), "all")
+
+
 @dataclass(frozen=True)
 class Alert:
     """A monitor's decision about one anomalous result."""

@@ -14,7 +14,7 @@ from vigil.cli.base import TIME, echo, handle_errors, main, project_of, time_of
 from vigil.clock import SystemClock
 from vigil.config.graph import render_dot, render_mermaid, render_text, run_counts
 from vigil.errors import VigilError
-from vigil.model import AlertStatus, RunRecord, Segment, Silence
+from vigil.model import ALERT_FILTERS, AlertStatus, RunRecord, Segment, Silence
 from vigil.notify.incidents import grouped_incidents
 from vigil.numbers import format_number
 from vigil.store.base import AlertRow
@@ -119,7 +119,7 @@ def write_png(dot_source: str, output: Path) -> None:
         raise VigilError(f"dot failed: {done.stderr.strip()[:300]}")
 
 
-STATUSES = ("sent", *(s.value for s in AlertStatus if s is not AlertStatus.NOTIFY), "all")
+STATUSES = ALERT_FILTERS
 
 
 @main.command()

@@ -162,10 +162,15 @@ def acknowledged(store: Store, keys: list[str]) -> bool:
     return any(a.action == "ack" for key in keys for a in store.list_actions(key))
 
 
+def edit_key(press: str) -> str:
+    """The key of the edit a press queues."""
+    return hashlib.sha256(f"action|{press}".encode()).hexdigest()[:32]
+
+
 def edit_of(message: Notification, line: str, press: str) -> Notification:
     """The queued edit of a message after a press: its text with the press's line."""
     return Notification(
-        key=hashlib.sha256(f"action|{press}".encode()).hexdigest()[:32],
+        key=edit_key(press),
         monitor=message.monitor,
         channel=message.channel,
         series=message.series,
@@ -240,7 +245,7 @@ def telegram_update(
             channel.answer(str(query["id"]), answer)
         except NotifyError as e:  # the press is done; only the spinner stays
             log.warning("telegram %s: answerCallbackQuery failed: %s", channel.name, e)
-    return None if message is None else edit_of(message, "", press.id).key
+    return None if message is None else edit_key(press.id)
 
 
 def _resolve(
@@ -381,5 +386,5 @@ def slack_press(
     if why:
         press = replace(press, outcome=f"refused: {why}")
     answer = record_press(project, store, press, message, button, "Slack")
-    edit = None if message is None else edit_of(message, "", press.id).key
+    edit = None if message is None else edit_key(press.id)
     return SlackAnswer(200, answer, edit)

@@ -41,7 +41,7 @@ def render_chart(data: ChartData, tz: str, others: Sequence[ChartData] = ()) -> 
     """A PNG of the chart, y axis from 0, times in the project's zone; with `others` (an
     incident's other members, up to four), small charts of them below, in one image that
     stays readable at a phone's width."""
-    plt, mdates = _pyplot()
+    plt, mdates = pyplot()
     zone = get_zone(tz)
     small = list(others)[:MULTIPLES]
     rows = 0 if not small else (1 if len(small) <= 2 else 2)
@@ -69,7 +69,7 @@ def _small(ax: Axes, data: ChartData, zone: Any) -> None:
     """One other member: today against yesterday, its anomaly marked, its change in the title."""
     from matplotlib.ticker import FuncFormatter, MaxNLocator
 
-    _, mdates = _pyplot()
+    _, mdates = pyplot()
     times = mdates.date2num([t.astimezone(zone) for t in data.times])
     for values in list(data.overlays.values())[:1]:
         ax.plot(times, values, color="#8c8c8c", linestyle="--", linewidth=1.0)
@@ -96,7 +96,7 @@ def _titled(text: str, deviation: float | None) -> str:
     return f"{text}  {deviation * 100:+.0f}%"
 
 
-def _pyplot() -> tuple[Any, Any]:
+def pyplot() -> tuple[Any, Any]:
     """matplotlib, imported on the first chart: it costs about half a second of start-up."""
     import matplotlib
 
@@ -133,7 +133,7 @@ def _mark_anomaly(ax: Axes, data: ChartData, times: np.ndarray) -> None:
 def _style(ax: Axes, data: ChartData, zone: Any, tz: str) -> None:
     from matplotlib.ticker import FuncFormatter
 
-    _, mdates = _pyplot()
+    _, mdates = pyplot()
     title = _titled(data.title, data.deviation)
     ax.set_title(f"{title}\n{data.subtitle}", fontsize=13, loc="left")
     peaks = [float(np.nanmax(v)) for v in _all(data) if np.isfinite(v).any()]

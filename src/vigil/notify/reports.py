@@ -171,9 +171,9 @@ def _pct(change: float | None) -> str:
 
 def _sparklines(lines: list[Line], tz: str) -> bytes:
     """Every line's sparkline, one row each, in one image."""
-    from vigil.notify.chart import _pyplot
+    from vigil.notify.chart import pyplot
 
-    plt, _ = _pyplot()
+    plt, _ = pyplot()
     drawn = lines[:ROWS_DRAWN]
     fig, axes = plt.subplots(len(drawn), 1, figsize=(6.4, 0.62 * len(drawn) + 0.3), dpi=110)
     axes = np.atleast_1d(axes)

@@ -28,12 +28,12 @@ from vigil.config import load_project
 from vigil.config.project import Project
 from vigil.config.schema import ConsoleChannelConfig, DuckDBStoreConfig
 from vigil.errors import VigilError
-from vigil.model import AlertStatus, Feedback, FeedbackLabel, Segment
+from vigil.model import SENT_STATUSES, Feedback, FeedbackLabel, Segment
 from vigil.scheduler.replay import replay_cycles
 from vigil.scheduler.schedule import due_times
 from vigil.timeutil import as_utc, parse_instant
 
-FIRED = (AlertStatus.NOTIFY, AlertStatus.MUTED)
+FIRED = SENT_STATUSES
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field, field_validator
 from vigil.config import load_project
 from vigil.config.graph import pipeline_edges, render_text
 from vigil.errors import ConfigError
-from vigil.model import AlertStatus, Feedback, FeedbackLabel, Segment, Silence
+from vigil.model import ALERT_FILTERS, Feedback, FeedbackLabel, Segment, Silence
 from vigil.notify.incidents import grouped_incidents
 from vigil.notify.pipeline import redact
 from vigil.timeutil import parse_duration
@@ -263,9 +263,8 @@ def alerts(
     ] = None,
 ) -> dict[str, Any]:
     """Alerts, newest first, filtered, with deliveries and feedback."""
-    known = {"sent", "all", *(s.value for s in AlertStatus)}
-    if status is not None and status not in known:
-        raise HTTPException(400, f"status: '{status}'; expected one of {', '.join(sorted(known))}")
+    if status is not None and status not in ALERT_FILTERS:
+        raise HTTPException(400, f"status: '{status}'; expected one of {', '.join(ALERT_FILTERS)}")
     chosen = alert_filter(request, metric, segment, monitor, severity, start, end, status)
     return page(queries.alerts(opened, chosen), limit, offset)
 

@@ -12,7 +12,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from vigil.model import AlertStatus
+from vigil.model import ALERT_FILTERS
 from vigil.numbers import format_number
 from vigil.web import queries
 from vigil.web.api import From, To, alert_filter, page, segment_of, validate
@@ -40,7 +40,7 @@ def _percent(value: float | None) -> str:
     return "–" if value is None or value != value else f"{value * 100:+.1f}%"
 
 
-STATUSES = ["sent", *(s.value for s in AlertStatus if s is not AlertStatus.NOTIFY), "all"]
+STATUSES = list(ALERT_FILTERS)
 AlertStatusFilter = Annotated[
     str, Query(description="sent (the default), one decision (cooldown, silenced, …) or all.")
 ]

@@ -14,7 +14,7 @@ import pandas as pd
 
 from vigil.config.project import Metric, Project
 from vigil.errors import NotFoundError, VigilError
-from vigil.model import DeliveryStatus, Feedback, Segment, SeriesKey, Status
+from vigil.model import SENT_STATUSES, DeliveryStatus, Feedback, Segment, SeriesKey, Status
 from vigil.notify.incidents import grouped_incidents
 from vigil.scheduler.ingest import watermark
 from vigil.store.base import AlertRow, Store
@@ -288,7 +288,7 @@ class AlertFilter:
     status: str | None = None
 
 
-SENT = ("notify", "muted")
+SENT = tuple(s.value for s in SENT_STATUSES)
 
 
 def alerts(store: Store, chosen: AlertFilter) -> list[dict[str, Any]]:
