@@ -29,4 +29,9 @@ def test_demo_catches_every_incident_within_30_minutes(tmp_path: Path) -> None:
     assert all(is_png(p.read_bytes()) for p in charts)
     text = out.getvalue()
     assert "=== Demo summary ===" in text
-    assert "Owners: @feed_team @android_lead" in text
+    # One message per incident: the Android outage in the feed and the messenger is one.
+    messages = summary["messages"]
+    assert isinstance(messages, dict)
+    assert sum(messages.values()) <= 10
+    assert text.count("feed + messenger on os=Android:") == 1
+    assert "Owners: @messenger_team @feed_team @android_lead" in text

@@ -186,6 +186,7 @@ class DeliveryStatus(StrEnum):
     SENT = "sent"
     FAILED = "failed"
     GAVE_UP = "gave_up"
+    MERGED = "merged"  # a later message of the same incident and bucket says it all
 
 
 @dataclass(frozen=True)

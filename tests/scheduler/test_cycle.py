@@ -743,7 +743,7 @@ def test_an_incident_that_doubles_gets_one_follow_up_not_a_message_per_bucket(
     assert first.delivery.sent == 1
     grown = run_cycle(app, DROP + 2 * STEP)
     assert grown.delivery.sent == 1
-    assert "🟠 Growing: events: 4 anomalies in 2 metrics" in out.getvalue()
+    assert "🟠 Growing: events on os=Android: 4 anomalies in 2 metrics" in out.getvalue()
     assert len(grown.sent_alerts) >= 3
     later = [run_cycle(app, DROP + k * STEP) for k in (3, 4)]
     assert sum(r.delivery.sent for r in later) == 0  # no doubling again: held

@@ -18,7 +18,7 @@ from vigil.clock import SystemClock
 from vigil.config import load_project
 from vigil.demo.project import write_project
 from vigil.demo.simulate import Incident, simulate
-from vigil.model import Alert, AlertStatus
+from vigil.model import Alert, AlertStatus, DeliveryStatus
 from vigil.scheduler.replay import replay_cycles
 from vigil.scheduler.schedule import due_times
 from vigil.timeutil import as_utc
@@ -104,7 +104,7 @@ def run_demo(
         messages = Counter(
             row["kind"] or "alert"
             for row in app.store.notification_rows()
-            if row["channel"] == "console"
+            if row["channel"] == "console" and row["status"] == DeliveryStatus.SENT.value
         )
     summary = summarize(
         incidents, alerts, replay_days, time.monotonic() - began, directory, silences, messages

@@ -24,12 +24,10 @@ from vigil.model import (
     AnalysisResult,
     Bucket,
     Notification,
-    Segment,
     SeriesKey,
     Severity,
 )
 from vigil.notify import grouping
-from vigil.notify.actions import acknowledged
 from vigil.notify.chart import MULTIPLES, ChartData, render_chart
 from vigil.notify.llm import second_opinions
 from vigil.notify.message import Message, MessageInputs, compose_message, render_links
@@ -37,6 +35,7 @@ from vigil.notify.rules import (
     channels_for,
 )
 from vigil.notify.templates import TemplateError, render, template_context
+from vigil.notify.told import already_told, earlier_in_bucket
 from vigil.store.base import Store
 
 log = logging.getLogger(__name__)
@@ -98,7 +97,19 @@ def compose(project: Project, store: Store, alerts: list[Alert]) -> Composed:
                 routed[id(a)] += 1
         keys = [k for ks in bundle.members.values() for k in ks]
         monitors = sorted({k[0] for k in keys})
-        told = _already_told(project, store, channel, monitors, bundle.name, bucket, members)
+        earlier = earlier_in_bucket(project, store, channel, bundle.name, bucket, members, monitors)
+        if earlier is not None and earlier.members:  # joins this bucket's pending message
+            store.supersede(earlier.keys)
+            made.incident(
+                sorted({*monitors, *earlier.monitors}),
+                " + ".join([*earlier.names, bundle.name]),
+                earlier.members + members,
+                channel,
+                update=earlier.growing,
+                joined=True,
+            )
+            continue
+        told = already_told(project, store, channel, monitors, bundle.name, bucket, members)
         if told == "held":
             for group in members:
                 for a in group:
@@ -195,9 +206,11 @@ class _Made:
         members: list[list[Alert]],
         channel: str,
         update: bool = False,
+        joined: bool = False,
     ) -> None:
         """One message for a bundle of series: the lead member's chart and monitor, every
-        member's owners (once each)."""
+        member's owners (once each). A `joined` message replaces pending ones of the same
+        bucket, so its key counts its members (never the key of one it replaces)."""
         project = self.project
         order = grouping.ranked(members)
         lead = order[0]
@@ -238,7 +251,8 @@ class _Made:
         made = _per_channel(
             lead_monitor, series, bucket, message, image, owners, severity, "incident", [channel]
         )
-        key = notification_key("+".join(monitors), channel, SeriesKey(f"incident:{name}"), bucket)
+        keyed = f"incident:{name}" + (f"#{len(order)}" if joined else "")
+        key = notification_key("+".join(monitors), channel, SeriesKey(keyed), bucket)
         told = tuple(
             sorted(
                 {
@@ -249,69 +263,6 @@ class _Made:
             )
         )
         self.notifications.extend(replace(n, key=key, members=told) for n in made)
-
-
-def _already_told(
-    project: Project,
-    store: Store,
-    channel: str,
-    monitors: list[str],
-    name: str,
-    bucket: Bucket,
-    members: list[list[Alert]],
-) -> str:
-    """`new` when no message about this incident went to the channel within the cooldown;
-    else `held` (it updates that incident, no new message) — unless it is more severe than
-    what was said (`new`) or has at least doubled, by three series or more (`grown`: one
-    follow-up; the next needs another doubling)."""
-    configs = [project.monitors[m] for m in monitors]
-    cooldown = max((project.cooldown_for(m) for m in configs), default=None)
-    if not cooldown:
-        return "new"
-    since = bucket.start - cooldown
-    told = store.recent_messages(channel, since, bucket.start)
-    order = list(Severity)
-    known = {s.value for s in Severity}
-    before = [
-        order.index(Severity(s)) if s in known else len(order)
-        for monitor_id, metric, segment, s in told
-        if monitor_id in project.monitors and _bundle(project, monitor_id, metric, segment) == name
-    ]
-    if not before:
-        return "new"
-    now = min(order.index(a.severity) for g in members for a in g)
-    if now < min(before):
-        return "new"  # more severe than what was already said
-    sent = {
-        (row.result.series.metric, row.result.series.segment.key)
-        for row in store.list_alerts(since=since, until=bucket.start)
-        if row.status == AlertStatus.NOTIFY.value
-        and row.monitor in project.monitors
-        and _bundle(project, row.monitor, row.result.series.metric, row.result.series.segment.key)
-        == name
-    }
-    size = len(
-        sent | {(g[0].result.series.metric, g[0].result.series.segment.key) for g in members}
-    )
-    if sent and size >= max(2 * len(sent), len(sent) + 3):
-        # Someone pressed Acknowledge on the message: they know; no "Growing" follow-up.
-        keys = [
-            n.key
-            for n in store.told(since)
-            if n.channel == channel
-            and any(
-                m in project.monitors and _bundle(project, m, x, key) == name
-                for m, x, key in n.members
-            )
-        ]
-        return "held" if acknowledged(store, keys) else "grown"
-    return "held"
-
-
-def _bundle(project: Project, monitor: str, metric: str, segment: str) -> str | None:
-    return grouping.bundle_name(
-        project, project.monitors[monitor], metric, Segment.from_key(segment)
-    )
 
 
 def _severity(alerts: list[Alert]) -> str:

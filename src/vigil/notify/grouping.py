@@ -78,8 +78,9 @@ def incident_message(
     local = lead.bucket.start.astimezone(get_zone(tz))
     segments = Counter(g[0].result.series.segment.label() for g in order)
     metrics = {g[0].result.series.metric for g in order}
-    common = next(iter(segments)) if len(segments) == 1 else None
-    where = f" on {common}" if common and common != "total" else ""
+    # "on os=Android" when one slice is all there is besides the totals it moves.
+    slices = [label for label in segments if label != "total"]
+    where = f" on {slices[0]}" if len(slices) == 1 else ""
     headline_parts = _headline(project, order)
     shown = bundle.split(" · ")[0]  # a group_by split shows as "on os=Android"
     title = f"{shown}{where}: {len(order)} anomalies in {len(metrics)} metric" + (

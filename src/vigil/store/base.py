@@ -382,6 +382,14 @@ class Store(Protocol):
         """Sent messages about series for buckets from `since`, with members and remote ids."""
         ...
 
+    def pending_messages(self, channel: str, bucket: datetime) -> list[Notification]:
+        """Alert and incident messages to `channel` about `bucket` not yet sent (no image)."""
+        ...
+
+    def supersede(self, keys: list[str]) -> None:
+        """Mark still pending messages `merged` (a later message says all they said)."""
+        ...
+
     def set_remote_ref(self, key: str, ref: str) -> None:
         """Remember the channel's id of a sent message."""
         ...

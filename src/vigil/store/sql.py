@@ -271,11 +271,14 @@ class SQLStore(ChatActionsMixin):
                 like="metric_values",
                 sql=(
                     "INSERT INTO series (metric, segment)"
-                    " SELECT DISTINCT metric, segment FROM incoming ON CONFLICT DO NOTHING",
+                    " SELECT DISTINCT metric, segment FROM incoming ORDER BY metric, segment"
+                    " ON CONFLICT DO NOTHING",
                     "INSERT INTO metric_values"
                     " (metric, segment, granularity, bucket, value, updated_at, series_id)"
                     " SELECT metric, segment, granularity, bucket, value, updated_at, s.id"
                     " FROM incoming JOIN series s USING (metric, segment)"
+                    # Rows locked in key order: concurrent writers wait, never deadlock.
+                    " ORDER BY metric, segment, granularity, bucket"
                     " ON CONFLICT (metric, segment, granularity, bucket)"
                     " DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at"
                     " WHERE metric_values.value IS DISTINCT FROM excluded.value",
@@ -297,6 +300,7 @@ class SQLStore(ChatActionsMixin):
             like="metric_payloads",
             sql="INSERT INTO metric_payloads"
             " SELECT metric, segment, granularity, bucket, payload FROM incoming"
+            " ORDER BY metric, segment, granularity, bucket"
             " ON CONFLICT (metric, segment, granularity, bucket)"
             " DO UPDATE SET payload = excluded.payload",
         )
@@ -533,6 +537,7 @@ class SQLStore(ChatActionsMixin):
             like="analysis_results",
             sql=f"INSERT INTO analysis_results ({_RESULT_COLUMNS}, created_at)"
             f" SELECT {_RESULT_COLUMNS}, created_at FROM incoming"
+            " ORDER BY analyzer, metric, segment, granularity, bucket"
             " ON CONFLICT (analyzer, metric, segment, granularity, bucket) DO UPDATE SET "
             + ", ".join(f"{c} = excluded.{c}" for c in _RESULT_UPDATED),
         )
@@ -655,7 +660,8 @@ class SQLStore(ChatActionsMixin):
         )
         rows = self._rows(
             "SELECT monitor, metric, segment, bucket, channel, status, last_error"
-            f" FROM notifications {clause} ORDER BY channel",
+            f" FROM notifications {clause}{' AND' if clause else ' WHERE'}"
+            " status <> 'merged' ORDER BY channel",
             params,
         )
         out: dict[tuple[str, str, str, datetime], list[tuple[str, str, str]]] = {}
@@ -983,6 +989,27 @@ class SQLStore(ChatActionsMixin):
         )
         return [self._notification(row) for row in rows]
 
+    def pending_messages(self, channel: str, bucket: datetime) -> list[Notification]:
+        """Alert and incident messages to `channel` about `bucket` not yet sent (no image):
+        what a later dataset of the same cycle joins."""
+        rows = self._rows(
+            "SELECT key, monitor, channel, metric, segment, granularity, bucket, title, text,"
+            f" html, NULL, status, attempts, parts_sent, last_error, {_TAIL}"
+            " FROM notifications WHERE status = 'pending' AND channel = ? AND bucket = ?"
+            " AND kind IN ('alert', 'incident') AND members <> '' ORDER BY created_at, key",
+            [channel, to_naive_utc(bucket)],
+        )
+        return [self._notification(row) for row in rows]
+
+    def supersede(self, keys: list[str]) -> None:
+        """Mark still pending messages `merged`: a later message of the same incident says
+        all they said, and they are never sent."""
+        for key in keys:
+            self._run(
+                "UPDATE notifications SET status = 'merged' WHERE key = ? AND status = 'pending'",
+                [key],
+            )
+
     def messages_by_ref(self, channel: str, remote_ref: str) -> list[Notification]:
         """Every notification of the channel with that message id."""
         rows = self._rows(
@@ -1102,7 +1129,7 @@ def prune_targets(
         ("analysis_results", "bucket < ?", results_before),
         ("alerts", "bucket < ?", results_before),
         ("incidents", "status = 'resolved' AND last_anomaly_bucket < ?", results_before),
-        ("notifications", "status IN ('sent', 'gave_up') AND bucket < ?", results_before),
+        ("notifications", "status IN ('sent', 'gave_up', 'merged') AND bucket < ?", results_before),
         ("runs", "started_at < ?", results_before),
         ("silences", "ends_at < ?", results_before),
     ]
