@@ -33,5 +33,6 @@ def test_demo_catches_every_incident_within_30_minutes(tmp_path: Path) -> None:
     messages = summary["messages"]
     assert isinstance(messages, dict)
     assert sum(messages.values()) <= 10
-    assert text.count("feed + messenger on os=Android:") == 1
+    # (at most one "Growing:" follow-up besides it)
+    assert text.count("\n🟠 feed + messenger on os=Android:") == 1
     assert "Owners: @messenger_team @feed_team @android_lead" in text

@@ -38,6 +38,7 @@ from vigil.config.project import (
     targets_name,
 )
 from vigil.config.ratios import resolve_ratios
+from vigil.config.recommended import default_monitor, recommended_analyzers
 from vigil.config.schema import (
     AnalyzerConfig,
     CompositeConfig,
@@ -156,8 +157,10 @@ def _resolve(
     they are fatal)."""
     problems: list[str] = []
     analyzers = _collect_unique(docs, "analyzers", problems)
-    _override_analyzers(analyzers, overrides, problems)
     monitors = with_default_channels(_collect_unique(docs, "monitors", problems), settings)
+    if not analyzers and not monitors and settings.defaults.analyzers == "recommended":
+        analyzers, monitors = recommended_analyzers(), default_monitor(settings)
+    _override_analyzers(analyzers, overrides, problems)
     _collect_unique(docs, "datasets", problems)
     datasets: list[Dataset] = []
     seen_metrics: dict[str, str] = {}

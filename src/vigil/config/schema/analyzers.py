@@ -188,6 +188,13 @@ class SameTimeComparisonConfig(AnalyzerBase):
         " one-sided p-value of an overdispersed Poisson test; see docs/analyzers.md). null:"
         " size alone decides.",
     )
+    level_window: Duration | None = Field(
+        None,
+        description="Scale each lag's baseline by how the day runs: the ratio of the values"
+        " in this window before the compared buckets to the same window at the lag (e.g. 4h),"
+        " so that a uniformly quieter day (a holiday, a slow Sunday) is not an anomaly while a"
+        " sudden change within the day is. null: no scaling.",
+    )
 
 
 class FixedConfig(AnalyzerBase):

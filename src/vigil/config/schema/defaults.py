@@ -117,6 +117,13 @@ class Defaults(Base):
         " tools and Grafana. Metrics with `rollup` derive them from the stored values; the"
         " others are recomputed by a SQL source.",
     )
+    analyzers: Literal["recommended", "none"] = Field(
+        "recommended",
+        description="What a project that defines no analyzers and no monitors gets:"
+        " `recommended` (a same-time comparison of every metric against a day and a week ago,"
+        " scaled by how the day runs, with the count test; and a monitor `default` to"
+        " `defaults.channels` or every channel; see docs/analyzers.md) or `none`.",
+    )
     history: Duration = Field(
         timedelta(days=8),
         description="How much history the first cycle ingests when the store has none.",
