@@ -76,7 +76,7 @@ class SameTimeComparisonAnalyzer:
         factor = np.ones_like(base)
         # The level is the day's own: read only after its midnight, once half the window is.
         today = min(level, _since_midnight(matrix, target - n + 1))
-        levelled = bool(level) and today * 2 >= level
+        levelled = bool(level) and today >= min(level, LEVEL_MIN)
         if levelled:
             week = max(1, round(7 * 86400 / matrix.granularity.seconds))
             factor, kept = day_levels(
@@ -237,6 +237,8 @@ LEVEL_RANGE = 0.3
 # How much a window's bucket-by-bucket ratios may disagree (interquartile range of their logs)
 # and still be one level: noise of counts in the hundreds is about 0.15.
 LEVEL_SPREAD = 0.3
+# Buckets of today a level is read from at the least (an hour of 15-minute buckets).
+LEVEL_MIN = 4
 
 
 def day_levels(factors: np.ndarray, before: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -262,7 +264,9 @@ def day_levels(factors: np.ndarray, before: np.ndarray) -> tuple[np.ndarray, np.
         alike = np.abs(logs - nearest[None, :]) <= close
         recurs = np.abs(logs - np.log(before)) <= close
     scaled = own[None, :] & told & (alike | recurs)
-    keep = ~(own[None, :] & told & ~scaled)
+    # Left out only when the week before tells that this lag's difference is not a weekly
+    # one; when it cannot tell (too few or too noisy values), the lag stays, unscaled.
+    keep = ~(own[None, :] & told & ~scaled & ~np.isnan(before))
     return np.where(scaled, factors, 1.0), keep
 
 

@@ -144,6 +144,9 @@ def bench_nab(
         )
 
 
+DEFAULT_SCENARIO_END = "2026-12-04"
+
+
 @bench.command("scenarios")
 @click.option(
     "--seeds",
@@ -164,9 +167,15 @@ def bench_nab(
     type=click.IntRange(2, 14),
     help="Days replayed (one is the quieter day).",
 )
+@click.option(
+    "--end",
+    default=DEFAULT_SCENARIO_END,
+    show_default=True,
+    help="The scenarios' last midnight (UTC); another one shifts the weekdays.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @handle_errors
-def bench_scenarios(seeds: str | None, sets: str, days: int, as_json: bool) -> None:
+def bench_scenarios(seeds: str | None, sets: str, days: int, end: str, as_json: bool) -> None:
     """Replay simulated apps with labelled incidents through analyzer sets: incidents caught
     within 30 minutes, false alerts per day per 10 series, alerts on a quieter day."""
     from vigil.quality.scenario_bench import HELD_OUT_SEEDS, SETS, TUNING_SEEDS, render, run
@@ -184,8 +193,11 @@ def bench_scenarios(seeds: str | None, sets: str, days: int, as_json: bool) -> N
         )
     except ValueError:
         raise VigilError(f"--seeds: expected comma-separated integers, got {seeds!r}") from None
-    end = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-    scores = run(numbers, chosen, end, replay_days=days)
+    try:
+        last = datetime.fromisoformat(end).replace(tzinfo=UTC)
+    except ValueError:
+        raise VigilError(f"--end: expected a date like 2026-12-04, got {end!r}") from None
+    scores = run(numbers, chosen, last, replay_days=days)
     if as_json:
         echo(
             json.dumps(

@@ -26,6 +26,7 @@ from vigil.cli.base import (
 )
 from vigil.clock import SystemClock
 from vigil.config.loader import load_partial
+from vigil.config.project import Project
 from vigil.errors import ConfigError, VigilError
 from vigil.notify.actions import poll_chat_actions
 from vigil.scheduler.backfill import backfill_buckets, run_backfill
@@ -118,18 +119,37 @@ def replay(ctx: click.Context, start_text: str, end_text: str, no_notify: bool) 
 
 @main.command()
 @click.option("--web/--no-web", default=True, help="Serve the dashboard too (web.with_run).")
+@click.option(
+    "--worker",
+    is_flag=True,
+    help="Share the work with other `vigil run --worker` processes through the PostgreSQL"
+    " store: each dataset's cycle is a job one of them claims (docs/deploy.md).",
+)
+@click.option(
+    "--at",
+    "at_text",
+    type=TIME,
+    help="With --worker: queue the cycles due at this time, run queued jobs until none is"
+    " left, and exit (a one-shot worker).",
+)
 @click.pass_context
 @handle_errors
-def run(ctx: click.Context, web: bool) -> None:
+def run(ctx: click.Context, web: bool, worker: bool, at_text: str | None) -> None:
     """Run cycles on schedule until SIGTERM or Ctrl-C (the current cycle finishes first).
 
     Only one `vigil run` per store works at a time (a lock in the store); others wait as
-    standby. Edits of the configuration are validated and picked up without a restart.
+    standby — unless they are `--worker`s, which share the datasets' cycles. Edits of the
+    configuration are validated and picked up without a restart.
     """
     project = project_of(ctx)
     clock = SystemClock()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: clock.stop())
+    if at_text is not None and not worker:
+        raise VigilError("--at goes with --worker (for one cycle without workers: vigil check)")
+    if worker:
+        _run_worker(project, clock, time_of(at_text, project))
+        return
     echo(f"vigil run: {len(project.datasets)} datasets; Ctrl-C to stop")
     server = None
     if web and project.settings.web.with_run:
@@ -153,6 +173,23 @@ def run(ctx: click.Context, web: bool) -> None:
         if server is not None:
             server.stop()
     echo("vigil run: stopped")
+
+
+def _run_worker(project: Project, clock: SystemClock, at: datetime | None) -> None:
+    from vigil.scheduler.loop import default_owner
+    from vigil.scheduler.workers import JobQueue, Worker, worker_store
+
+    with running_app(project, clock) as app:
+        name = default_owner()
+        queue = JobQueue(worker_store(app), name)
+        echo(f"vigil run --worker {name}: {len(project.datasets)} datasets; Ctrl-C to stop")
+        try:
+            ran = Worker(app, queue).run(
+                at, on_cycle=lambda r: print_report(r, app.project, verbose=False)
+            )
+        finally:
+            queue.close()
+    echo(f"vigil run --worker: stopped after {ran} jobs")
 
 
 @main.command()

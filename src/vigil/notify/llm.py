@@ -20,7 +20,6 @@ from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any
 
-import httpx
 import pandas as pd
 
 from vigil.config.project import Project
@@ -107,6 +106,8 @@ def ask(config: LLMConfig, text: str) -> Opinion:
         "messages": [{"role": "system", "content": SYSTEM}, {"role": "user", "content": text}],
     }
     url = config.base_url.rstrip("/") + "/chat/completions"
+    import httpx  # on first use: a cycle without an LLM second opinion never loads it
+
     try:
         with httpx.Client(timeout=config.timeout.total_seconds()) as client:
             response = client.post(url, json=body, headers=headers)

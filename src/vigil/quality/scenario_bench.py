@@ -19,7 +19,7 @@ from pathlib import Path
 from vigil.quality.backtest import backtest
 from vigil.quality.scenarios import Scenario, draw, write_project
 
-TUNING_SEEDS = (1, 2, 3, 4, 5, 6)
+TUNING_SEEDS = tuple(range(1, 13))
 HELD_OUT_SEEDS = (101, 102, 103, 104, 105, 106)
 CAUGHT_WITHIN = timedelta(minutes=30)
 AFTERMATH = timedelta(hours=1)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -114,8 +114,11 @@ def run_cycle(
     kind: str = "cycle",
     bulk: Mapping[str, BulkDataset] | None = None,
     runs: list[RunRecord] | None = None,
+    datasets: Collection[str] | None = None,
 ) -> CycleReport:
     """Evaluate every dataset's newly complete buckets at `at`, then deliver the outbox.
+
+    With `datasets`, only those (a worker's job is one dataset's cycle).
 
     With `scheduled_only`, a dataset with a cron `schedule` runs only at its fire times.
     A failing dataset is reported and skipped; the others still run. A dataset in `bulk`
@@ -127,6 +130,8 @@ def run_cycle(
     records: list[RunRecord] = []
     with app.session():
         for dataset in app.project.datasets:
+            if datasets is not None and dataset.name not in datasets:
+                continue
             outcome = DatasetOutcome(dataset.name)
             if scheduled_only and not is_fire_time(dataset, at):
                 outcome.skipped = "not scheduled"

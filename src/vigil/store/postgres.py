@@ -42,6 +42,11 @@ class PostgresStore(SQLStore):
         self.url = url
         self.schema = schema
 
+    def connection(self) -> psycopg.Connection[Any]:
+        """A connection of the caller's own (autocommit, in the store's schema): for work that
+        holds locks for as long as it runs (the workers' job claims)."""
+        return self._open()
+
     def _open(self) -> psycopg.Connection[Any]:
         try:
             conn = psycopg.connect(self.url, autocommit=True, connect_timeout=30)
