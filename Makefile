@@ -39,12 +39,14 @@ typecheck: $(STAMP)
 docs: $(STAMP)
 	$(BIN)/python -m vigil.config.reference > docs/configuration.md
 
-bench: $(STAMP)
+bench: $(STAMP) services
 	$(BIN)/python bench/analyzers.py
 	$(BIN)/python bench/web.py
 	$(BIN)/python bench/stores.py
 	$(BIN)/python bench/replay.py
 	$(BIN)/python bench/cycle.py --series 1000 10000
+	$(BIN)/python bench/workers.py
+	$(BIN)/vigil bench scenarios
 
 clean:
 	rm -rf $(VENV) demo-project .mypy_cache .ruff_cache .pytest_cache

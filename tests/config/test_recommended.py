@@ -67,3 +67,27 @@ def test_the_recommended_set_alerts_on_a_drop(project_dir: ProjectFactory) -> No
     assert ("actions", "os=iOS") not in sent
     assert report.delivery.sent == 1  # one incident message
     assert "monitor default" in out.getvalue()
+
+
+def test_the_docs_state_the_recommended_set_and_the_level_rules_as_the_code_has_them() -> None:
+    from pathlib import Path
+
+    from ruamel.yaml import YAML
+
+    from vigil.analysis import same_time
+    from vigil.config.recommended import recommended_analyzers
+
+    text = (Path(__file__).parents[2] / "docs" / "analyzers.md").read_text()
+    section = text.split("## The recommended default", 1)[1]
+    block = section.split("```yaml\n", 1)[1].split("```", 1)[0]
+    documented = YAML(typ="safe").load(block.replace("[...]", "[console]"))
+    (written,) = documented["analyzers"]
+    (actual,) = recommended_analyzers().values()
+    assert SameTimeComparisonConfig.model_validate(written) == actual
+    assert documented["monitors"][0]["analyzers"] == [actual.id]
+    # The level window's rules, as analyzers.md words them.
+    assert f"at most {same_time.LEVEL_SPREAD:g}" in text
+    assert f"within {same_time.LEVEL_LIMIT:g} times either way" in text
+    assert f"within {1 - same_time.LEVEL_RANGE:g}–1/{1 - same_time.LEVEL_RANGE:g}" in text
+    assert f"at least {same_time.NOISE_BUCKETS} per lag" in text
+    assert f"from {same_time.LEVEL_MIN} buckets of today on" in text

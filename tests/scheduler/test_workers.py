@@ -126,26 +126,37 @@ def worker(root: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
     )
 
 
+def migrated(stack: ExitStack, project_dir: ProjectFactory) -> tuple[SlowHook, Path]:
+    """A slow recording webhook and a project on a fresh, migrated PostgreSQL store."""
+    web = stack.enter_context(_served(SlowHook()))
+    store = stack.enter_context(store_yaml("postgres"))
+    root = project_on_postgres(project_dir, store, f"{web.url}/hook")
+    migrate = [sys.executable, "-m", "vigil.cli", "--project", str(root), "store", "migrate"]
+    subprocess.run(migrate, env=dict(os.environ), check=True, capture_output=True)
+    return web, root
+
+
+def outcome(root: Path) -> tuple[list[dict[str, object]], list[dict[str, object]]]:
+    """The jobs and the notifications in the store."""
+    app, _ = app_for(root)
+    queue = JobQueue(worker_store(app), "reader")
+    jobs = queue.jobs()
+    queue.close()
+    rows = app.store.notification_rows()
+    app.close()
+    return jobs, rows
+
+
 @pytest.mark.slow
 def test_two_workers_share_the_datasets_and_send_each_alert_once(
     project_dir: ProjectFactory,
 ) -> None:
     with ExitStack() as stack:
-        web = stack.enter_context(_served(SlowHook()))
-        store = stack.enter_context(store_yaml("postgres"))
-        root = project_on_postgres(project_dir, store, f"{web.url}/hook")
-        env = {**os.environ}
-        migrate = [sys.executable, "-m", "vigil.cli", "--project", str(root), "store", "migrate"]
-        subprocess.run(migrate, env=env, check=True, capture_output=True)
-        runs = [worker(root, env) for _ in range(2)]
+        web, root = migrated(stack, project_dir)
+        runs = [worker(root, dict(os.environ)) for _ in range(2)]
         outputs = [p.communicate(timeout=120)[0].decode() for p in runs]
         assert all(p.returncode == 0 for p in runs), outputs
-        app, _ = app_for(root)
-        queue = JobQueue(worker_store(app), "reader")
-        jobs = queue.jobs()
-        queue.close()
-        rows = app.store.notification_rows()
-        app.close()
+        jobs, rows = outcome(root)
     assert {(j["dataset"], j["status"]) for j in jobs} == {("events", "done"), ("sessions", "done")}
     keys = Counter(r.headers["x-vigil-key"] for r in web.requests)
     assert len(rows) == 6  # total, iOS, Android in each dataset (group: none)
@@ -157,13 +168,8 @@ def test_two_workers_share_the_datasets_and_send_each_alert_once(
 @pytest.mark.slow
 def test_a_killed_workers_job_is_finished_by_another(project_dir: ProjectFactory) -> None:
     with ExitStack() as stack:
-        web = stack.enter_context(_served(SlowHook()))
-        store = stack.enter_context(store_yaml("postgres"))
-        root = project_on_postgres(project_dir, store, f"{web.url}/hook")
-        env = {**os.environ}
-        migrate = [sys.executable, "-m", "vigil.cli", "--project", str(root), "store", "migrate"]
-        subprocess.run(migrate, env=env, check=True, capture_output=True)
-        first = worker(root, env)
+        web, root = migrated(stack, project_dir)
+        first = worker(root, dict(os.environ))
         deadline = time.monotonic() + 60
         while not web.requests and time.monotonic() < deadline:
             time.sleep(0.05)
@@ -171,16 +177,11 @@ def test_a_killed_workers_job_is_finished_by_another(project_dir: ProjectFactory
         first.send_signal(signal.SIGKILL)  # mid-delivery of its first job
         first.communicate(timeout=30)
         killed_at = time.monotonic()
-        second = worker(root, env)
+        second = worker(root, dict(os.environ))
         output = second.communicate(timeout=120)[0].decode()
         assert second.returncode == 0, output
         took_over = time.monotonic() - killed_at
-        app, _ = app_for(root)
-        queue = JobQueue(worker_store(app), "reader")
-        jobs = queue.jobs()
-        queue.close()
-        rows = app.store.notification_rows()
-        app.close()
+        jobs, rows = outcome(root)
     assert {j["status"] for j in jobs} == {"done"}
     assert len(rows) == 6
     assert {r["status"] for r in rows} == {"sent"}

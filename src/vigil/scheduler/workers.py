@@ -33,10 +33,11 @@ from vigil.timeutil import as_utc, to_naive_utc
 
 log = logging.getLogger(__name__)
 
-# pg_advisory_lock key of the scheduling role ("vigsch" in ASCII).
-SCHEDULER_LOCK = 0x766967736368
-# pg_advisory_lock class of the per-dataset locks of running jobs ("vigj").
-DATASET_LOCKS = 0x7669676A
+# pg_advisory_lock classes (the first key; the second is a hash of the store's schema, and of
+# the dataset's name: advisory locks are per database, and several stores may share one).
+SCHEDULER_LOCKS = 0x76696773  # "vigs": the scheduling role of a store
+DATASET_LOCKS = 0x7669676A  # "vigj": a dataset's running job
+TABLE_LOCKS = 0x76696774  # "vigt": creating the jobs table
 POLL = 1.0  # seconds between looks at an empty queue
 
 _TABLE = """
@@ -67,20 +68,24 @@ class JobQueue:
 
     def __init__(self, store: PostgresStore, worker: str) -> None:
         self.worker = worker
+        self.schema = store.schema
         self.conn = store.connection()
         self.lock_conn = store.connection()
         self.scheduling = False
         for conn in (self.conn, self.lock_conn):  # pg_stat_activity names the worker
             conn.execute("SELECT set_config('application_name', %s, false)", [f"vigil {worker}"])
         with self.conn.transaction():
-            self.conn.execute(f"SELECT pg_advisory_xact_lock({SCHEDULER_LOCK} + 1)")
+            self.conn.execute(
+                "SELECT pg_advisory_xact_lock(%s::int, hashtext(%s))", [TABLE_LOCKS, self.schema]
+            )
             self.conn.execute(_TABLE)
 
     def lead(self) -> bool:
         """Whether this worker schedules (taking the role when it is free)."""
         if not self.scheduling:
             row = self.lock_conn.execute(
-                "SELECT pg_try_advisory_lock(%s::bigint)", [SCHEDULER_LOCK]
+                "SELECT pg_try_advisory_lock(%s::int, hashtext(%s))",
+                [SCHEDULER_LOCKS, self.schema],
             ).fetchone()
             self.scheduling = bool(row and row[0])
         return self.scheduling
@@ -131,7 +136,8 @@ class JobQueue:
                 continue  # its oldest job is someone else's: the later ones wait
             tried.add(dataset)
             free = self.conn.execute(
-                "SELECT pg_try_advisory_xact_lock(%s::int, hashtext(%s))", [DATASET_LOCKS, dataset]
+                "SELECT pg_try_advisory_xact_lock(%s::int, hashtext(%s))",
+                [DATASET_LOCKS, f"{self.schema}.{dataset}"],
             ).fetchone()
             if not (free and free[0]):
                 continue

@@ -85,7 +85,7 @@ class PostgresStore(SQLStore):
         holder dies, so a notification left `sending` by a dead process is resumed, never one
         still in flight."""
         with self.session():
-            params = [DELIVERY_LOCKS, key]
+            params = [DELIVERY_LOCKS, f"{self.schema}.{key}"]  # stores may share a database
             got = bool(self._rows("SELECT pg_try_advisory_lock(?, hashtext(?))", params)[0][0])
             try:
                 yield got
