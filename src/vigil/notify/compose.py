@@ -210,7 +210,7 @@ class _Made:
     ) -> None:
         """One message for a bundle of series: the lead member's chart and monitor, every
         member's owners (once each). A `joined` message replaces pending ones of the same
-        bucket, so its key counts its members (never the key of one it replaces)."""
+        bucket, so its key names its members (never the key of one it replaces)."""
         project = self.project
         order = grouping.ranked(members)
         lead = order[0]
@@ -251,8 +251,6 @@ class _Made:
         made = _per_channel(
             lead_monitor, series, bucket, message, image, owners, severity, "incident", [channel]
         )
-        keyed = f"incident:{name}" + (f"#{len(order)}" if joined else "")
-        key = notification_key("+".join(monitors), channel, SeriesKey(keyed), bucket)
         told = tuple(
             sorted(
                 {
@@ -262,6 +260,10 @@ class _Made:
                 }
             )
         )
+        keyed = f"incident:{name}"
+        if joined:  # the members decide the key: the same incident told again is the same key
+            keyed += "#" + hashlib.sha256(repr(told).encode()).hexdigest()[:12]
+        key = notification_key("+".join(monitors), channel, SeriesKey(keyed), bucket)
         self.notifications.extend(replace(n, key=key, members=told) for n in made)
 
 

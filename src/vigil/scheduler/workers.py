@@ -194,9 +194,12 @@ class Worker:
         at = now if self.next_at is None else self.next_at
         if at > now:
             return 0
-        project = self.app.project
-        due = [d.name for d in project.datasets if is_fire_time(d, at)]
-        self.next_at = next_due(project, now)
+        self.next_at = next_due(self.app.project, now)
+        return self.queue_due(at)
+
+    def queue_due(self, at: datetime) -> int:
+        """Queue the datasets due at `at` (a job already queued or done stays as it is)."""
+        due = [d.name for d in self.app.project.datasets if is_fire_time(d, at)]
         return self.queue.enqueue(due, at)
 
     def work_one(self) -> CycleReport | None:
@@ -208,11 +211,13 @@ class Worker:
 
     def run(self, at: datetime | None = None, on_cycle: Any = None) -> int:
         """Schedule and work until stopped; return the jobs run. With `at`, one pass instead:
-        schedule that time's jobs (when this worker schedules), run jobs until none is
-        queued, and return (a one-shot `vigil run --worker --at`)."""
+        queue that time's jobs, run jobs until none is queued, and return (a one-shot
+        `vigil run --worker --at`)."""
         ran = 0
         if at is not None:
-            self.schedule(at)
+            # Every one-shot worker queues the time's jobs (the same rows: added once), so
+            # none finds the queue empty before the scheduling one has filled it.
+            self.queue_due(at)
         while True:
             if at is None:
                 self.schedule(self.app.clock.now())
