@@ -34,6 +34,7 @@ class PostgresStore(SQLStore):
     """Metric store in a PostgreSQL schema."""
 
     errors = (psycopg.Error,)
+    key_ordered_writes = True  # several processes write at once
 
     def __init__(
         self, url: str, schema: str = "vigil", tz: str = "UTC", clock: Clock = _utc_now

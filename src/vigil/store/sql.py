@@ -256,6 +256,13 @@ class SQLStore(ChatActionsMixin):
         """Delete the rows that match; return how many."""
         return len(self._rows(f"DELETE FROM {table} WHERE {condition} RETURNING 1", params))
 
+    # Whether upserts lock rows in key order: where several processes write at once
+    # (PostgreSQL), rows taken in one order make concurrent writers wait, never deadlock.
+    key_ordered_writes = False
+
+    def _in_key_order(self, columns: str) -> str:
+        return f" ORDER BY {columns}" if self.key_ordered_writes else ""
+
     # --- values --------------------------------------------------------------------------
 
     def upsert_values(self, frame: pd.DataFrame, granularity: Granularity) -> int:
@@ -271,15 +278,15 @@ class SQLStore(ChatActionsMixin):
                 like="metric_values",
                 sql=(
                     "INSERT INTO series (metric, segment)"
-                    " SELECT DISTINCT metric, segment FROM incoming ORDER BY metric, segment"
-                    " ON CONFLICT DO NOTHING",
+                    " SELECT DISTINCT metric, segment FROM incoming"
+                    + self._in_key_order("metric, segment")
+                    + " ON CONFLICT DO NOTHING",
                     "INSERT INTO metric_values"
                     " (metric, segment, granularity, bucket, value, updated_at, series_id)"
                     " SELECT metric, segment, granularity, bucket, value, updated_at, s.id"
                     " FROM incoming JOIN series s USING (metric, segment)"
-                    # Rows locked in key order: concurrent writers wait, never deadlock.
-                    " ORDER BY metric, segment, granularity, bucket"
-                    " ON CONFLICT (metric, segment, granularity, bucket)"
+                    + self._in_key_order("metric, segment, granularity, bucket")
+                    + " ON CONFLICT (metric, segment, granularity, bucket)"
                     " DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at"
                     " WHERE metric_values.value IS DISTINCT FROM excluded.value",
                 ),
@@ -300,8 +307,8 @@ class SQLStore(ChatActionsMixin):
             like="metric_payloads",
             sql="INSERT INTO metric_payloads"
             " SELECT metric, segment, granularity, bucket, payload FROM incoming"
-            " ORDER BY metric, segment, granularity, bucket"
-            " ON CONFLICT (metric, segment, granularity, bucket)"
+            + self._in_key_order("metric, segment, granularity, bucket")
+            + " ON CONFLICT (metric, segment, granularity, bucket)"
             " DO UPDATE SET payload = excluded.payload",
         )
 
@@ -537,8 +544,8 @@ class SQLStore(ChatActionsMixin):
             like="analysis_results",
             sql=f"INSERT INTO analysis_results ({_RESULT_COLUMNS}, created_at)"
             f" SELECT {_RESULT_COLUMNS}, created_at FROM incoming"
-            " ORDER BY analyzer, metric, segment, granularity, bucket"
-            " ON CONFLICT (analyzer, metric, segment, granularity, bucket) DO UPDATE SET "
+            + self._in_key_order("analyzer, metric, segment, granularity, bucket")
+            + " ON CONFLICT (analyzer, metric, segment, granularity, bucket) DO UPDATE SET "
             + ", ".join(f"{c} = excluded.{c}" for c in _RESULT_UPDATED),
         )
         return len(rows)
