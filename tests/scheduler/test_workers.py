@@ -22,7 +22,7 @@ from tests.scheduler.test_cross_dataset import TWO_DATASETS
 from tests.store.backends import store_yaml
 from vigil.app import App
 from vigil.errors import VigilError
-from vigil.scheduler.workers import JobQueue, worker_store
+from vigil.scheduler.workers import JobQueue, Worker, worker_store
 
 AT = DROP + timedelta(minutes=15)
 MONITORS = (
@@ -209,3 +209,30 @@ def _served(server: SlowHook) -> Iterator[SlowHook]:
         yield from serving(server)
 
     return run()  # type: ignore[return-value]
+
+
+def test_the_scheduling_worker_sends_the_reports_that_come_due(
+    project_dir: ProjectFactory,
+) -> None:
+    report = (
+        "reports:\n  - {id: noon, title: Noon summary, cron: '15 12 * * *',"
+        " channels: [console], metrics: [actions]}\n"
+    )
+    with store_yaml("postgres") as store:
+        root = project_on_postgres(project_dir, store, "http://127.0.0.1:9/none")
+        (root / "monitors" / "report.yaml").write_text(report)
+        app, out = app_for(root)
+        with app.session():
+            app.store.migrate()
+        queue = JobQueue(worker_store(app), "w")
+        try:
+            worker = Worker(app, queue)
+            worker.lead_chores(DROP)  # 12:00: the report is due at 12:15
+            assert "Noon summary" not in out.getvalue()
+            worker.lead_chores(DROP + timedelta(minutes=20))
+            assert out.getvalue().count("Noon summary") == 1
+            worker.lead_chores(DROP + timedelta(minutes=40))
+            assert out.getvalue().count("Noon summary") == 1  # once
+        finally:
+            queue.close()
+            app.close()

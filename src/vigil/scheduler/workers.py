@@ -11,8 +11,10 @@ claims the job again; the cycle resumes from what the store committed (analysed 
 not analysed twice). Notifications are delivered by whichever worker runs a job, each claimed
 first (an advisory lock and a conditional mark per notification), so each is sent once.
 
-A DuckDB store is one process's file: workers need the PostgreSQL store. (A ClickHouse store
-has no row locks; pairing it with a PostgreSQL coordination database is not built.)
+The scheduling worker also reads the chats' button presses and sends the reports that come
+due, as `vigil run`'s leader does. A DuckDB store is one process's file: workers need the
+PostgreSQL store. (A ClickHouse store has no row locks; pairing it with a PostgreSQL
+coordination database is not built.)
 """
 
 from __future__ import annotations
@@ -26,6 +28,9 @@ from typing import Any
 
 from vigil.app import App
 from vigil.errors import VigilError
+from vigil.notify.actions import poll_chat_actions
+from vigil.notify.pipeline import deliver_outbox
+from vigil.notify.reports import due, queue_due
 from vigil.scheduler.cycle import CycleReport, is_fire_time, run_cycle
 from vigil.scheduler.schedule import next_due
 from vigil.store.postgres import PostgresStore
@@ -185,6 +190,23 @@ class Worker:
     app: App
     queue: JobQueue
     next_at: datetime | None = None
+    reports_checked: datetime | None = None  # reports due before the worker started are not sent
+
+    def lead_chores(self, now: datetime) -> None:
+        """As the scheduler, what `vigil run`'s leader does besides cycles: read the chats'
+        button presses and send the reports that came due."""
+        if not self.queue.lead():
+            return
+        app = self.app
+        since, self.reports_checked = self.reports_checked or now, now
+        try:
+            sent = poll_chat_actions(app.project, app.store, app.channels, now)
+            if app.project.reports and since < now and due(app.project, since, now):
+                sent = queue_due(app.project, app.store, since, now) or sent
+            if sent:
+                deliver_outbox(app.store, app.channels, app.project.secrets, now)
+        except VigilError as e:
+            log.error("reports or button presses not handled: %s", e)
 
     def schedule(self, now: datetime) -> int:
         """As the scheduler: queue every dataset due at the next due time once it has come
@@ -229,6 +251,7 @@ class Worker:
                 continue
             if at is not None:
                 return ran
+            self.lead_chores(self.app.clock.now())
             wait = POLL
             if self.next_at is not None and self.queue.scheduling:
                 left = (self.next_at - self.app.clock.now()).total_seconds()
