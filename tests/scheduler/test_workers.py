@@ -201,14 +201,8 @@ def test_a_killed_workers_job_is_finished_by_another(project_dir: ProjectFactory
     assert took_over < 60
 
 
-def _served(server: SlowHook) -> Iterator[SlowHook]:
-    from contextlib import contextmanager
-
-    @contextmanager
-    def run() -> Iterator[SlowHook]:
-        yield from serving(server)
-
-    return run()  # type: ignore[return-value]
+def _served(server: SlowHook) -> contextlib.AbstractContextManager[SlowHook]:
+    return contextlib.contextmanager(serving)(server)
 
 
 def test_the_scheduling_worker_sends_the_reports_that_come_due(

@@ -45,7 +45,7 @@ class SameTimeComparisonAnalyzer:
     def history(self, granularity: Granularity) -> int:
         """The largest lag plus the averaged buckets (and the level window before them)."""
         level = self.level_buckets(granularity)
-        week = max(1, round(7 * 86400 / granularity.seconds)) if level else 0
+        week = _week(granularity) if level else 0
         return max(self.lag_buckets(granularity)) + self.config.buckets + level + week
 
     def reads(self, granularity: Granularity) -> frozenset[int]:
@@ -55,7 +55,7 @@ class SameTimeComparisonAnalyzer:
         starts = [0, *self.lag_buckets(granularity)]
         level = self.level_buckets(granularity)
         before = range(self.config.buckets, self.config.buckets + level)
-        week = max(1, round(7 * 86400 / granularity.seconds)) if level else 0
+        week = _week(granularity) if level else 0
         levels = {w + k + i for w in (0, week) for k in starts for i in before} if level else set()
         return frozenset({k + i for k in starts for i in range(n)} | levels)
 
@@ -78,7 +78,7 @@ class SameTimeComparisonAnalyzer:
         today = min(level, _since_midnight(matrix, target - n + 1))
         levelled = bool(level) and today >= min(level, LEVEL_MIN)
         if levelled:
-            week = max(1, round(7 * 86400 / matrix.granularity.seconds))
+            week = _week(matrix.granularity)
             factor, kept = day_levels(
                 np.vstack([level_factor(matrix.values, target - n, k, today) for k in lags]),
                 np.vstack([level_factor(matrix.values, target - n - week, k, today) for k in lags]),
@@ -248,9 +248,10 @@ def day_levels(factors: np.ndarray, before: np.ndarray) -> tuple[np.ndarray, np.
     Where the lag most like today (the factor nearest 1) is within `LEVEL_RANGE` of it, today
     runs at its own level: a lag within `LEVEL_RANGE` of that one is scaled by its factor (a
     holiday 15% low against both), and so is a lag whose factor recurs a week earlier (a
-    Saturday at half a Friday's level, every week); a lag further off that does not recur is
-    a day unlike others at this time (yesterday's outage) and is left out. Where no lag is
-    that close — an incident under way — nothing is scaled or left out."""
+    Saturday at half a Friday's level, every week); a lag further off that the week before
+    shows not to recur is a day unlike others at this time (yesterday's outage) and is left
+    out, and one the week before cannot judge stays, unscaled. Where no lag is that close —
+    an incident under way — nothing is scaled or left out."""
     keep = np.ones(factors.shape, dtype=bool)
     if not factors.size:
         return factors, keep
@@ -294,6 +295,11 @@ def level_factor(values: np.ndarray, end: int, lag: int, size: int) -> np.ndarra
     inside = np.abs(median) <= np.log(LEVEL_LIMIT)
     out[enough] = np.where(agree & inside, np.exp(median), np.nan)
     return out
+
+
+def _week(granularity: Granularity) -> int:
+    """A week as a number of buckets (where the level window looks a week back)."""
+    return max(1, round(7 * 86400 / granularity.seconds))
 
 
 def _since_midnight(matrix: SeriesMatrix, column: int) -> int:

@@ -3,11 +3,12 @@ and the same bucket's message still in the outbox, which a later dataset's anoma
 
 Each dataset of a cycle is analysed and composed in its own transaction, and the outbox is
 delivered once after them all. An outage that shows in two datasets (feed and messenger on
-Android) would be two messages; instead, when a monitor groups across datasets (`group:
-monitor`, or a `group_by` split), the second dataset's members join the first's message while
-it is still pending: it is marked `merged` and one message with every member replaces it, in
-the second dataset's transaction. A crash between the two leaves the first message pending,
-to be sent as it is; the second dataset's members then follow as the incident's update.
+Android) would be two messages; instead the second dataset's members join the first's message
+while it is still pending — under `group: dataset` when the two share an anomalous slice (or
+the totals), under `group: monitor` or a `group_by` split when they are the same bundle. The
+pending message is marked `merged` and one message with every member replaces it, in the
+second dataset's transaction. A crash between the two leaves the first message pending, and
+the second dataset joins it on restart just the same.
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ coordination database is not built.)
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -231,7 +231,11 @@ class Worker:
                 return None
             return run_cycle(self.app, job.at, scheduled_only=True, datasets={job.dataset})
 
-    def run(self, at: datetime | None = None, on_cycle: Any = None) -> int:
+    def run(
+        self,
+        at: datetime | None = None,
+        on_cycle: Callable[[CycleReport], None] | None = None,
+    ) -> int:
         """Schedule and work until stopped; return the jobs run. With `at`, one pass instead:
         queue that time's jobs, run jobs until none is queued, and return (a one-shot
         `vigil run --worker --at`)."""
